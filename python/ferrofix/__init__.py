@@ -1,0 +1,43 @@
+"""pytest-ferrofix: fast, deterministic fixtures and native checks for ML test suites.
+
+Importing ``ferrofix`` is cheap: it loads neither numpy, torch nor the native extension.
+Public names resolve lazily on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it; resolved on first attribute access.
+_LAZY = {
+    "errors": "ferrofix.errors",
+    "rng": "ferrofix.rng",
+    "parallel": "ferrofix.parallel",
+    "FerrofixError": "ferrofix.errors",
+    "ShapeError": "ferrofix.errors",
+    "ConfigError": "ferrofix.errors",
+    "DtypeError": "ferrofix.errors",
+    "CudaUnavailableError": "ferrofix.errors",
+    "CudaError": "ferrofix.errors",
+    "num_threads": "ferrofix.parallel",
+    "set_num_threads": "ferrofix.parallel",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'ferrofix' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.rsplit(".", 1)[-1] == name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,153 @@
+"""Command-line options, ini keys and their friendly aliases.
+
+Every option exists as ``--ferrofix-<name>`` in the ``ferrofix`` group with an ini key
+``ferrofix_<name>``. The short aliases (``--skip-slow``, ``--run-extra-slow``,
+``--show-skipped``) are added only after the initial conftests have registered their own
+options, and only when no conftest took the name: a suite that defines ``--skip-slow``
+keeps its meaning, and the matching feature of ours stays off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import pytest
+
+from ferrofix import _native
+from ferrofix.seeding import configure_base_seed
+
+__all__ = ["Settings", "settings"]
+
+GROUP = "ferrofix"
+
+# alias -> (ferrofix option name, help). Each is a boolean switch.
+ALIASES = {
+    "--skip-slow": ("skip_slow", "Deselect tests marked slow."),
+    "--run-extra-slow": ("run_extra_slow", "Run tests marked extra_slow (skipped otherwise)."),
+    "--show-skipped": (
+        "show_skipped",
+        "Report deselected slow/extra_slow tests as skipped, with the reason.",
+    ),
+}
+_FLAGS = {
+    "skip_slow": "Deselect tests marked slow.",
+    "run_extra_slow": "Run tests marked extra_slow (they are deselected otherwise).",
+    "show_skipped": "Report deselected slow/extra_slow tests as skipped, with the reason.",
+    "require_gpu": "Fail gpu-marked tests instead of skipping them when CUDA is missing.",
+}
+
+_OWNED_ALIASES_KEY = pytest.StashKey[frozenset[str]]()
+SETTINGS_KEY = pytest.StashKey["Settings"]()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved ferrofix settings of a run."""
+
+    skip_slow: bool = False
+    run_extra_slow: bool = False
+    show_skipped: bool = False
+    require_gpu: bool = False
+    gate_extra_slow: bool = True  # False when the suite defines its own --run-extra-slow
+    seed: int = 0
+    threads: int | None = None
+
+
+def settings(config: pytest.Config) -> Settings:
+    """The run's settings (defaults when the plugin did not configure this run)."""
+    return config.stash.get(SETTINGS_KEY, Settings())
+
+
+def _dest(name: str) -> str:
+    return f"ferrofix_{name}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(GROUP, "ferrofix: deterministic ML test fixtures and checks")
+    for name, help_text in _FLAGS.items():
+        flag = "--ferrofix-" + name.replace("_", "-")
+        group.addoption(flag, action="store_true", default=None, dest=_dest(name), help=help_text)
+        parser.addini(_dest(name), help_text, type="bool", default=False)
+    seed_help = "Base seed of per-test seeds: an integer >= 0 or 'random' (default 0)."
+    group.addoption("--ferrofix-seed", dest=_dest("seed"), default=None, help=seed_help)
+    parser.addini(_dest("seed"), seed_help, default="0")
+    threads_help = "Threads of ferrofix's native pool (FERROFIX_NUM_THREADS wins)."
+    group.addoption("--ferrofix-threads", dest=_dest("threads"), default=None, help=threads_help)
+    parser.addini(_dest("threads"), threads_help, default="")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser
+) -> Generator[None, None, None]:
+    result = yield  # the initial conftests have now added their own options
+    early_config.stash[_OWNED_ALIASES_KEY] = frozenset(_add_free_aliases(parser))
+    return result
+
+
+def _add_free_aliases(parser: pytest.Parser) -> list[str]:
+    group = parser.getgroup(GROUP)
+    owned = []
+    for alias, (name, help_text) in ALIASES.items():
+        try:
+            group.addoption(
+                alias, action="store_true", default=None, dest=f"_ferrofix_alias_{name}",
+                help=f"{help_text} Alias of --ferrofix-{name.replace('_', '-')}.",
+            )
+        except (ValueError, argparse.ArgumentError):
+            continue  # a conftest or another plugin owns this name: its meaning wins
+        owned.append(alias)
+    return owned
+
+
+def _flag(config: pytest.Config, name: str, alias_owned: bool) -> bool:
+    value = config.getoption(_dest(name))
+    if value is None and alias_owned:
+        value = config.getoption(f"_ferrofix_alias_{name}", default=None)
+    if value is None:
+        value = config.getini(_dest(name))
+    return bool(value)
+
+
+def _threads(config: pytest.Config) -> int | None:
+    env = os.environ.get("FERROFIX_NUM_THREADS")
+    if env is not None and not _positive_int(env):
+        raise pytest.UsageError(f"FERROFIX_NUM_THREADS must be an integer >= 1, got {env!r}")
+    text = config.getoption(_dest("threads"))
+    if text is None:
+        text = config.getini(_dest("threads")) or None
+    if text is None:
+        return None
+    if not _positive_int(text):
+        raise pytest.UsageError(f"--ferrofix-threads must be an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _positive_int(text: str) -> bool:
+    text = text.strip()
+    return text.isdecimal() and int(text) >= 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    owned = config.stash.get(_OWNED_ALIASES_KEY, frozenset())
+    seed_text = config.getoption(_dest("seed"))
+    if seed_text is None:
+        seed_text = config.getini(_dest("seed"))
+    try:
+        seed = configure_base_seed(config, seed_text)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    threads = _threads(config)
+    config.stash[SETTINGS_KEY] = Settings(
+        skip_slow=_flag(config, "skip_slow", "--skip-slow" in owned),
+        run_extra_slow=_flag(config, "run_extra_slow", "--run-extra-slow" in owned),
+        show_skipped=_flag(config, "show_skipped", "--show-skipped" in owned),
+        require_gpu=_flag(config, "require_gpu", False),
+        gate_extra_slow="--run-extra-slow" in owned,
+        seed=seed,
+        threads=threads,
+    )
+    _native.request_threads(threads)

@@ -1,0 +1,111 @@
+"""Deterministic random arrays from ferrofix's counter-based generator (Philox4x32-10).
+
+Element ``i`` of a result depends only on ``(seed, stream, offset + i)``: the same seed gives
+the same bits on any machine, thread count or chunking, and
+``uniform(n, seed, offset=k) == uniform(n + k, seed)[k:]``. Use different ``stream`` values
+for independent draws from one seed. ``seed=None`` uses the current global seed (the
+per-test seed under pytest, or what pytest-randomly / ``fixed_seed`` set).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ferrofix import _native, seeding
+from ferrofix.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["integers", "uniform"]
+
+Shape = int | Sequence[int]
+
+
+def _int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ConfigError(f"{name}: must be an integer, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:  # e.g. a numpy array with more than one element
+        raise ConfigError(f"{name}: must be an integer, got {value!r}") from None
+
+
+def _shape(shape: Shape) -> list[int]:
+    dims = list(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else [shape]
+    try:
+        checked = [_int("shape", dim) for dim in dims]
+    except ConfigError:
+        raise ConfigError(f"shape: must be an int or a sequence of ints, got {shape!r}") from None
+    if any(not 0 <= dim < 2**63 for dim in checked):
+        raise ConfigError(f"shape: dimensions must be non-negative, got {shape!r}")
+    return checked
+
+
+def _seed(seed: int | None) -> int:
+    return seeding.current_seed() if seed is None else _int("seed", seed)
+
+
+def uniform(
+    shape: Shape,
+    seed: int | None = None,
+    stream: int = 0,
+    *,
+    offset: int = 0,
+    dtype: str = "float64",
+) -> np.ndarray:
+    """Uniform floats in [0, 1).
+
+    Args:
+        shape: Output shape (an int for 1-D).
+        seed: Any integer in [0, 2**64); None for the current global seed.
+        stream: Independent stream of the same seed, in [0, 2**32).
+        offset: Index of the first element within the stream, in [0, 2**64).
+        dtype: "float64" (53 random bits) or "float32" (24 random bits).
+
+    Returns:
+        A new numpy array of ``shape`` and ``dtype``.
+
+    Raises:
+        ConfigError: a bad shape, seed, stream or offset.
+        DtypeError: an unsupported dtype.
+    """
+    return _native.core().uniform(
+        _shape(shape), _seed(seed), _int("stream", stream), _int("offset", offset), str(dtype)
+    )
+
+
+def integers(
+    low: int,
+    high: int,
+    shape: Shape,
+    seed: int | None = None,
+    stream: int = 0,
+    *,
+    offset: int = 0,
+) -> np.ndarray:
+    """Integers drawn exactly uniformly from [low, high) as int64.
+
+    Args:
+        low: Smallest value (inclusive), an int64.
+        high: Bound (exclusive), an int64 greater than ``low``.
+        shape: Output shape (an int for 1-D).
+        seed: Any integer in [0, 2**64); None for the current global seed.
+        stream: Independent stream of the same seed, in [0, 2**32).
+        offset: Index of the first element within the stream, in [0, 2**64).
+
+    Returns:
+        A new int64 numpy array of ``shape``.
+
+    Raises:
+        ConfigError: a bad bound, shape, seed, stream or offset.
+    """
+    low, high = _int("low", low), _int("high", high)
+    for name, value in (("low", low), ("high", high)):
+        if not -(2**63) <= value < 2**63:
+            raise ConfigError(f"{name}: must fit in int64 [-2**63, 2**63), got {value}")
+    return _native.core().integers(
+        low, high, _shape(shape), _seed(seed), _int("stream", stream), _int("offset", offset)
+    )

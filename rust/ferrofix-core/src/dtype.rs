@@ -1,0 +1,79 @@
+//! Element types by the names numpy and torch use, parsed once at the boundary.
+
+use crate::error::{Error, Result};
+
+/// An element type an operation may accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// IEEE half precision.
+    Float16,
+    /// bfloat16 (carried as raw u16 bits across the boundary).
+    BFloat16,
+    /// IEEE single precision.
+    Float32,
+    /// IEEE double precision.
+    Float64,
+    /// 32-bit signed integer.
+    Int32,
+    /// 64-bit signed integer.
+    Int64,
+}
+
+impl DType {
+    /// The canonical name (numpy spelling; `bfloat16` as torch spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Float16 => "float16",
+            Self::BFloat16 => "bfloat16",
+            Self::Float32 => "float32",
+            Self::Float64 => "float64",
+            Self::Int32 => "int32",
+            Self::Int64 => "int64",
+        }
+    }
+
+    /// Parse a dtype name for operation `op`, accepting only `supported`.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedDtype`] naming `op` and listing what it supports.
+    pub fn parse_for(name: &str, op: &'static str, supported: &[DType]) -> Result<DType> {
+        let canonical = name.strip_prefix("torch.").unwrap_or(name);
+        supported
+            .iter()
+            .copied()
+            .find(|d| d.name() == canonical)
+            .ok_or_else(|| Error::UnsupportedDtype {
+                dtype: name.to_owned(),
+                op,
+                supported: supported_list(supported),
+            })
+    }
+}
+
+fn supported_list(supported: &[DType]) -> String {
+    let names: Vec<&str> = supported.iter().map(|d| d.name()).collect();
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_numpy_and_torch_spellings_and_rejects_the_rest() {
+        let floats = [DType::Float32, DType::Float64];
+        assert_eq!(
+            DType::parse_for("float32", "uniform", &floats),
+            Ok(DType::Float32)
+        );
+        assert_eq!(
+            DType::parse_for("torch.float64", "uniform", &floats),
+            Ok(DType::Float64)
+        );
+        let err = DType::parse_for("int8", "uniform", &floats).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "uniform does not support dtype int8; supported: float32, float64"
+        );
+    }
+}

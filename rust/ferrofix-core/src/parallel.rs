@@ -1,0 +1,265 @@
+//! The crate-owned rayon pool, its sizing, and the fork guard.
+//!
+//! Invariants:
+//! - ferrofix never touches rayon's global pool (a host application may own it) and never
+//!   builds it: all parallel work runs inside [`install`] on a pool this module owns.
+//! - Size: an explicit [`set_num_threads`] wins; else `FERROFIX_NUM_THREADS`; else the
+//!   machine's cores divided by `PYTEST_XDIST_WORKER_COUNT` (at least 1), so `pytest -n N`
+//!   does not oversubscribe the machine N-fold.
+//! - After `fork()` the child has none of the parent's pool threads; touching that pool
+//!   would wait forever. A `pthread_atfork` child handler flags the fork and the child then
+//!   runs every job serially on a one-thread pool of its own.
+//! - Results never depend on the thread count: callers split work by element index.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Environment variable that fixes the pool size.
+pub const THREADS_ENV: &str = "FERROFIX_NUM_THREADS";
+/// Set by pytest-xdist in each worker to the number of workers.
+pub const XDIST_WORKERS_ENV: &str = "PYTEST_XDIST_WORKER_COUNT";
+
+static FORKED: AtomicBool = AtomicBool::new(false);
+/// The pid that registered the fork guard; a different pid later means we are a child.
+static OWNER_PID: AtomicI32 = AtomicI32::new(0);
+static REGISTER_ATFORK: Once = Once::new();
+
+struct PoolState {
+    /// Size set by [`set_num_threads`]; `None` means "resolve from the environment".
+    requested: Option<usize>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+static STATE: Mutex<PoolState> = Mutex::new(PoolState {
+    requested: None,
+    pool: None,
+});
+/// The serial pool of a forked child (never used in the parent).
+static CHILD_POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+
+extern "C" fn mark_forked_child() {
+    // Only an atomic store: the handler runs in the child right after fork, where taking a
+    // lock that another parent thread held would deadlock.
+    FORKED.store(true, Ordering::SeqCst);
+}
+
+fn register_fork_guard() {
+    REGISTER_ATFORK.call_once(|| {
+        OWNER_PID.store(std::process::id() as i32, Ordering::SeqCst);
+        // SAFETY: `mark_forked_child` is an `extern "C"` function with no arguments that only
+        // performs an atomic store, which is async-signal-safe as the child handler requires.
+        // A non-zero return (ENOMEM) only loses the handler; the pid check still catches the fork.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(mark_forked_child));
+        }
+    });
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the state half-written (every write is a
+    // single assignment), so a poisoned lock is still consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether this process is a child forked after the pool was first used.
+pub fn is_forked_child() -> bool {
+    if FORKED.load(Ordering::SeqCst) {
+        return true;
+    }
+    let owner = OWNER_PID.load(Ordering::SeqCst);
+    owner != 0 && owner != std::process::id() as i32
+}
+
+/// The default size from environment values (pure, so it is testable).
+///
+/// `threads_env` is `FERROFIX_NUM_THREADS`, `xdist_workers_env` is
+/// `PYTEST_XDIST_WORKER_COUNT`, `cores` the machine's available parallelism.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when either variable is set but is not an integer >= 1.
+pub fn resolve_num_threads(
+    threads_env: Option<&str>,
+    xdist_workers_env: Option<&str>,
+    cores: usize,
+) -> Result<usize> {
+    let parse = |name: &'static str, value: &str| -> Result<usize> {
+        match value.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(Error::invalid(
+                name,
+                format!("must be an integer >= 1, got {value:?}"),
+            )),
+        }
+    };
+    if let Some(value) = threads_env {
+        return parse(THREADS_ENV, value);
+    }
+    let workers = match xdist_workers_env {
+        Some(value) => parse(XDIST_WORKERS_ENV, value)?,
+        None => 1,
+    };
+    Ok((cores / workers).max(1))
+}
+
+/// The default size on this machine for a run with `xdist_workers` workers (None: no
+/// xdist), honouring `FERROFIX_NUM_THREADS`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when a variable is set but is not an integer >= 1.
+pub fn default_num_threads(xdist_workers: Option<&str>) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    resolve_num_threads(std::env::var(THREADS_ENV).ok().as_deref(), xdist_workers, cores)
+}
+
+fn env_num_threads() -> Result<usize> {
+    default_num_threads(std::env::var(XDIST_WORKERS_ENV).ok().as_deref())
+}
+
+/// Fix the pool size, overriding the environment. The pool is rebuilt on next use.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `n` is 0.
+pub fn set_num_threads(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid("num_threads", "must be >= 1, got 0"));
+    }
+    let mut state = lock(&STATE);
+    state.requested = Some(n);
+    state.pool = None;
+    Ok(())
+}
+
+/// Forget any [`set_num_threads`] value: the size comes from the environment again.
+pub fn reset_num_threads() {
+    let mut state = lock(&STATE);
+    state.requested = None;
+    state.pool = None;
+}
+
+/// The number of threads parallel work will use (1 in a forked child).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the size comes from a malformed environment variable.
+pub fn num_threads() -> Result<usize> {
+    if is_forked_child() {
+        return Ok(1);
+    }
+    let requested = lock(&STATE).requested;
+    match requested {
+        Some(n) => Ok(n),
+        None => env_num_threads(),
+    }
+}
+
+fn build_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("ferrofix-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| {
+            Error::invalid(
+                "num_threads",
+                format!("cannot start {threads} threads: {e}"),
+            )
+        })
+}
+
+fn pool() -> Result<Arc<rayon::ThreadPool>> {
+    register_fork_guard();
+    if is_forked_child() {
+        let mut child = lock(&CHILD_POOL);
+        if let Some(pool) = child.as_ref() {
+            return Ok(Arc::clone(pool));
+        }
+        let pool = build_pool(1)?;
+        *child = Some(Arc::clone(&pool));
+        return Ok(pool);
+    }
+    let mut state = lock(&STATE);
+    if let Some(pool) = state.pool.as_ref() {
+        return Ok(Arc::clone(pool));
+    }
+    let threads = match state.requested {
+        Some(n) => n,
+        None => env_num_threads()?,
+    };
+    let pool = build_pool(threads)?;
+    state.pool = Some(Arc::clone(&pool));
+    Ok(pool)
+}
+
+/// Run `op` on the ferrofix pool; rayon iterators inside it use that pool.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the pool cannot be sized or started.
+pub fn install<R: Send>(op: impl FnOnce() -> R + Send) -> Result<R> {
+    Ok(pool()?.install(op))
+}
+
+/// Fill `out` in parallel, element `i` getting `value(offset + i)`.
+///
+/// Work is split into chunks of `chunk_len` elements; because each element depends only on
+/// its global index, the result is identical for every thread count and chunk length.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `chunk_len` is 0 or the pool cannot start.
+pub fn fill_indexed<T: Send>(
+    out: &mut [T],
+    offset: u64,
+    chunk_len: usize,
+    value: impl Fn(u64) -> T + Sync,
+) -> Result<()> {
+    if chunk_len == 0 {
+        return Err(Error::invalid("chunk_len", "must be >= 1, got 0"));
+    }
+    install(|| {
+        out.par_chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(chunk, slots)| {
+                let start = offset.wrapping_add((chunk * chunk_len) as u64);
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    *slot = value(start.wrapping_add(i as u64));
+                }
+            });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_threads_win_then_cores_split_by_xdist_workers() {
+        assert_eq!(resolve_num_threads(Some("3"), Some("4"), 16), Ok(3));
+        assert_eq!(resolve_num_threads(None, Some("4"), 16), Ok(4));
+        assert_eq!(resolve_num_threads(None, Some("3"), 16), Ok(5));
+        assert_eq!(resolve_num_threads(None, Some("8"), 2), Ok(1));
+        assert_eq!(resolve_num_threads(None, None, 6), Ok(6));
+    }
+
+    #[test]
+    fn malformed_env_values_name_the_variable() {
+        let err = resolve_num_threads(Some("0"), None, 4).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "FERROFIX_NUM_THREADS: must be an integer >= 1, got \"0\""
+        );
+        let err = resolve_num_threads(None, Some("many"), 4).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "PYTEST_XDIST_WORKER_COUNT: must be an integer >= 1, got \"many\""
+        );
+    }
+
+    #[test]
+    fn zero_threads_and_zero_chunk_are_rejected() {
+        assert!(set_num_threads(0).is_err());
+        let mut out = [0u64; 4];
+        assert!(fill_indexed(&mut out, 0, 0, |i| i).is_err());
+    }
+}

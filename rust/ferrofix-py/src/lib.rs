@@ -1,0 +1,27 @@
+//! `ferrofix._core`: the PyO3 extension. Conversion only; the logic lives in ferrofix-core.
+//!
+//! Each binding function extracts (borrows arrays, parses option strings), runs the core
+//! with the GIL released (`py.detach`) whenever rayon may run, and converts the result back.
+
+use pyo3::prelude::*;
+
+mod errors;
+mod parallel;
+mod rng;
+
+/// Build profile of this extension: "release" or "debug".
+const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("build_profile", BUILD_PROFILE)?;
+    parallel::register(m)?;
+    rng::register(m)?;
+    errors::register(m)?;
+    Ok(())
+}
