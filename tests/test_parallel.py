@@ -1,0 +1,81 @@
+"""The crate-owned pool: sizing, bad input, and the fork guard."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ferrofix
+from ferrofix import rng
+from ferrofix.errors import ConfigError
+
+
+@pytest.fixture
+def restore_threads():
+    yield
+    ferrofix.set_num_threads(None)
+
+
+def test_set_num_threads_overrides_and_none_restores(restore_threads) -> None:
+    ferrofix.set_num_threads(3)
+    assert ferrofix.num_threads() == 3
+    ferrofix.set_num_threads(None)
+    assert ferrofix.num_threads() >= 1
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
+def test_bad_thread_counts_are_rejected(bad) -> None:
+    with pytest.raises(ConfigError) as info:
+        ferrofix.set_num_threads(bad)
+    assert str(info.value) == f"n: must be an integer >= 1 or None, got {bad!r}"
+
+
+def _run(env: dict[str, str]) -> str:
+    code = "import ferrofix; print(ferrofix.num_threads())"
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("FERROFIX_NUM_THREADS", "PYTEST_XDIST_WORKER_COUNT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**full_env, **env})
+    return (out.stdout + out.stderr).strip()
+
+
+def test_environment_sizes_the_pool() -> None:
+    cores = os.cpu_count() or 1
+    assert _run({"FERROFIX_NUM_THREADS": "3"}) == "3"
+    assert _run({"FERROFIX_NUM_THREADS": "3", "PYTEST_XDIST_WORKER_COUNT": "8"}) == "3"
+    assert _run({"PYTEST_XDIST_WORKER_COUNT": "2"}) == str(max(1, cores // 2))
+    assert _run({"PYTEST_XDIST_WORKER_COUNT": str(cores * 4)}) == "1"
+    assert _run({}) == str(cores)
+
+
+def test_malformed_environment_is_a_config_error() -> None:
+    out = _run({"FERROFIX_NUM_THREADS": "zero"})
+    assert "ConfigError: FERROFIX_NUM_THREADS: must be an integer >= 1, got \"zero\"" in out
+
+
+def _child_draw(queue) -> None:
+    from ferrofix import _native
+
+    queue.put((_native.core().is_forked_child(), ferrofix.num_threads(),
+               rng.uniform(50_000, 3).tobytes()))
+
+
+# Python 3.12+ warns on fork() in a threaded process: exactly the situation under test.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_runs_serially_and_gets_the_same_bits(restore_threads) -> None:
+    ferrofix.set_num_threads(2)
+    expected = rng.uniform(50_000, 3).tobytes()  # the parent's pool is now running
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_draw, args=(queue,))
+    child.start()
+    forked, threads, bits = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert forked is True
+    assert threads == 1
+    assert bits == expected
