@@ -23,14 +23,11 @@ __all__ = ["Settings", "settings"]
 
 GROUP = "ferrofix"
 
-# alias -> (ferrofix option name, help). Each is a boolean switch.
+# Friendly alias -> the ferrofix switch it stands for (each switch is a boolean flag).
 ALIASES = {
-    "--skip-slow": ("skip_slow", "Deselect tests marked slow."),
-    "--run-extra-slow": ("run_extra_slow", "Run tests marked extra_slow (skipped otherwise)."),
-    "--show-skipped": (
-        "show_skipped",
-        "Report deselected slow/extra_slow tests as skipped, with the reason.",
-    ),
+    "--skip-slow": "skip_slow",
+    "--run-extra-slow": "run_extra_slow",
+    "--show-skipped": "show_skipped",
 }
 _FLAGS = {
     "skip_slow": "Deselect tests marked slow.",
@@ -72,10 +69,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(flag, action="store_true", default=None, dest=_dest(name), help=help_text)
         parser.addini(_dest(name), help_text, type="bool", default=False)
     seed_help = "Base seed of per-test seeds: an integer >= 0 or 'random' (default 0)."
-    group.addoption("--ferrofix-seed", dest=_dest("seed"), default=None, help=seed_help)
+    group.addoption(
+        "--ferrofix-seed", dest=_dest("seed"), default=None, metavar="SEED", help=seed_help
+    )
     parser.addini(_dest("seed"), seed_help, default="0")
     threads_help = "Threads of ferrofix's native pool (FERROFIX_NUM_THREADS wins)."
-    group.addoption("--ferrofix-threads", dest=_dest("threads"), default=None, help=threads_help)
+    group.addoption(
+        "--ferrofix-threads", dest=_dest("threads"), default=None, metavar="N", help=threads_help
+    )
     parser.addini(_dest("threads"), threads_help, default="")
 
 
@@ -91,11 +92,11 @@ def pytest_load_initial_conftests(
 def _add_free_aliases(parser: pytest.Parser) -> list[str]:
     group = parser.getgroup(GROUP)
     owned = []
-    for alias, (name, help_text) in ALIASES.items():
+    for alias, name in ALIASES.items():
         try:
             group.addoption(
                 alias, action="store_true", default=None, dest=f"_ferrofix_alias_{name}",
-                help=f"{help_text} Alias of --ferrofix-{name.replace('_', '-')}.",
+                help=f"Alias of --ferrofix-{name.replace('_', '-')}: {_FLAGS[name]}",
             )
         except (ValueError, argparse.ArgumentError):
             continue  # a conftest or another plugin owns this name: its meaning wins
