@@ -71,9 +71,9 @@ def test_options_live_in_the_ferrofix_group(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines([
         "ferrofix: deterministic ML test fixtures and checks:",
         "*--ferrofix-skip-slow*",
-        "*--ferrofix-seed=*",
-        "*--ferrofix-threads=*",
         "*--ferrofix-require-gpu*",
+        "*--ferrofix-seed=SEED*",
+        "*--ferrofix-threads=N*",
         "*--skip-slow*Alias of --ferrofix-skip-slow: Deselect tests marked",
     ])
     result.stdout.fnmatch_lines(["*ferrofix_seed (string):*"])
