@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-EXISTING_CONFTEST = '''
+EXISTING_CONFTEST = """
 import pytest
 
 def pytest_addoption(parser):
@@ -35,9 +35,9 @@ def temp_dir(tmp_path):
 @pytest.fixture
 def simple_tokenizer():
     return "suite-tokenizer"
-'''
+"""
 
-EXISTING_TESTS = '''
+EXISTING_TESTS = """
 import pytest
 
 @pytest.mark.slow
@@ -68,7 +68,7 @@ def test_our_other_fixtures_still_work(fixed_seed):
     expected = random.random()
     random.seed(fixed_seed)
     assert random.random() == expected
-'''
+"""
 
 STRICT_INI = """
 [pytest]

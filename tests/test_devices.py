@@ -4,7 +4,6 @@ these check the skip paths; on a GPU machine the gpu test runs)."""
 from __future__ import annotations
 
 import pytest
-
 from ferrofix.devices import cuda_device_count
 
 HAS_CUDA = bool(cuda_device_count(import_torch=True))
@@ -47,9 +46,7 @@ def test_require_gpu_turns_the_skip_into_a_failure(pytester: pytest.Pytester) ->
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
 def test_gpu_tests_run_on_a_gpu_machine(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_gpu=GPU_SUITE)
-    run(pytester, "--ferrofix-require-gpu", "test_gpu.py::test_needs_gpu").assert_outcomes(
-        passed=1
-    )
+    run(pytester, "--ferrofix-require-gpu", "test_gpu.py::test_needs_gpu").assert_outcomes(passed=1)
 
 
 def test_header_does_not_probe_cuda_by_importing_torch(pytester: pytest.Pytester) -> None:

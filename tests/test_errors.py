@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ferrofix import _native, errors
 
 HIERARCHY = [
@@ -25,12 +24,13 @@ def test_every_error_is_a_ferrofix_error_and_its_natural_builtin(cls, builtin) -
 # One row per core error variant: Python class and exact message.
 MAPPING = [
     ("ShapeMismatch", errors.ShapeError, "logits: expected shape (N, V), got (3,)"),
-    ("InvalidArgument", errors.ConfigError,
-     "reduction: must be one of mean, sum, none; got 'avg'"),
-    ("UnsupportedDtype", errors.DtypeError,
-     "uniform does not support dtype int8; supported: float32, float64"),
-    ("CudaUnavailable", errors.CudaUnavailableError,
-     "CUDA is not available: libcuda.so not found"),
+    ("InvalidArgument", errors.ConfigError, "reduction: must be one of mean, sum, none; got 'avg'"),
+    (
+        "UnsupportedDtype",
+        errors.DtypeError,
+        "uniform does not support dtype int8; supported: float32, float64",
+    ),
+    ("CudaUnavailable", errors.CudaUnavailableError, "CUDA is not available: libcuda.so not found"),
     ("Cuda", errors.CudaError, "CUDA error in cross_entropy_fwd: out of memory"),
 ]
 

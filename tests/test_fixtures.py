@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import ferrofix.fixtures
+import pytest
 from ferrofix import seeding
 
 USES_FIXTURES = """

@@ -6,9 +6,8 @@ import subprocess
 import sys
 import types
 
-import pytest
-
 import ferrofix
+import pytest
 from ferrofix import _native
 
 
@@ -52,7 +51,8 @@ def test_stale_extension_fails_on_first_use_in_a_fresh_interpreter() -> None:
         "try:\n    rng.uniform(3, 0)\nexcept ImportError as e:\n    print('IMPORTERROR', e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "IMPORTERROR" in out.stdout and "rebuild with pip install -e ." in out.stdout
+    assert "IMPORTERROR" in out.stdout
+    assert "rebuild with pip install -e ." in out.stdout
 
 
 def test_importing_the_package_and_plugin_loads_no_numpy_torch_or_extension() -> None:

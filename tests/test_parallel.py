@@ -7,9 +7,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import ferrofix
+import pytest
 from ferrofix import rng
 from ferrofix.errors import ConfigError
 
@@ -36,10 +35,14 @@ def test_bad_thread_counts_are_rejected(bad) -> None:
 
 def _run(env: dict[str, str]) -> str:
     code = "import ferrofix; print(ferrofix.num_threads())"
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("FERROFIX_NUM_THREADS", "PYTEST_XDIST_WORKER_COUNT")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**full_env, **env})
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("FERROFIX_NUM_THREADS", "PYTEST_XDIST_WORKER_COUNT")
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**full_env, **env}
+    )
     return (out.stdout + out.stderr).strip()
 
 
@@ -54,14 +57,15 @@ def test_environment_sizes_the_pool() -> None:
 
 def test_malformed_environment_is_a_config_error() -> None:
     out = _run({"FERROFIX_NUM_THREADS": "zero"})
-    assert "ConfigError: FERROFIX_NUM_THREADS: must be an integer >= 1, got \"zero\"" in out
+    assert 'ConfigError: FERROFIX_NUM_THREADS: must be an integer >= 1, got "zero"' in out
 
 
 def _child_draw(queue) -> None:
     from ferrofix import _native
 
-    queue.put((_native.core().is_forked_child(), ferrofix.num_threads(),
-               rng.uniform(50_000, 3).tobytes()))
+    queue.put(
+        (_native.core().is_forked_child(), ferrofix.num_threads(), rng.uniform(50_000, 3).tobytes())
+    )
 
 
 # Python 3.12+ warns on fork() in a threaded process: exactly the situation under test.

@@ -55,10 +55,12 @@ def test_show_skipped_reports_reasons_instead_of_deselecting(
 ) -> None:
     result = run(suite, "--skip-slow", flag, "-rs")
     result.assert_outcomes(passed=1, skipped=2)
-    result.stdout.fnmatch_lines([
-        "*test_suite.py:*: slow test deselected by --skip-slow",
-        "*test_suite.py:*: extra_slow test: pass --run-extra-slow to run it",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_suite.py:*: slow test deselected by --skip-slow",
+            "*test_suite.py:*: extra_slow test: pass --run-extra-slow to run it",
+        ]
+    )
 
 
 def test_ini_keys_set_the_same_switches(suite: pytest.Pytester) -> None:
@@ -68,27 +70,35 @@ def test_ini_keys_set_the_same_switches(suite: pytest.Pytester) -> None:
 
 def test_options_live_in_the_ferrofix_group(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--help")
-    result.stdout.fnmatch_lines([
-        "ferrofix: deterministic ML test fixtures and checks:",
-        "*--ferrofix-skip-slow*",
-        "*--ferrofix-require-gpu*",
-        "*--ferrofix-seed=SEED*",
-        "*--ferrofix-threads=N*",
-        "*--skip-slow*Alias of --ferrofix-skip-slow: Deselect tests marked",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "ferrofix: deterministic ML test fixtures and checks:",
+            "*--ferrofix-skip-slow*",
+            "*--ferrofix-require-gpu*",
+            "*--ferrofix-seed=SEED*",
+            "*--ferrofix-threads=N*",
+            "*--skip-slow*Alias of --ferrofix-skip-slow: Deselect tests marked",
+        ]
+    )
     result.stdout.fnmatch_lines(["*ferrofix_seed (string):*"])
 
 
 BAD_OPTIONS = [
     (("--ferrofix-threads=0",), "ERROR: --ferrofix-threads must be an integer >= 1, got '0'"),
     (("--ferrofix-threads=two",), "ERROR: --ferrofix-threads must be an integer >= 1, got 'two'"),
-    (("--ferrofix-seed=abc",),
-     "ERROR: --ferrofix-seed must be an integer in [[]0, 2**64) or 'random', got 'abc'"),
-    (("--ferrofix-seed=-3",),
-     "ERROR: --ferrofix-seed must be an integer in [[]0, 2**64) or 'random', got '-3'"),
-    (("--ferrofix-seed=18446744073709551616",),
-     "ERROR: --ferrofix-seed must be an integer in [[]0, 2**64) or 'random', "
-     "got '18446744073709551616'"),
+    (
+        ("--ferrofix-seed=abc",),
+        "ERROR: --ferrofix-seed must be an integer in [[]0, 2**64) or 'random', got 'abc'",
+    ),
+    (
+        ("--ferrofix-seed=-3",),
+        "ERROR: --ferrofix-seed must be an integer in [[]0, 2**64) or 'random', got '-3'",
+    ),
+    (
+        ("--ferrofix-seed=18446744073709551616",),
+        "ERROR: --ferrofix-seed must be an integer in [[]0, 2**64) or 'random', "
+        "got '18446744073709551616'",
+    ),
 ]
 
 
@@ -117,18 +127,16 @@ def test_report_header_is_one_line_with_version_build_threads_cuda_and_seed(
     result = run(suite, "--ferrofix-seed=7", "--ferrofix-threads=3")
     import ferrofix
 
-    result.stdout.fnmatch_lines([
-        f"ferrofix {ferrofix.__version__}: * build, threads: 3, CUDA: *, seed: 7"
-    ])
+    result.stdout.fnmatch_lines(
+        [f"ferrofix {ferrofix.__version__}: * build, threads: 3, CUDA: *, seed: 7"]
+    )
 
 
 def test_threads_option_sizes_the_pool_but_the_environment_wins(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(
-        "import ferrofix\n"
-        "def test_threads():\n"
-        "    print('THREADS', ferrofix.num_threads())\n"
+        "import ferrofix\ndef test_threads():\n    print('THREADS', ferrofix.num_threads())\n"
     )
     monkeypatch.delenv("FERROFIX_NUM_THREADS", raising=False)
     run(pytester, "-s", "--ferrofix-threads=3").stdout.fnmatch_lines(["*THREADS 3*"])

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import ferrofix
 import numpy as np
 import pytest
+from ferrofix import rng
+from ferrofix.errors import ConfigError, DtypeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ferrofix
-from ferrofix import rng
-from ferrofix.errors import ConfigError, DtypeError
 from tests.reference import philox
 
 SEEDS = [0, 1, 42, 2**32 + 5, 2**64 - 1]
@@ -18,7 +18,10 @@ SEEDS = [0, 1, 42, 2**32 + 5, 2**64 - 1]
 def test_philox_reference_matches_published_known_answer() -> None:
     # Random123 kat_vectors, philox4x32_10, counter and key all zero.
     assert philox.philox4x32_10([0, 0, 0, 0], [0, 0]) == [
-        0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8,
+        0x6627E8D5,
+        0xE169C58D,
+        0xBC57AC4C,
+        0x9B00DBD8,
     ]
 
 
@@ -27,7 +30,8 @@ def test_philox_reference_matches_published_known_answer() -> None:
 def test_uniform_matches_reference_bit_for_bit(seed: int, stream: int) -> None:
     got64 = rng.uniform(37, seed, stream)
     got32 = rng.uniform(37, seed, stream, dtype="float32")
-    assert got64.dtype == np.float64 and got32.dtype == np.float32
+    assert got64.dtype == np.float64
+    assert got32.dtype == np.float32
     assert got64.tolist() == [philox.uniform64(seed, stream, i) for i in range(37)]
     assert got32.tolist() == [philox.uniform32(seed, stream, i) for i in range(37)]
 
@@ -37,7 +41,8 @@ def test_uniform_matches_reference_bit_for_bit(seed: int, stream: int) -> None:
 )
 def test_integers_match_reference(low: int, high: int) -> None:
     got = rng.integers(low, high, (3, 7), seed=9, stream=2)
-    assert got.dtype == np.int64 and got.shape == (3, 7)
+    assert got.dtype == np.int64
+    assert got.shape == (3, 7)
     expected = [philox.integer(9, 2, i, low, high) for i in range(21)]
     assert got.ravel().tolist() == expected
 
@@ -95,7 +100,8 @@ def test_seed_none_uses_the_current_seed() -> None:
 
 def test_distribution_is_uniform() -> None:
     u = rng.uniform(200_000, 5)
-    assert 0.0 <= u.min() and u.max() < 1.0
+    assert u.min() >= 0.0
+    assert u.max() < 1.0
     # Mean of U(0,1) has sd 1/sqrt(12 n) ~ 6.5e-4 here: 5 sd bounds fail with p < 1e-6.
     assert abs(u.mean() - 0.5) < 5 * (1 / np.sqrt(12 * 200_000))
     counts = np.bincount(rng.integers(0, 10, 100_000, 5), minlength=10)
@@ -105,31 +111,50 @@ def test_distribution_is_uniform() -> None:
 
 BAD_INPUTS = [
     (lambda: rng.uniform(-1, 0), ConfigError, "shape: dimensions must be non-negative, got -1"),
-    (lambda: rng.uniform("ab", 0), ConfigError,
-     "shape: must be an int or a sequence of ints, got 'ab'"),
-    (lambda: rng.uniform((2.5,), 0), ConfigError,
-     "shape: must be an int or a sequence of ints, got (2.5,)"),
+    (
+        lambda: rng.uniform("ab", 0),
+        ConfigError,
+        "shape: must be an int or a sequence of ints, got 'ab'",
+    ),
+    (
+        lambda: rng.uniform((2.5,), 0),
+        ConfigError,
+        "shape: must be an int or a sequence of ints, got (2.5,)",
+    ),
     (lambda: rng.uniform(3, -1), ConfigError, "seed: must be in [0, 2**64), got -1"),
-    (lambda: rng.uniform(3, 2**64), ConfigError,
-     "seed: must be in [0, 2**64), got 18446744073709551616"),
+    (
+        lambda: rng.uniform(3, 2**64),
+        ConfigError,
+        "seed: must be in [0, 2**64), got 18446744073709551616",
+    ),
     (lambda: rng.uniform(3, 1.5), ConfigError, "seed: must be an integer, got 1.5"),
     (lambda: rng.uniform(3, True), ConfigError, "seed: must be an integer, got True"),
     (lambda: rng.uniform(3, 0, -1), ConfigError, "stream: must be in [0, 2**32), got -1"),
-    (lambda: rng.uniform(3, 0, 2**32), ConfigError,
-     "stream: must be in [0, 2**32), got 4294967296"),
+    (
+        lambda: rng.uniform(3, 0, 2**32),
+        ConfigError,
+        "stream: must be in [0, 2**32), got 4294967296",
+    ),
     (lambda: rng.uniform(3, 0, offset=-2), ConfigError, "offset: must be in [0, 2**64), got -2"),
-    (lambda: rng.uniform(3, 0, dtype="int8"), DtypeError,
-     "uniform does not support dtype int8; supported: float32, float64"),
-    (lambda: rng.integers(5, 5, 3, 0), ConfigError,
-     "high: must be greater than low (5), got 5"),
-    (lambda: rng.integers(5, 1, 3, 0), ConfigError,
-     "high: must be greater than low (5), got 1"),
-    (lambda: rng.integers(0, 2**63, 3, 0), ConfigError,
-     "high: must fit in int64 [-2**63, 2**63), got 9223372036854775808"),
+    (
+        lambda: rng.uniform(3, 0, dtype="int8"),
+        DtypeError,
+        "uniform does not support dtype int8; supported: float32, float64",
+    ),
+    (lambda: rng.integers(5, 5, 3, 0), ConfigError, "high: must be greater than low (5), got 5"),
+    (lambda: rng.integers(5, 1, 3, 0), ConfigError, "high: must be greater than low (5), got 1"),
+    (
+        lambda: rng.integers(0, 2**63, 3, 0),
+        ConfigError,
+        "high: must fit in int64 [-2**63, 2**63), got 9223372036854775808",
+    ),
     (lambda: rng.integers(0.5, 3, 3, 0), ConfigError, "low: must be an integer, got 0.5"),
-    (lambda: rng.integers(0, 3, (2**40, 2**40), 0), ConfigError,
-     "shape: must be non-negative integers whose product fits in memory, "
-     "got [1099511627776, 1099511627776]"),
+    (
+        lambda: rng.integers(0, 3, (2**40, 2**40), 0),
+        ConfigError,
+        "shape: must be non-negative integers whose product fits in memory, "
+        "got [1099511627776, 1099511627776]",
+    ),
 ]
 
 

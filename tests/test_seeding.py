@@ -7,7 +7,6 @@ import zlib
 
 import numpy as np
 import pytest
-
 from ferrofix import rng, seeding
 
 SEED_PROBE = """
@@ -27,7 +26,7 @@ def _seeds(result: pytest.RunResult, tag: str) -> dict[str, list[str]]:
     found = {}
     for line in result.outlines:
         if f"{tag} " in line:  # with -s, pytest's progress text may precede the print
-            fields = line[line.index(f"{tag} "):].split()
+            fields = line[line.index(f"{tag} ") :].split()
             found[fields[1]] = fields[2:]
     return found
 
@@ -59,7 +58,7 @@ def test_seeds_are_per_test_stable_across_runs_and_follow_the_base(
     pytester.makepyfile(test_probe=SEED_PROBE)
     first, second = _seeds(run(pytester), "SEED"), _seeds(run(pytester), "SEED")
     assert first == second
-    (nodeid, (seed, draw)), = first.items()
+    ((nodeid, (seed, draw)),) = first.items()
     assert int(seed) == seeding.test_seed(nodeid, 0)
     # rng with seed=None inside a test draws from the test's seed.
     assert float(draw) == rng.uniform(1, int(seed))[0]
@@ -69,7 +68,7 @@ def test_seeds_are_per_test_stable_across_runs_and_follow_the_base(
 
 def test_fixed_seed_seeds_random_and_numpy(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_probe=SEED_PROBE)
-    ((nodeid, (seed, py_draw, np_draw)),) = _seeds(run(pytester), "FIXED").items()
+    ((_nodeid, (seed, py_draw, np_draw)),) = _seeds(run(pytester), "FIXED").items()
     random.seed(int(seed))
     np.random.seed(int(seed))
     assert float(py_draw) == random.random()
@@ -77,14 +76,16 @@ def test_fixed_seed_seeds_random_and_numpy(pytester: pytest.Pytester) -> None:
 
 
 def test_random_seed_reaches_every_xdist_worker(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(**{
-        f"test_w{i}": "def test_seed(ferrofix_seed, request):\n"
-        "    import os\n"
-        "    print('SEED', request.node.nodeid, ferrofix_seed)\n"
-        "    with open(f'seed-{request.node.path.stem}-{os.getpid()}', 'w') as f:\n"
-        "        f.write(f'{request.node.nodeid} {ferrofix_seed}')\n"
-        for i in range(4)
-    })
+    pytester.makepyfile(
+        **{
+            f"test_w{i}": "def test_seed(ferrofix_seed, request):\n"
+            "    import os\n"
+            "    print('SEED', request.node.nodeid, ferrofix_seed)\n"
+            "    with open(f'seed-{request.node.path.stem}-{os.getpid()}', 'w') as f:\n"
+            "        f.write(f'{request.node.nodeid} {ferrofix_seed}')\n"
+            for i in range(4)
+        }
+    )
     result = run(pytester, "-n", "2", "--ferrofix-seed=random")
     result.assert_outcomes(passed=4)
     header = next(line for line in result.outlines if line.startswith("ferrofix "))
@@ -104,7 +105,7 @@ def test_pytest_randomly_reseeds_ferrofix(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "randomly", "--randomly-seed=1234", "-s")
     result.assert_outcomes(passed=1)
     line = next(line for line in result.outlines if "CURRENT " in line)
-    _, current, draw = line[line.index("CURRENT "):].split()[:3]
+    _, current, draw = line[line.index("CURRENT ") :].split()[:3]
     # pytest-randomly hands each test its seed plus crc32(nodeid) for the call phase.
     nodeid = "test_pytest_randomly_reseeds_ferrofix.py::test_reseeded"
     assert int(current) == 1234 + zlib.crc32(nodeid.encode())

@@ -95,7 +95,10 @@ def _add_free_aliases(parser: pytest.Parser) -> list[str]:
     for alias, name in ALIASES.items():
         try:
             group.addoption(
-                alias, action="store_true", default=None, dest=f"_ferrofix_alias_{name}",
+                alias,
+                action="store_true",
+                default=None,
+                dest=f"_ferrofix_alias_{name}",
                 help=f"Alias of --ferrofix-{name.replace('_', '-')}: {_FLAGS[name]}",
             )
         except (ValueError, argparse.ArgumentError):

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["current_seed", "fixed_seed", "ferrofix_seed", "parse_seed", "reseed", "test_seed"]
+__all__ = ["current_seed", "ferrofix_seed", "fixed_seed", "parse_seed", "reseed", "test_seed"]
 
 BASE_SEED_KEY = pytest.StashKey[int]()
 _WORKERINPUT_KEY = "ferrofix_seed"
