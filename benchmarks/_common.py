@@ -27,7 +27,9 @@ def median_ms(seconds: list[float]) -> float:
     return statistics.median(seconds) * 1e3
 
 
-def write_table(name: str, title: str, header: list[str], rows: list[list[str]], notes: str) -> Path:
+def write_table(
+    name: str, title: str, header: list[str], rows: list[list[str]], notes: str
+) -> Path:
     """Print a markdown table and write it to benchmarks/results/<name>.md."""
     lines = [
         f"# {title}",

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_ms, write_table  # noqa: E402
+from _common import median_ms, write_table
 
 IMPORT_PROBE = """
 import json, sys, time
@@ -82,14 +82,26 @@ def main() -> None:
     overhead = (on / off - 1) * 100
     imp = median_ms(import_s)
     rows = [
-        ["`import ferrofix.plugin` (pytest preloaded)", f"{imp:.1f} ms", "<= 15 ms",
-         "yes" if imp <= 15 else "NO"],
-        ["heavy modules after that import", ", ".join(sorted(heavy)) or "none",
-         "none", "yes" if not heavy else "NO"],
+        [
+            "`import ferrofix.plugin` (pytest preloaded)",
+            f"{imp:.1f} ms",
+            "<= 15 ms",
+            "yes" if imp <= 15 else "NO",
+        ],
+        [
+            "heavy modules after that import",
+            ", ".join(sorted(heavy)) or "none",
+            "none",
+            "yes" if not heavy else "NO",
+        ],
         ["2000 trivial tests, with plugin", f"{on:.0f} ms", "", ""],
         ["2000 trivial tests, `-p no:ferrofix`", f"{off:.0f} ms", "", ""],
-        ["suite overhead (with / without - 1)", f"{overhead:+.1f}%", "<= 3%",
-         "yes" if overhead <= 3 else "NO"],
+        [
+            "suite overhead (with / without - 1)",
+            f"{overhead:+.1f}%",
+            "<= 3%",
+            "yes" if overhead <= 3 else "NO",
+        ],
     ]
     notes = (
         f"Medians of {args.import_rounds} fresh interpreters (import) and {args.rounds} "

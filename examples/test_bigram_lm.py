@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from ferrofix import rng
 
 from .conftest import VOCAB
@@ -35,7 +34,9 @@ def train(tokens: np.ndarray, seed: int, steps: int, lr: float = 2.0) -> tuple[n
 @pytest.mark.smoke
 def test_corpus_is_deterministic_per_test(corpus: np.ndarray, ferrofix_seed: int) -> None:
     again = rng.integers(0, VOCAB, 4000, seed=ferrofix_seed, stream=1)
-    assert corpus.shape == (4000,) and corpus.min() >= 0 and corpus.max() < VOCAB
+    assert corpus.shape == (4000,)
+    assert corpus.min() >= 0
+    assert corpus.max() < VOCAB
     assert again.tobytes() == rng.integers(0, VOCAB, 4000, seed=ferrofix_seed, stream=1).tobytes()
 
 

@@ -67,3 +67,11 @@ def test_importing_the_package_and_plugin_loads_no_numpy_torch_or_extension() ->
 def test_unknown_attribute_of_the_facade_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         ferrofix.nope  # noqa: B018
+
+
+def test_type_information_ships_with_the_package() -> None:
+    from pathlib import Path
+
+    package = Path(ferrofix.__file__).parent
+    assert (package / "py.typed").is_file()
+    assert (package / "_core.pyi").is_file()

@@ -112,7 +112,11 @@ pub fn resolve_num_threads(
 /// [`Error::InvalidArgument`] when a variable is set but is not an integer >= 1.
 pub fn default_num_threads(xdist_workers: Option<&str>) -> Result<usize> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    resolve_num_threads(std::env::var(THREADS_ENV).ok().as_deref(), xdist_workers, cores)
+    resolve_num_threads(
+        std::env::var(THREADS_ENV).ok().as_deref(),
+        xdist_workers,
+        cores,
+    )
 }
 
 fn env_num_threads() -> Result<usize> {
