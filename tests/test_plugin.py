@@ -150,3 +150,24 @@ def test_random_seed_is_picked_and_printed(suite: pytest.Pytester) -> None:
     assert len(header) == 1
     seed = int(header[0].rsplit("seed: ", 1)[1])
     assert 0 <= seed < 2**32
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "threads"),
+    [
+        (("-n", "2"), {}, "{default} per worker"),
+        (("-n", "2", "--ferrofix-threads=3"), {}, "3"),
+        (("-n", "2", "--ferrofix-threads=3"), {"FERROFIX_NUM_THREADS": "1"}, "1 per worker"),
+    ],
+)
+def test_header_threads_under_xdist(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args, env, threads
+) -> None:
+    import os
+
+    monkeypatch.delenv("FERROFIX_NUM_THREADS", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    default = max(1, (os.cpu_count() or 1) // 2)
+    result = run(suite, *args)
+    result.stdout.fnmatch_lines([f"ferrofix *, threads: {threads.format(default=default)}, *"])

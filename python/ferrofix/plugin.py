@@ -7,6 +7,8 @@ concern lives in its own module, registered here through ``pytest_plugins``.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import ferrofix
@@ -28,11 +30,15 @@ def _native_summary(config: pytest.Config) -> str:
         from ferrofix import _native
 
         core = _native.core()
-        threads = core.num_threads()
         workers = getattr(config.option, "numprocesses", None)
-        if isinstance(workers, int) and workers > 0:
-            threads = core.default_num_threads(workers)
-            return f"{core.build_profile} build, threads: {threads} per worker"
+        explicit = settings(config).threads is not None and not os.environ.get(
+            "FERROFIX_NUM_THREADS"
+        )
+        if isinstance(workers, int) and workers > 0 and not explicit:
+            # The controller runs no tests: show what each xdist worker will use.
+            threads = f"{core.default_num_threads(workers)} per worker"
+        else:
+            threads = str(core.num_threads())
         return f"{core.build_profile} build, threads: {threads}"
     except Exception as error:  # the header must never break a run
         return f"native extension unavailable ({error})"
