@@ -48,6 +48,26 @@ proptest! {
     }
 
     #[test]
+    fn lane_batched_fills_equal_the_scalar_element_functions(
+        seed: u64, stream: u32, n in 0usize..100, offset in 0u64..u64::MAX - 200,
+        low in -50i64..50, span in 1i64..(1 << 40),
+    ) {
+        let rng = CounterRng::new(seed, stream);
+        let mut f64s = vec![0f64; n];
+        rng::fill_uniform_f64(&mut f64s, rng, offset).unwrap();
+        let mut f32s = vec![0f32; n];
+        rng::fill_uniform_f32(&mut f32s, rng, offset).unwrap();
+        let mut ints = vec![0i64; n];
+        rng::fill_integers(&mut ints, low, low + span, rng, offset).unwrap();
+        for i in 0..n {
+            let index = offset + i as u64;
+            prop_assert_eq!(f64s[i].to_bits(), rng.f64_at(index).to_bits());
+            prop_assert_eq!(f32s[i].to_bits(), rng.f32_at(index).to_bits());
+            prop_assert_eq!(ints[i], low + rng.below_at(index, span as u64) as i64);
+        }
+    }
+
+    #[test]
     fn a_slice_of_a_stream_is_the_stream_at_an_offset(
         seed: u64, n in 1usize..2000, cut in 0usize..2000,
     ) {
