@@ -110,6 +110,12 @@ def test_distribution_is_uniform() -> None:
 
 
 BAD_INPUTS = [
+    (lambda: rng.uniform(3, 2**200), ConfigError, f"seed: must be in [0, 2**64), got {2**200}"),
+    (
+        lambda: rng.uniform(3, 0, offset=-(2**130)),
+        ConfigError,
+        f"offset: must be in [0, 2**64), got {-(2**130)}",
+    ),
     (lambda: rng.uniform(-1, 0), ConfigError, "shape: dimensions must be non-negative, got -1"),
     (
         lambda: rng.uniform("ab", 0),

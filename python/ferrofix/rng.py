@@ -44,8 +44,20 @@ def _shape(shape: Shape) -> list[int]:
     return checked
 
 
+# The native layer reads these as 128-bit ints; larger Python ints are rejected here with
+# the same message the core gives for any out-of-range value.
+_RANGES = {"seed": "[0, 2**64)", "stream": "[0, 2**32)", "offset": "[0, 2**64)"}
+
+
+def _index(name: str, value: object) -> int:
+    checked = _int(name, value)
+    if not -(2**127) <= checked < 2**127:
+        raise ConfigError(f"{name}: must be in {_RANGES[name]}, got {checked}")
+    return checked
+
+
 def _seed(seed: int | None) -> int:
-    return seeding.current_seed() if seed is None else _int("seed", seed)
+    return seeding.current_seed() if seed is None else _index("seed", seed)
 
 
 def uniform(
@@ -73,7 +85,7 @@ def uniform(
         DtypeError: an unsupported dtype.
     """
     return _native.core().uniform(
-        _shape(shape), _seed(seed), _int("stream", stream), _int("offset", offset), str(dtype)
+        _shape(shape), _seed(seed), _index("stream", stream), _index("offset", offset), str(dtype)
     )
 
 
@@ -107,5 +119,5 @@ def integers(
         if not -(2**63) <= value < 2**63:
             raise ConfigError(f"{name}: must fit in int64 [-2**63, 2**63), got {value}")
     return _native.core().integers(
-        low, high, _shape(shape), _seed(seed), _int("stream", stream), _int("offset", offset)
+        low, high, _shape(shape), _seed(seed), _index("stream", stream), _index("offset", offset)
     )

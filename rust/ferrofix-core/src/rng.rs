@@ -95,13 +95,16 @@ impl CounterRng {
         (self.block(index, 0)[0] >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
     }
 
-    /// An exactly uniform integer in `[0, range)` for element `index` (`range >= 1`).
+    /// An exactly uniform integer in `[0, range)` for element `index`; `range == 0` stands
+    /// for the full 2**64 range (all 64 bits), so no input can divide by zero.
     ///
     /// Lemire's multiply-shift with rejection; rejected candidates are replaced by the next
     /// 64 bits of the element's own blocks, so no element ever borrows from another.
     #[inline]
     pub fn below_at(&self, index: u64, range: u64) -> u64 {
-        debug_assert!(range >= 1);
+        if range == 0 {
+            return self.u64_at(index);
+        }
         // Products whose low half is below 2^64 mod range would over-represent some values.
         let threshold = range.wrapping_neg() % range;
         let mut draw = 0u32;
@@ -255,6 +258,12 @@ mod tests {
         assert_eq!(element_count(&[]), Ok(1));
         assert!(element_count(&[2, -1]).is_err());
         assert!(element_count(&[i64::MAX, i64::MAX]).is_err());
+    }
+
+    #[test]
+    fn zero_range_means_all_64_bits_not_a_division_by_zero() {
+        let rng = CounterRng::new(3, 0);
+        assert_eq!(rng.below_at(9, 0), rng.u64_at(9));
     }
 
     #[test]
