@@ -9,6 +9,7 @@
 
 pub mod dtype;
 pub mod error;
+pub mod loss;
 pub mod parallel;
 pub mod rng;
 

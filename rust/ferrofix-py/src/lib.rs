@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod errors;
+mod loss;
 mod parallel;
 mod rng;
 
@@ -22,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("build_profile", BUILD_PROFILE)?;
     parallel::register(m)?;
     rng::register(m)?;
+    loss::register(m)?;
     errors::register(m)?;
     Ok(())
 }

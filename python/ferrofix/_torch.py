@@ -1,0 +1,41 @@
+"""torch <-> numpy adaptation, without ever importing torch.
+
+A value can only be a torch tensor if the caller already imported torch, so these helpers
+look torch up in ``sys.modules`` and never pay its import cost.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+
+def loaded_torch() -> Any | None:
+    """The torch module if something already imported it, else None."""
+    return sys.modules.get("torch")
+
+
+def is_tensor(value: object) -> bool:
+    """Whether ``value`` is a torch tensor (False whenever torch is not imported)."""
+    torch = loaded_torch()
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def dtype_name(tensor: Any) -> str:
+    """The dtype's name as numpy spells it: ``torch.bfloat16`` -> ``"bfloat16"``."""
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+def numpy_view(tensor: Any) -> np.ndarray:
+    """A zero-copy numpy view of a CPU tensor's memory (bf16 as its uint16 bits).
+
+    numpy has no bfloat16, so a bf16 tensor is viewed as uint16 and the native layer
+    reinterprets the bits.
+    """
+    tensor = tensor.detach()
+    if dtype_name(tensor) == "bfloat16":
+        torch = loaded_torch()
+        return tensor.view(torch.int16).numpy().view(np.uint16)
+    return tensor.numpy()

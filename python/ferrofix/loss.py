@@ -1,0 +1,429 @@
+"""Fused causal-LM cross-entropy on the CPU: exact, memory-flat, numpy and torch autograd.
+
+``causal_lm_loss(logits, labels)`` is the loss an LM suite computes as
+``F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1))``, without the
+shifted copy and without the float32 log-softmax torch materialises: each row's
+log-sum-exp is computed in one streaming pass and, when a gradient is wanted, the scaled
+``softmax - onehot`` is written in a second pass, in the logits' dtype. Extra memory beyond
+the gradient is O(rows).
+
+Semantics (shared with the CUDA kernels):
+
+- logits ``(B, T, V)`` with labels ``(B, T)``, or ``(N, V)`` with ``(N,)`` (one sequence);
+  with ``shift=True`` position ``t`` predicts label ``t + 1`` and each last position
+  contributes nothing.
+- ``ignore_index`` labels contribute nothing; ``mean`` divides by the number of
+  contributing tokens (or by ``num_items_in_batch``, the HF/TRL gradient-accumulation
+  convention); when every token is ignored the mean is exactly 0.0 with a zero gradient.
+- ``reduction="none"`` returns per-token float32 losses shaped like the labels, minus the
+  last position when shifting: ``(B, T - 1)`` or ``(N - 1,)``; ignored tokens get 0.
+- ``z_loss_scale`` adds ``scale * lse**2``; ``softcap`` applies ``s * tanh(x / s)`` to the
+  logits first; ``label_smoothing`` is torch's (and Liger's) definition.
+- Losses are float32 for 16- and 32-bit logits (float64 for float64); row sums are
+  accumulated in float64 in a fixed order, so results do not depend on the thread count.
+- NaN or +inf logits give a NaN loss for their row (never a crash); -inf logits (masked
+  vocabulary entries) get probability 0.
+- Non-contiguous inputs are copied once to be contiguous.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ferrofix import _native, _torch
+from ferrofix.errors import ConfigError, CudaUnavailableError, DtypeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+
+__all__ = [
+    "CausalLoss",
+    "ChunkedCausalLoss",
+    "causal_lm_loss",
+    "causal_lm_loss_and_grad",
+]
+
+_SUPPORTED = "float32, bfloat16, float16, float64"
+
+
+def _number(name: str, value: object, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not _is_scalar(value)):
+        allowed = "a number or None" if allow_none else "a number"
+        raise ConfigError(f"{name}: must be {allowed}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _is_scalar(value: object) -> bool:
+    """A 0-d numpy array or tensor (HF passes num_items_in_batch as a tensor)."""
+    return getattr(value, "shape", None) == () and hasattr(value, "__float__")
+
+
+class _Options:
+    """Validated keyword options, in the order the native call takes them."""
+
+    __slots__ = ("kwargs", "reduction")
+
+    def __init__(
+        self,
+        ignore_index: object,
+        reduction: object,
+        shift: object,
+        z_loss_scale: object,
+        softcap: object,
+        label_smoothing: object,
+        num_items_in_batch: object,
+    ) -> None:
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise ConfigError(f"ignore_index: must be an integer, got {ignore_index!r}")
+        if not isinstance(reduction, str):
+            raise ConfigError(f"reduction: must be one of 'mean', 'sum', 'none', got {reduction!r}")
+        if not isinstance(shift, bool):
+            raise ConfigError(f"shift: must be True or False, got {shift!r}")
+        self.reduction = reduction
+        self.kwargs = {
+            "shift": shift,
+            "ignore_index": ignore_index,
+            "reduction": reduction,
+            "z_loss_scale": _number("z_loss_scale", z_loss_scale),
+            "softcap": _number("softcap", softcap, allow_none=True),
+            "label_smoothing": _number("label_smoothing", label_smoothing),
+            "num_items_in_batch": _number(
+                "num_items_in_batch", num_items_in_batch, allow_none=True
+            ),
+        }
+
+
+def _numpy_logits(logits: Any) -> tuple[np.ndarray, str]:
+    import numpy as np
+
+    array = np.asarray(logits)
+    name = array.dtype.name
+    if name == "bfloat16":  # ml_dtypes arrays: pass the bits
+        array = array.view(np.uint16)
+    elif name not in ("float32", "float64", "float16"):
+        raise DtypeError(f"causal_lm_loss does not support dtype {name}; supported: {_SUPPORTED}")
+    return np.ascontiguousarray(array), name
+
+
+def _numpy_labels(labels: Any) -> np.ndarray:
+    import numpy as np
+
+    array = labels.detach().cpu().numpy() if _torch.is_tensor(labels) else np.asarray(labels)
+    if array.dtype.kind in "iu" and array.dtype not in (np.int32, np.int64):
+        array = array.astype(np.int64)
+    return np.ascontiguousarray(array)
+
+
+def _per_token(per_row: np.ndarray, labels_shape: tuple[int, ...], shift: bool) -> np.ndarray:
+    """Per-row losses shaped like the labels, minus each last position when shifting."""
+    shaped = per_row.reshape(labels_shape)
+    return shaped[..., :-1] if shift else shaped
+
+
+def _native_call(
+    logits: np.ndarray,
+    dtype: str,
+    labels: np.ndarray,
+    options: _Options,
+    *,
+    grad: np.ndarray | None = None,
+    in_place: bool = False,
+    return_lse: bool = False,
+) -> tuple[float, np.ndarray | None, np.ndarray | None, int]:
+    return _native.core().causal_lm_loss(
+        logits,
+        dtype,
+        labels,
+        grad=grad,
+        in_place=in_place,
+        return_lse=return_lse,
+        **options.kwargs,
+    )
+
+
+def causal_lm_loss(
+    logits: Any,
+    labels: Any,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    shift: bool = True,
+    z_loss_scale: float = 0.0,
+    softcap: float | None = None,
+    label_smoothing: float = 0.0,
+    num_items_in_batch: Any = None,
+    return_lse: bool = False,
+) -> Any:
+    """Causal-LM cross-entropy of ``logits`` against ``labels``.
+
+    Args:
+        logits: ``(B, T, V)`` or ``(N, V)``; a numpy array (float32/float16/float64, or
+            ml_dtypes bfloat16) or a torch CPU tensor (float32/bfloat16/float16/float64).
+        labels: ``(B, T)`` or ``(N,)`` integer ids, before the shift.
+        ignore_index: Label value that contributes nothing.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        shift: Score position ``t`` against label ``t + 1`` (causal LM). False: label ``t``.
+        z_loss_scale: Adds ``z_loss_scale * lse**2`` per token (0 disables).
+        softcap: Applies ``softcap * tanh(logits / softcap)`` first (None disables).
+        label_smoothing: In [0, 1).
+        num_items_in_batch: Divisor of the summed loss instead of the number of
+            contributing tokens (``reduction="mean"`` only).
+        return_lse: Also return each row's log-sum-exp (float32, shaped like the labels;
+            NaN where the row contributes nothing).
+
+    Returns:
+        numpy in: a float (``mean``/``sum``) or a float32 array (``none``). torch in: a
+        tensor with autograd (the gradient is computed in the forward pass when logits
+        require grad and grad mode is on). With ``return_lse``, ``(loss, lse)``.
+
+    Raises:
+        ShapeError: logits and labels do not fit together.
+        ConfigError: a bad option, a label outside ``[0, V)`` (the message names its
+            position) or ``V == 0``.
+        DtypeError: unsupported logits or labels dtype.
+        CudaUnavailableError: CUDA tensors (the CUDA kernels are not available yet).
+    """
+    options = _Options(
+        ignore_index, reduction, shift, z_loss_scale, softcap, label_smoothing, num_items_in_batch
+    )
+    if _torch.is_tensor(logits):
+        return _torch_loss(logits, labels, options, return_lse)
+    array, dtype = _numpy_logits(logits)
+    label_array = _numpy_labels(labels)
+    loss, per_row, lse, _ = _native_call(array, dtype, label_array, options, return_lse=return_lse)
+    result = loss if per_row is None else _per_token(per_row, label_array.shape, shift)
+    if return_lse:
+        return result, lse.reshape(label_array.shape)
+    return result
+
+
+def causal_lm_loss_and_grad(
+    logits: Any,
+    labels: Any,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    shift: bool = True,
+    z_loss_scale: float = 0.0,
+    softcap: float | None = None,
+    label_smoothing: float = 0.0,
+    num_items_in_batch: Any = None,
+    in_place: bool = False,
+) -> tuple[Any, Any]:
+    """The loss and its gradient with respect to ``logits``, in one fused pass.
+
+    Takes the arguments of :func:`causal_lm_loss` (numpy arrays or torch CPU tensors,
+    no autograd). The gradient has the logits' shape and dtype and is already scaled by
+    the reduction (for ``"none"``, each row's unscaled gradient). ``in_place=True``
+    overwrites ``logits`` with the gradient and returns it, for callers that no longer
+    need the logits (the logits must then be contiguous and writable).
+
+    Returns:
+        ``(loss, grad)``; the loss as :func:`causal_lm_loss` returns it for numpy input.
+    """
+    options = _Options(
+        ignore_index, reduction, shift, z_loss_scale, softcap, label_smoothing, num_items_in_batch
+    )
+    if not isinstance(in_place, bool):
+        raise ConfigError(f"in_place: must be True or False, got {in_place!r}")
+    is_tensor = _torch.is_tensor(logits)
+    if is_tensor:
+        _check_cpu(logits)
+        source = logits.detach()
+        if in_place and not source.is_contiguous():
+            raise ConfigError("logits: must be contiguous for an in-place gradient")
+        tensor = source if in_place else source.contiguous()
+        array, dtype = _torch.numpy_view(tensor), _torch.dtype_name(tensor)
+    elif in_place:
+        import numpy as np
+
+        if not (isinstance(logits, np.ndarray) and logits.flags.c_contiguous):
+            raise ConfigError("logits: must be a C-contiguous numpy array for in_place=True")
+        _, dtype = _numpy_logits(logits[:0])  # dtype check only
+        array = logits.view(np.uint16) if dtype == "bfloat16" else logits
+    else:
+        array, dtype = _numpy_logits(logits)
+    label_array = _numpy_labels(labels)
+    if in_place:
+        grad_array = array
+        loss, per_row, _, _ = _native_call(array, dtype, label_array, options, in_place=True)
+        grad: Any = tensor if is_tensor else logits
+    else:
+        if is_tensor:
+            grad = _torch.loaded_torch().empty_like(tensor)
+            grad_array = _torch.numpy_view(grad)
+        else:
+            import numpy as np
+
+            grad_array = np.empty_like(array)
+            grad = grad_array.view(logits.dtype) if dtype == "bfloat16" else grad_array
+        loss, per_row, _, _ = _native_call(array, dtype, label_array, options, grad=grad_array)
+    result = loss if per_row is None else _per_token(per_row, label_array.shape, shift)
+    return result, grad
+
+
+def _check_cpu(tensor: Any) -> None:
+    if tensor.device.type != "cpu":
+        raise CudaUnavailableError(
+            f"CUDA is not available: causal_lm_loss has no kernels for {tensor.device} "
+            "tensors yet (the CUDA loss is a separate feature); move the logits to the CPU"
+        )
+
+
+def _torch_loss(logits: Any, labels: Any, options: _Options, return_lse: bool) -> Any:
+    torch = _torch.loaded_torch()
+    _check_cpu(logits)
+    name = _torch.dtype_name(logits)
+    if name not in ("float32", "float64", "float16", "bfloat16"):
+        raise DtypeError(f"causal_lm_loss does not support dtype {name}; supported: {_SUPPORTED}")
+    wants_grad = logits.requires_grad and torch.is_grad_enabled()
+    if wants_grad:
+        loss, lse = _autograd_function().apply(logits, labels, options, return_lse)
+    else:
+        loss, lse, _ = _torch_forward(logits, labels, options, return_lse, with_grad=False)
+    return (loss, lse) if return_lse else loss
+
+
+def _torch_forward(
+    logits: Any, labels: Any, options: _Options, return_lse: bool, *, with_grad: bool
+) -> tuple[Any, Any, Any]:
+    """Run the kernel on a CPU tensor; returns (loss tensor, lse tensor or None, grad)."""
+    torch = _torch.loaded_torch()
+    source = logits.detach().contiguous()
+    label_array = _numpy_labels(labels)
+    grad = torch.empty_like(source) if with_grad else None
+    loss, per_row, lse, _ = _native_call(
+        _torch.numpy_view(source),
+        _torch.dtype_name(source),
+        label_array,
+        options,
+        grad=None if grad is None else _torch.numpy_view(grad),
+        return_lse=return_lse,
+    )
+    out_dtype = torch.float64 if source.dtype == torch.float64 else torch.float32
+    shift = options.kwargs["shift"]
+    if per_row is None:
+        loss_tensor = torch.tensor(loss, dtype=out_dtype)
+    else:
+        loss_tensor = torch.from_numpy(_per_token(per_row, label_array.shape, shift).copy())
+        loss_tensor = loss_tensor.to(out_dtype)
+    lse_tensor = None if lse is None else torch.from_numpy(lse.reshape(label_array.shape))
+    return loss_tensor, lse_tensor, grad
+
+
+@functools.cache
+def _autograd_function() -> type:
+    """The torch.autograd.Function, built on first use so importing this module needs no torch."""
+    torch = _torch.loaded_torch()
+
+    class CausalLMLossFunction(torch.autograd.Function):
+        """Forward computes the gradient too; backward only scales it by grad_output."""
+
+        @staticmethod
+        def forward(ctx: Any, logits: Any, labels: Any, options: _Options, return_lse: bool):  # type: ignore[override]
+            loss, lse, grad = _torch_forward(logits, labels, options, return_lse, with_grad=True)
+            ctx.grad = grad
+            ctx.reduction = options.reduction
+            ctx.shift = options.kwargs["shift"]
+            ctx.mark_non_differentiable(*([lse] if lse is not None else []))
+            return loss, lse
+
+        @staticmethod
+        def backward(ctx: Any, grad_output: Any, _grad_lse: Any = None):  # type: ignore[override]
+            grad = ctx.grad
+            if grad is None:
+                raise RuntimeError(
+                    "causal_lm_loss: backward ran twice through the same graph; the fused "
+                    "gradient is handed over by the first backward (recompute the loss instead "
+                    "of retain_graph=True)"
+                )
+            ctx.grad = None
+            if ctx.reduction == "none":
+                rows = grad_output.to(grad.dtype)
+                if ctx.shift:  # the last position of each sequence has no loss entry
+                    rows = torch.nn.functional.pad(rows, (0, 1))
+                grad.mul_(rows.unsqueeze(-1))
+            elif grad_output.item() != 1.0:
+                grad.mul_(grad_output.to(grad.dtype))
+            return grad, None, None, None
+
+    return CausalLMLossFunction
+
+
+class CausalLoss:
+    """``loss_fn(logits, labels)`` with the semantics LM training code expects.
+
+    Shifts inside, ignores ``ignore_index`` (-100), averages over contributing tokens and
+    returns exactly 0.0 when every token is ignored. Drop-in for a suite's own causal-LM
+    loss class; options are those of :func:`causal_lm_loss`.
+    """
+
+    def __init__(
+        self,
+        *,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        z_loss_scale: float = 0.0,
+        softcap: float | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        self._options = {
+            "ignore_index": ignore_index,
+            "reduction": reduction,
+            "z_loss_scale": z_loss_scale,
+            "softcap": softcap,
+            "label_smoothing": label_smoothing,
+        }
+        # Fail at construction, with the native layer's messages, not at the first step.
+        import numpy as np
+
+        causal_lm_loss(np.zeros((1, 1), np.float32), np.zeros(1, np.int64), **self._options)
+
+    def __call__(self, logits: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        return causal_lm_loss(
+            logits, labels, shift=True, num_items_in_batch=num_items_in_batch, **self._options
+        )
+
+    def _repr_options(self) -> list[str]:
+        defaults = {"ignore_index": -100, "reduction": "mean", "z_loss_scale": 0.0}
+        defaults |= {"softcap": None, "label_smoothing": 0.0}
+        return [f"{k}={v!r}" for k, v in self._options.items() if v != defaults[k]]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(self._repr_options())})"
+
+
+class ChunkedCausalLoss(CausalLoss):
+    """:class:`CausalLoss` under the name suites give their memory-bounded chunked losses.
+
+    ferrofix's kernel is chunked by construction: it streams each row's vocabulary through
+    L1-sized chunks and never materialises log-probabilities, so its extra memory is
+    O(tokens) whatever the chunk size. ``chunk_size`` (tokens per chunk in the losses this
+    replaces) is validated and shown in the repr so a swapped-in instance reads the same.
+    """
+
+    def __init__(self, chunk_size: int = 4096, **options: Any) -> None:
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ConfigError(f"chunk_size: must be an integer >= 1, got {chunk_size!r}")
+        super().__init__(**options)
+        self.chunk_size = chunk_size
+
+    def _repr_options(self) -> list[str]:
+        return [f"chunk_size={self.chunk_size}", *super()._repr_options()]
+
+
+@pytest.fixture(name="causal_lm_loss")
+def causal_lm_loss_fixture() -> Callable[..., Any]:
+    """The fused causal-LM cross-entropy function (:func:`ferrofix.loss.causal_lm_loss`).
+
+    Shift inside, ``ignore_index=-100``, mean over contributing tokens; numpy arrays or
+    torch CPU tensors (with autograd).
+    """
+    return causal_lm_loss
