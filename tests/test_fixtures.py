@@ -18,7 +18,13 @@ def test_all(ferrofix_seed, fixed_seed, temp_dir, request):
 
 
 def test_ferrofix_fixtures_exports_every_fixture() -> None:
-    assert set(ferrofix.fixtures.__all__) == {"device", "ferrofix_seed", "fixed_seed", "temp_dir"}
+    assert set(ferrofix.fixtures.__all__) == {
+        "causal_lm_loss_fixture",
+        "device",
+        "ferrofix_seed",
+        "fixed_seed",
+        "temp_dir",
+    }
 
 
 def test_ferrofix_seed_is_this_tests_seed(ferrofix_seed: int, request) -> None:

@@ -13,4 +13,20 @@ def uniform(shape: list[int], seed: int, stream: int, offset: int, dtype: str) -
 def integers(
     low: int, high: int, shape: list[int], seed: int, stream: int, offset: int
 ) -> np.ndarray: ...
+def causal_lm_loss(
+    logits: np.ndarray,
+    dtype: str,
+    labels: np.ndarray,
+    *,
+    shift: bool,
+    ignore_index: int,
+    reduction: str,
+    z_loss_scale: float,
+    softcap: float | None,
+    label_smoothing: float,
+    num_items_in_batch: float | None,
+    grad: np.ndarray | None = None,
+    in_place: bool = False,
+    return_lse: bool = False,
+) -> tuple[float, np.ndarray | None, np.ndarray | None, int]: ...
 def _raise_example_error(variant: str) -> None: ...

@@ -7,9 +7,10 @@ look torch up in ``sys.modules`` and never pay its import cost.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def loaded_torch() -> Any | None:
@@ -29,13 +30,15 @@ def dtype_name(tensor: Any) -> str:
 
 
 def numpy_view(tensor: Any) -> np.ndarray:
-    """A zero-copy numpy view of a CPU tensor's memory (bf16 as its uint16 bits).
+    """A zero-copy numpy view of a CPU tensor's memory; 16-bit floats as their uint16 bits.
 
-    numpy has no bfloat16, so a bf16 tensor is viewed as uint16 and the native layer
-    reinterprets the bits.
+    numpy has no bfloat16, so bf16 (and, for one code path, f16) tensors are viewed as
+    uint16 and the native layer reinterprets the bits.
     """
+    import numpy as np
+
     tensor = tensor.detach()
-    if dtype_name(tensor) == "bfloat16":
+    if dtype_name(tensor) in ("bfloat16", "float16"):
         torch = loaded_torch()
         return tensor.view(torch.int16).numpy().view(np.uint16)
     return tensor.numpy()

@@ -15,7 +15,7 @@ Semantics (shared with the CUDA kernels):
 - ``ignore_index`` labels contribute nothing; ``mean`` divides by the number of
   contributing tokens (or by ``num_items_in_batch``, the HF/TRL gradient-accumulation
   convention); when every token is ignored the mean is exactly 0.0 with a zero gradient.
-- ``reduction="none"`` returns per-token float32 losses shaped like the labels, minus the
+- ``reduction="none"`` returns per-token losses shaped like the labels, minus the
   last position when shifting: ``(B, T - 1)`` or ``(N - 1,)``; ignored tokens get 0.
 - ``z_loss_scale`` adds ``scale * lse**2``; ``softcap`` applies ``s * tanh(x / s)`` to the
   logits first; ``label_smoothing`` is torch's (and Liger's) definition.
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 _SUPPORTED = "float32, bfloat16, float16, float64"
+_SIXTEEN_BIT = ("float16", "bfloat16")  # bfloat16 numpy arrays come from ml_dtypes
 
 
 def _number(name: str, value: object, *, allow_none: bool = False) -> float | None:
@@ -105,9 +106,9 @@ def _numpy_logits(logits: Any) -> tuple[np.ndarray, str]:
 
     array = np.asarray(logits)
     name = array.dtype.name
-    if name == "bfloat16":  # ml_dtypes arrays: pass the bits
+    if name in _SIXTEEN_BIT:  # the native layer takes 16-bit floats as their bits
         array = array.view(np.uint16)
-    elif name not in ("float32", "float64", "float16"):
+    elif name not in ("float32", "float64"):
         raise DtypeError(f"causal_lm_loss does not support dtype {name}; supported: {_SUPPORTED}")
     return np.ascontiguousarray(array), name
 
@@ -179,9 +180,10 @@ def causal_lm_loss(
             NaN where the row contributes nothing).
 
     Returns:
-        numpy in: a float (``mean``/``sum``) or a float32 array (``none``). torch in: a
-        tensor with autograd (the gradient is computed in the forward pass when logits
-        require grad and grad mode is on). With ``return_lse``, ``(loss, lse)``.
+        numpy in: a float (``mean``/``sum``) or an array (``none``; float32, or float64 for
+        float64 logits). torch in: a tensor with autograd (the gradient is computed in the
+        forward pass when logits require grad and grad mode is on). With ``return_lse``,
+        ``(loss, lse)``.
 
     Raises:
         ShapeError: logits and labels do not fit together.
@@ -247,14 +249,14 @@ def causal_lm_loss_and_grad(
         if not (isinstance(logits, np.ndarray) and logits.flags.c_contiguous):
             raise ConfigError("logits: must be a C-contiguous numpy array for in_place=True")
         _, dtype = _numpy_logits(logits[:0])  # dtype check only
-        array = logits.view(np.uint16) if dtype == "bfloat16" else logits
+        array = logits.view(np.uint16) if dtype in _SIXTEEN_BIT else logits
     else:
         array, dtype = _numpy_logits(logits)
     label_array = _numpy_labels(labels)
     if in_place:
         grad_array = array
         loss, per_row, _, _ = _native_call(array, dtype, label_array, options, in_place=True)
-        grad: Any = tensor if is_tensor else logits
+        grad: Any = logits
     else:
         if is_tensor:
             grad = _torch.loaded_torch().empty_like(tensor)
@@ -263,7 +265,7 @@ def causal_lm_loss_and_grad(
             import numpy as np
 
             grad_array = np.empty_like(array)
-            grad = grad_array.view(logits.dtype) if dtype == "bfloat16" else grad_array
+            grad = grad_array.view(logits.dtype) if dtype in _SIXTEEN_BIT else grad_array
         loss, per_row, _, _ = _native_call(array, dtype, label_array, options, grad=grad_array)
     result = loss if per_row is None else _per_token(per_row, label_array.shape, shift)
     return result, grad
@@ -313,9 +315,15 @@ def _torch_forward(
         loss_tensor = torch.tensor(loss, dtype=out_dtype)
     else:
         loss_tensor = torch.from_numpy(_per_token(per_row, label_array.shape, shift).copy())
-        loss_tensor = loss_tensor.to(out_dtype)
     lse_tensor = None if lse is None else torch.from_numpy(lse.reshape(label_array.shape))
     return loss_tensor, lse_tensor, grad
+
+
+def _zero_scale_error() -> float:
+    raise RuntimeError(
+        "causal_lm_loss: a backward with grad_output 0 zeroed the fused gradient, so this "
+        "graph cannot be backpropagated again; recompute the loss"
+    )
 
 
 @functools.cache
@@ -330,6 +338,8 @@ def _autograd_function() -> type:
         def forward(ctx: Any, logits: Any, labels: Any, options: _Options, return_lse: bool):  # type: ignore[override]
             loss, lse, grad = _torch_forward(logits, labels, options, return_lse, with_grad=True)
             ctx.grad = grad
+            ctx.applied = 1.0
+            ctx.unscaled_zero_error = _zero_scale_error
             ctx.reduction = options.reduction
             ctx.shift = options.kwargs["shift"]
             ctx.mark_non_differentiable(*([lse] if lse is not None else []))
@@ -338,20 +348,19 @@ def _autograd_function() -> type:
         @staticmethod
         def backward(ctx: Any, grad_output: Any, _grad_lse: Any = None):  # type: ignore[override]
             grad = ctx.grad
-            if grad is None:
-                raise RuntimeError(
-                    "causal_lm_loss: backward ran twice through the same graph; the fused "
-                    "gradient is handed over by the first backward (recompute the loss instead "
-                    "of retain_graph=True)"
-                )
-            ctx.grad = None
             if ctx.reduction == "none":
                 rows = grad_output.to(grad.dtype)
                 if ctx.shift:  # the last position of each sequence has no loss entry
                     rows = torch.nn.functional.pad(rows, (0, 1))
-                grad.mul_(rows.unsqueeze(-1))
-            elif grad_output.item() != 1.0:
-                grad.mul_(grad_output.to(grad.dtype))
+                return grad * rows.unsqueeze(-1), None, None, None
+            # Scale the fused gradient in place (no second logits-sized buffer), remembering
+            # the factor so a re-entrant backward (retain_graph, gradcheck) rescales it.
+            wanted = grad_output.item()
+            if wanted != ctx.applied:
+                if ctx.applied == 0.0:
+                    return grad_output * ctx.unscaled_zero_error(), None, None, None
+                grad.mul_(wanted / ctx.applied)
+                ctx.applied = wanted
             return grad, None, None, None
 
     return CausalLMLossFunction

@@ -21,6 +21,7 @@ pytest_plugins = [
     "ferrofix.seeding",
     "ferrofix.devices",
     "ferrofix.fixtures.paths",
+    "ferrofix.loss",
 ]
 
 

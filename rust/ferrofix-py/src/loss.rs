@@ -179,7 +179,7 @@ fn run_typed<T: Stored>(
 /// `(loss, per_row or None, lse or None, valid_rows)` as Python receives it.
 type LossResult<'py> = (
     f64,
-    Option<Bound<'py, PyArray1<f32>>>,
+    Option<Bound<'py, PyAny>>,
     Option<Bound<'py, PyArray1<f32>>>,
     usize,
 );
@@ -231,7 +231,14 @@ fn causal_lm_loss<'py>(
         DType::BFloat16 => run!(bf16),
         DType::Int32 | DType::Int64 => unreachable_dtype(dtype),
     }?;
-    let per_row = (options.reduction == Reduction::None).then(|| out.per_row.into_pyarray(py));
+    let per_row = (options.reduction == Reduction::None).then(|| {
+        if dtype == DType::Float64 {
+            out.per_row.into_pyarray(py).into_any()
+        } else {
+            let narrowed: Vec<f32> = out.per_row.iter().map(|&v| v as f32).collect();
+            narrowed.into_pyarray(py).into_any()
+        }
+    });
     let lse = return_lse.then(|| out.lse.into_pyarray(py));
     Ok((out.loss, per_row, lse, out.valid_rows))
 }

@@ -571,7 +571,7 @@ pub fn causal_lm_loss<T: Logit, L: Copy + Into<i64>>(
         Reduction::Sum | Reduction::None => total,
     };
     let per_row = if options.reduction == Reduction::None {
-        losses.iter().map(|&v| v as f32).collect()
+        losses
     } else {
         Vec::new()
     };

@@ -287,9 +287,10 @@ pub fn gradient_scale(options: &LossOptions, valid_rows: usize) -> f64 {
 pub struct LossOutput {
     /// The reduced loss (for [`Reduction::None`], the sum of the per-row losses).
     pub loss: f64,
-    /// Per-row losses in f32 (0 for rows that contribute nothing); empty unless
-    /// the reduction is [`Reduction::None`].
-    pub per_row: Vec<f32>,
+    /// Per-row losses as accumulated, in f64 (0 for rows that contribute nothing); empty
+    /// unless the reduction is [`Reduction::None`]. Callers hand them out as f32 for 16-
+    /// and 32-bit logits and as f64 for f64 logits.
+    pub per_row: Vec<f64>,
     /// Per-row log-sum-exp of the (softcapped) logits, NaN for rows that contribute
     /// nothing (they are skipped); empty unless requested.
     pub lse: Vec<f32>,

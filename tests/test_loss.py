@@ -1,0 +1,489 @@
+"""ferrofix.loss against the float64 reference and torch, plus properties and bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import ferrofix
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from ferrofix import loss
+from ferrofix.errors import ConfigError, CudaUnavailableError, DtypeError, ShapeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.reference import cross_entropy as reference
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def make_inputs(batch: int, seq: int, vocab: int, seed: int = 0, scale: float = 3.0):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((batch, seq, vocab)) * scale).astype(np.float32)
+    labels = rng.integers(0, vocab, (batch, seq))
+    labels.reshape(-1)[::4] = -100  # every 4th label ignored
+    return logits, labels
+
+
+def assert_loss_close(got, want, atol: float) -> None:
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=0, atol=atol)
+
+
+# --- parity with the float64 reference -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("batch", "seq", "vocab", "loss_atol"),
+    [(2, 33, 1000, 5e-6), (3, 17, 5000, 5e-6), (2, 9, 10003, 5e-6), (1, 4, 151936, 5e-5)],
+    ids=["V1000", "V5000", "V10003", "V151936"],
+)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_float32_matches_reference(batch, seq, vocab, loss_atol, reduction) -> None:
+    logits, labels = make_inputs(batch, seq, vocab)
+    want, want_grad, _ = reference.causal_lm_loss_and_grad(logits, labels, reduction=reduction)
+    got, grad = loss.causal_lm_loss_and_grad(logits, labels, reduction=reduction)
+    rows = batch * (seq - 1)
+    assert_loss_close(got, want, loss_atol * (rows if reduction == "sum" else 1))
+    assert grad.dtype == np.float32
+    assert grad.shape == logits.shape
+    np.testing.assert_allclose(grad, want_grad, rtol=0, atol=1e-5)
+    assert loss.causal_lm_loss(logits, labels, reduction=reduction) == pytest.approx(got)
+
+
+# Output rounding of the 16-bit gradient: half an ulp relative, plus the subnormal step.
+HALF_DTYPES = {
+    "float16": (torch.float16, 2.0**-11, 6e-8),
+    "bfloat16": (torch.bfloat16, 2.0**-8, 1e-30),
+}
+
+
+@pytest.mark.parametrize("dtype", list(HALF_DTYPES))
+@pytest.mark.parametrize("vocab", [1000, 10003])
+def test_half_precision_logits_match_reference_on_their_own_values(dtype, vocab) -> None:
+    torch_dtype, rel, abs_ = HALF_DTYPES[dtype]
+    logits, labels = make_inputs(2, 21, vocab)
+    rounded = torch.from_numpy(logits).to(torch_dtype)
+    want, want_grad, _ = reference.causal_lm_loss_and_grad(rounded.double().numpy(), labels)
+    got, grad = loss.causal_lm_loss_and_grad(rounded, torch.from_numpy(labels))
+    assert grad.dtype == torch_dtype
+    assert abs(got - want) < 5e-6
+    want_grad = torch.from_numpy(want_grad)
+    error = (grad.double() - want_grad).abs()
+    assert bool((error <= 1.01 * rel * want_grad.abs() + abs_ + 1e-9).all()), error.max()
+
+
+def test_float64_logits_are_computed_in_float64() -> None:
+    logits, labels = make_inputs(2, 7, 301)
+    wide = logits.astype(np.float64) * 1.000001
+    want, want_grad, _ = reference.causal_lm_loss_and_grad(wide, labels)
+    got, grad = loss.causal_lm_loss_and_grad(wide, labels)
+    assert grad.dtype == np.float64
+    assert got == pytest.approx(want, abs=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=0, atol=1e-14)
+
+
+OPTION_CASES = {
+    "z_loss": {"z_loss_scale": 1e-3},
+    "softcap": {"softcap": 5.0},
+    "smoothing": {"label_smoothing": 0.1},
+    "num_items": {"num_items_in_batch": 50},
+    "unshifted": {"shift": False},
+    "ignore_0": {"ignore_index": 0},
+    "everything": {"z_loss_scale": 1e-4, "softcap": 30.0, "label_smoothing": 0.2},
+}
+
+
+@pytest.mark.parametrize("options", list(OPTION_CASES.values()), ids=list(OPTION_CASES))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_options_match_reference(options, reduction) -> None:
+    if "num_items_in_batch" in options and reduction != "mean":
+        pytest.skip("num_items_in_batch only applies to the mean")
+    logits, labels = make_inputs(2, 19, 2053, seed=3)
+    labels[labels == -100] = options.get("ignore_index", -100)
+    want, want_grad, _ = reference.causal_lm_loss_and_grad(
+        logits, labels, reduction=reduction, **options
+    )
+    got, grad = loss.causal_lm_loss_and_grad(logits, labels, reduction=reduction, **options)
+    assert_loss_close(got, want, 5e-6 * (40 if reduction == "sum" else 1))
+    np.testing.assert_allclose(grad, want_grad, rtol=0, atol=1e-5)
+
+
+def test_label_smoothing_and_reductions_agree_with_torch() -> None:
+    logits, labels = make_inputs(2, 13, 997, seed=5)
+    x = torch.from_numpy(logits)[:, :-1].reshape(-1, 997).double()
+    y = torch.from_numpy(labels)[:, 1:].reshape(-1)
+    for reduction in REDUCTIONS:
+        want = F.cross_entropy(x, y, label_smoothing=0.15, reduction=reduction)
+        got = loss.causal_lm_loss(logits, labels, label_smoothing=0.15, reduction=reduction)
+        np.testing.assert_allclose(np.ravel(got), want.numpy().ravel(), rtol=0, atol=5e-6)
+
+
+def test_return_lse_is_logsumexp_of_scored_rows_and_nan_elsewhere() -> None:
+    logits, labels = make_inputs(2, 6, 50)
+    _, lse = loss.causal_lm_loss(logits, labels, return_lse=True)
+    assert lse.shape == labels.shape
+    assert lse.dtype == np.float32
+    want = torch.logsumexp(torch.from_numpy(logits).double(), dim=-1).numpy()
+    scored = np.zeros(labels.shape, bool)
+    scored[:, :-1] = labels[:, 1:] != -100
+    np.testing.assert_allclose(lse[scored], want[scored], rtol=1e-6)
+    assert np.isnan(lse[~scored]).all()
+
+
+def test_all_ignored_mean_is_exactly_zero_with_zero_gradient() -> None:
+    logits, _ = make_inputs(2, 5, 64)
+    labels = np.full((2, 5), -100)
+    value, grad = loss.causal_lm_loss_and_grad(logits, labels)
+    assert value == 0.0
+    assert not grad.any()
+    tensor = torch.from_numpy(logits).requires_grad_()
+    out = loss.causal_lm_loss(tensor, torch.from_numpy(labels))
+    out.backward()
+    assert out.item() == 0.0
+    assert not tensor.grad.any()
+
+
+def test_single_sequence_2d_logits_shift_like_a_batch_of_one() -> None:
+    logits, labels = make_inputs(1, 12, 31)
+    flat = loss.causal_lm_loss(logits[0], labels[0], reduction="none")
+    batched = loss.causal_lm_loss(logits, labels, reduction="none")
+    assert flat.shape == (11,)
+    np.testing.assert_array_equal(flat, batched[0])
+
+
+def test_nan_logits_propagate_and_negative_infinity_is_masked() -> None:
+    logits, labels = make_inputs(1, 4, 10)
+    labels[:] = 3
+    masked = logits.copy()
+    masked[..., 7:] = -np.inf
+    value, grad = loss.causal_lm_loss_and_grad(masked, labels)
+    want, want_grad, _ = reference.causal_lm_loss_and_grad(masked[..., :7], labels)
+    assert value == pytest.approx(want, abs=1e-6)
+    assert (grad[..., 7:] == 0).all()
+    np.testing.assert_allclose(grad[..., :7], want_grad, atol=1e-6)
+    poisoned = logits.copy()
+    poisoned[0, 1, 5] = np.nan
+    per_token = loss.causal_lm_loss(poisoned, labels, reduction="none")
+    assert np.isnan(per_token[0, 1])
+    assert np.isfinite(per_token[0, [0, 2]]).all()
+
+
+# --- gradient paths ----------------------------------------------------------------------
+
+
+def test_in_place_gradient_equals_out_of_place() -> None:
+    logits, labels = make_inputs(2, 9, 4099)
+    value, grad = loss.causal_lm_loss_and_grad(logits, labels, label_smoothing=0.1)
+    buffer = logits.copy()
+    value_in_place, returned = loss.causal_lm_loss_and_grad(
+        buffer, labels, label_smoothing=0.1, in_place=True
+    )
+    assert returned is buffer
+    assert value_in_place == value
+    np.testing.assert_array_equal(buffer, grad)
+    tensor = torch.from_numpy(logits.copy()).bfloat16()
+    _, torch_grad = loss.causal_lm_loss_and_grad(tensor, torch.from_numpy(labels))
+    _, same = loss.causal_lm_loss_and_grad(tensor, torch.from_numpy(labels), in_place=True)
+    assert same is tensor
+    assert torch.equal(tensor, torch_grad)
+
+
+@pytest.mark.parametrize("options", list(OPTION_CASES.values())[:4], ids=list(OPTION_CASES)[:4])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_autograd_gradcheck_in_float64(options, reduction) -> None:
+    if "num_items_in_batch" in options and reduction != "mean":
+        pytest.skip("num_items_in_batch only applies to the mean")
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 7, dtype=torch.float64, generator=generator, requires_grad=True)
+    labels = torch.tensor([[1, 2, -100, 4], [6, 0, 3, 5]])
+
+    def fn(x):
+        return loss.causal_lm_loss(x, labels, reduction=reduction, **options)
+
+    assert torch.autograd.gradcheck(fn, (logits,), eps=1e-6, atol=1e-7)
+
+
+def test_none_reduction_backward_weights_each_token() -> None:
+    logits, labels = make_inputs(2, 6, 40)
+    ours = torch.from_numpy(logits).double().requires_grad_()
+    theirs = ours.detach().clone().requires_grad_()
+    weights = torch.rand(2, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    per_token = loss.causal_lm_loss(ours, torch.from_numpy(labels), reduction="none")
+    assert per_token.shape == (2, 5)
+    (per_token * weights).sum().backward()
+    want = F.cross_entropy(
+        theirs[:, :-1].reshape(-1, 40),
+        torch.from_numpy(labels)[:, 1:].reshape(-1),
+        reduction="none",
+    ).reshape(2, 5)
+    (want * weights).sum().backward()
+    torch.testing.assert_close(per_token, want)
+    torch.testing.assert_close(ours.grad, theirs.grad)
+
+
+def test_no_grad_and_non_leaf_paths() -> None:
+    logits, labels = make_inputs(1, 5, 30)
+    tensor = torch.from_numpy(logits).requires_grad_()
+    with torch.no_grad():
+        out = loss.causal_lm_loss(tensor, torch.from_numpy(labels))
+    assert out.grad_fn is None
+    assert out.dtype == torch.float32
+    assert loss.causal_lm_loss(tensor.detach(), torch.from_numpy(labels)).grad_fn is None
+    scaled = tensor * 2.0  # non-leaf: the gradient flows back through the multiply
+    loss.causal_lm_loss(scaled, torch.from_numpy(labels)).backward()
+    want = reference.causal_lm_loss_and_grad(logits * 2.0, labels)[1] * 2.0
+    np.testing.assert_allclose(tensor.grad.numpy(), want, atol=1e-5)
+
+
+def test_repeated_backward_through_the_same_graph_rescales_correctly() -> None:
+    logits, labels = make_inputs(1, 5, 30)
+    tensor = torch.from_numpy(logits).requires_grad_()
+    out = loss.causal_lm_loss(tensor, torch.from_numpy(labels))
+    want = reference.causal_lm_loss_and_grad(logits, labels)[1]
+    for scale in (0.5, 0.5, 3.0, 1.0):
+        tensor.grad = None
+        (out * scale).backward(retain_graph=True)
+        np.testing.assert_allclose(tensor.grad.numpy(), want * scale, atol=1e-6)
+    tensor.grad = None
+    (out * 0.0).backward(retain_graph=True)
+    assert not tensor.grad.any()
+    with pytest.raises(RuntimeError, match="grad_output 0 zeroed the fused gradient"):
+        out.backward()
+
+
+def test_training_step_matches_torch_cross_entropy() -> None:
+    def step(use_ferrofix: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Embedding(50, 16), torch.nn.Linear(16, 50))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        ids = torch.randint(0, 50, (4, 12), generator=torch.Generator().manual_seed(2))
+        labels = ids.clone()
+        labels[:, :3] = -100
+        for _ in range(3):
+            optimizer.zero_grad()
+            logits = model(ids)
+            if use_ferrofix:
+                value = loss.CausalLoss()(logits, labels)
+            else:
+                value = F.cross_entropy(logits[:, :-1].reshape(-1, 50), labels[:, 1:].reshape(-1))
+            value.backward()
+            optimizer.step()
+        return [p.detach().clone() for p in model.parameters()]
+
+    for ours, theirs in zip(step(True), step(False), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_results_are_identical_for_one_and_two_threads() -> None:
+    logits, labels = make_inputs(4, 64, 3001)
+    results = []
+    try:
+        for threads in (1, 2):
+            ferrofix.set_num_threads(threads)
+            results.append(loss.causal_lm_loss_and_grad(logits, labels, z_loss_scale=1e-4))
+    finally:
+        ferrofix.set_num_threads(None)
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    seq=st.integers(1, 6),
+    vocab=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+    reduction=st.sampled_from(REDUCTIONS),
+    shift=st.booleans(),
+    smoothing=st.sampled_from([0.0, 0.3]),
+    softcap=st.sampled_from([None, 2.0]),
+)
+def test_property_matches_reference_in_float64(
+    batch, seq, vocab, seed, reduction, shift, smoothing, softcap
+) -> None:
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((batch, seq, vocab)) * 4
+    labels = rng.integers(-1, vocab, (batch, seq))
+    options = {
+        "reduction": reduction,
+        "shift": shift,
+        "label_smoothing": smoothing,
+        "softcap": softcap,
+        "ignore_index": -1,
+    }
+    want, want_grad, _ = reference.causal_lm_loss_and_grad(logits, labels, **options)
+    got, grad = loss.causal_lm_loss_and_grad(logits, labels, **options)
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-9, atol=1e-12)
+
+
+# --- classes and fixture ---------------------------------------------------------------
+
+
+def test_loss_classes_shift_ignore_and_read_well() -> None:
+    logits, labels = make_inputs(2, 8, 64)
+    want = reference.causal_lm_loss_and_grad(logits, labels)[0]
+    assert loss.CausalLoss()(logits, labels) == pytest.approx(want, abs=5e-6)
+    chunked = loss.ChunkedCausalLoss(chunk_size=128, label_smoothing=0.1)
+    smoothed = reference.causal_lm_loss_and_grad(logits, labels, label_smoothing=0.1)[0]
+    assert chunked(logits, labels) == pytest.approx(smoothed, abs=5e-6)
+    assert loss.CausalLoss()(logits, np.full_like(labels, -100)) == 0.0
+    assert repr(loss.CausalLoss()) == "CausalLoss()"
+    assert repr(loss.CausalLoss(z_loss_scale=1e-4)) == "CausalLoss(z_loss_scale=0.0001)"
+    assert repr(chunked) == "ChunkedCausalLoss(chunk_size=128, label_smoothing=0.1)"
+    assert ferrofix.CausalLoss is loss.CausalLoss
+
+
+def test_fixture_is_the_function(causal_lm_loss) -> None:
+    assert causal_lm_loss is loss.causal_lm_loss
+
+
+# --- bad inputs --------------------------------------------------------------------------
+
+LOGITS = np.zeros((2, 3, 5), np.float32)
+LABELS = np.zeros((2, 3), np.int64)
+
+BAD_CALLS = [
+    (
+        lambda: loss.causal_lm_loss(LOGITS, np.zeros((2, 4), np.int64)),
+        ShapeError,
+        "labels: expected shape (2, 3) (the logits' leading dimensions), got (2, 4)",
+    ),
+    (
+        lambda: loss.causal_lm_loss(np.zeros(5, np.float32), np.zeros(5, np.int64)),
+        ShapeError,
+        "logits: expected shape (B, T, V) or (N, V), got (5,)",
+    ),
+    (
+        lambda: loss.causal_lm_loss(np.zeros((2, 3, 0), np.float32), LABELS),
+        ConfigError,
+        "logits: the vocabulary dimension V must be >= 1, got 0",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, np.array([[0, 1, 2], [3, 5, 0]])),
+        ConfigError,
+        "labels: value 5 at position (1, 1) is outside [0, 5) and is not ignore_index (-100)",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS[0], np.array([0, -7, 1])),
+        ConfigError,
+        "labels: value -7 at position (1,) is outside [0, 5) and is not ignore_index (-100)",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS.astype(np.float32)),
+        DtypeError,
+        "causal_lm_loss labels does not support dtype float32; supported: int32, int64",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS.astype(np.int32), LABELS),
+        DtypeError,
+        "causal_lm_loss does not support dtype int32; supported: float32, bfloat16, float16, "
+        "float64",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, reduction="avg"),
+        ConfigError,
+        "reduction: must be one of 'mean', 'sum', 'none', got \"avg\"",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, reduction=None),
+        ConfigError,
+        "reduction: must be one of 'mean', 'sum', 'none', got None",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, softcap=0.0),
+        ConfigError,
+        "softcap: must be a finite number > 0 or None, got 0",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, softcap=-1),
+        ConfigError,
+        "softcap: must be a finite number > 0 or None, got -1",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, label_smoothing=1.0),
+        ConfigError,
+        "label_smoothing: must be in [0, 1), got 1",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, label_smoothing=-0.1),
+        ConfigError,
+        "label_smoothing: must be in [0, 1), got -0.1",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, z_loss_scale="big"),
+        ConfigError,
+        "z_loss_scale: must be a number, got 'big'",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, num_items_in_batch=0),
+        ConfigError,
+        "num_items_in_batch: must be a finite number > 0 or None, got 0",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, reduction="sum", num_items_in_batch=4),
+        ConfigError,
+        "num_items_in_batch: only applies to reduction 'mean' (it replaces the mean's divisor)",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, shift=1),
+        ConfigError,
+        "shift: must be True or False, got 1",
+    ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, ignore_index=-100.0),
+        ConfigError,
+        "ignore_index: must be an integer, got -100.0",
+    ),
+    (
+        lambda: loss.causal_lm_loss_and_grad(LOGITS[:, ::2], LABELS[:, :2], in_place=True),
+        ConfigError,
+        "logits: must be a C-contiguous numpy array for in_place=True",
+    ),
+    (
+        lambda: loss.causal_lm_loss(torch.zeros(2, 3, 5, device="meta"), torch.from_numpy(LABELS)),
+        CudaUnavailableError,
+        "CUDA is not available: causal_lm_loss has no kernels for meta tensors yet (the CUDA "
+        "loss is a separate feature); move the logits to the CPU",
+    ),
+    (
+        lambda: loss.causal_lm_loss(torch.zeros(2, 3, 5, dtype=torch.int8), LABELS),
+        DtypeError,
+        "causal_lm_loss does not support dtype int8; supported: float32, bfloat16, float16, "
+        "float64",
+    ),
+    (
+        lambda: loss.ChunkedCausalLoss(chunk_size=0),
+        ConfigError,
+        "chunk_size: must be an integer >= 1, got 0",
+    ),
+    (
+        lambda: loss.CausalLoss(reduction="avg"),
+        ConfigError,
+        "reduction: must be one of 'mean', 'sum', 'none', got \"avg\"",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), BAD_CALLS)
+def test_bad_inputs_raise_clear_errors(call, error, message) -> None:
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_bad_inputs_leave_an_in_place_buffer_untouched() -> None:
+    buffer = np.ones((2, 3, 5), np.float32)
+    with pytest.raises(ConfigError):
+        loss.causal_lm_loss_and_grad(buffer, np.array([[0, 1, 2], [3, 9, 0]]), in_place=True)
+    assert (buffer == 1).all()
+
+
+def test_empty_batch_gives_zero_loss() -> None:
+    empty_logits, empty_labels = np.zeros((0, 4, 5), np.float32), np.zeros((0, 4), int)
+    value, grad = loss.causal_lm_loss_and_grad(empty_logits, empty_labels)
+    assert value == 0.0
+    assert grad.shape == (0, 4, 5)
+    assert math.isfinite(value)
