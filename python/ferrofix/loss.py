@@ -319,48 +319,41 @@ def _torch_forward(
     return loss_tensor, lse_tensor, grad
 
 
-def _zero_scale_error() -> float:
-    raise RuntimeError(
-        "causal_lm_loss: a backward with grad_output 0 zeroed the fused gradient, so this "
-        "graph cannot be backpropagated again; recompute the loss"
-    )
-
-
 @functools.cache
 def _autograd_function() -> type:
     """The torch.autograd.Function, built on first use so importing this module needs no torch."""
     torch = _torch.loaded_torch()
 
     class CausalLMLossFunction(torch.autograd.Function):
-        """Forward computes the gradient too; backward only scales it by grad_output."""
+        """Forward computes the gradient too; backward scales it by grad_output.
+
+        The first backward hands the fused gradient over (so autograd can take it as the
+        leaf's ``.grad`` without a copy). A re-entrant backward (``retain_graph``,
+        gradcheck) recomputes it from the saved logits.
+        """
 
         @staticmethod
         def forward(ctx: Any, logits: Any, labels: Any, options: _Options, return_lse: bool):  # type: ignore[override]
             loss, lse, grad = _torch_forward(logits, labels, options, return_lse, with_grad=True)
-            ctx.grad = grad
-            ctx.applied = 1.0
-            ctx.unscaled_zero_error = _zero_scale_error
-            ctx.reduction = options.reduction
-            ctx.shift = options.kwargs["shift"]
+            ctx.save_for_backward(logits)
+            ctx.grad, ctx.labels, ctx.options = grad, labels, options
             ctx.mark_non_differentiable(*([lse] if lse is not None else []))
             return loss, lse
 
         @staticmethod
         def backward(ctx: Any, grad_output: Any, _grad_lse: Any = None):  # type: ignore[override]
-            grad = ctx.grad
-            if ctx.reduction == "none":
+            grad, ctx.grad = ctx.grad, None
+            if grad is None:
+                (logits,) = ctx.saved_tensors
+                grad = _torch_forward(logits, ctx.labels, ctx.options, False, with_grad=True)[2]
+            if ctx.options.reduction == "none":
                 rows = grad_output.to(grad.dtype)
-                if ctx.shift:  # the last position of each sequence has no loss entry
+                if ctx.options.kwargs["shift"]:  # each last position has no loss entry
                     rows = torch.nn.functional.pad(rows, (0, 1))
-                return grad * rows.unsqueeze(-1), None, None, None
-            # Scale the fused gradient in place (no second logits-sized buffer), remembering
-            # the factor so a re-entrant backward (retain_graph, gradcheck) rescales it.
-            wanted = grad_output.item()
-            if wanted != ctx.applied:
-                if ctx.applied == 0.0:
-                    return grad_output * ctx.unscaled_zero_error(), None, None, None
-                grad.mul_(wanted / ctx.applied)
-                ctx.applied = wanted
+                return grad.mul_(rows.unsqueeze(-1)), None, None, None
+            scale = grad_output.item()
+            if scale != 1.0:
+                grad.mul_(scale)
             return grad, None, None, None
 
     return CausalLMLossFunction
