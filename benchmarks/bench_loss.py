@@ -148,7 +148,7 @@ def run_case(n: int, vocab: int, dtype: str, repeats: int) -> tuple[list[str], l
         value = memory.get(key)
         if value is None:
             return "n/a"
-        return f"{value:.1f} ({100 * value / logits_mib:.1f}%)"
+        return f"{value:.2f} ({100 * value / logits_mib:.2f}%)"
 
     label = f"N={n}, V={vocab}, {dtype}"
     speed = [
