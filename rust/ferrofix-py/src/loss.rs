@@ -217,7 +217,6 @@ fn causal_lm_loss<'py>(
         label_smoothing,
         num_items_in_batch,
     };
-    options.validate().map_err(to_py)?;
     let labels = Labels::extract(labels)?;
     macro_rules! run {
         ($t:ty) => {

@@ -162,29 +162,23 @@ pub trait Logit: Copy + Default + Send + Sync + 'static {
     fn store(src: &[Self::C], dst: &mut [Self]);
 }
 
-impl Logit for f32 {
-    type C = f32;
-    #[inline(always)]
-    fn load(src: &[Self], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
-    }
-    #[inline(always)]
-    fn store(src: &[f32], dst: &mut [Self]) {
-        dst.copy_from_slice(src);
-    }
+/// f32 and f64 logits are computed in their own type: staging is a plain copy.
+macro_rules! computed_as_itself {
+    ($($t:ty),*) => {$(
+        impl Logit for $t {
+            type C = $t;
+            #[inline(always)]
+            fn load(src: &[Self], dst: &mut [$t]) {
+                dst.copy_from_slice(src);
+            }
+            #[inline(always)]
+            fn store(src: &[$t], dst: &mut [Self]) {
+                dst.copy_from_slice(src);
+            }
+        }
+    )*};
 }
-
-impl Logit for f64 {
-    type C = f64;
-    #[inline(always)]
-    fn load(src: &[Self], dst: &mut [f64]) {
-        dst.copy_from_slice(src);
-    }
-    #[inline(always)]
-    fn store(src: &[f64], dst: &mut [Self]) {
-        dst.copy_from_slice(src);
-    }
-}
+computed_as_itself!(f32, f64);
 
 impl Logit for f16 {
     type C = f32;
