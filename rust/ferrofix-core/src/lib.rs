@@ -10,6 +10,8 @@
 pub mod dtype;
 pub mod error;
 pub mod loss;
+pub mod memory;
+pub mod packing;
 pub mod parallel;
 pub mod rng;
 
