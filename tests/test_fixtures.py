@@ -21,8 +21,11 @@ def test_ferrofix_fixtures_exports_every_fixture() -> None:
     assert set(ferrofix.fixtures.__all__) == {
         "causal_lm_loss_fixture",
         "device",
+        "document_lengths",
         "ferrofix_seed",
         "fixed_seed",
+        "make_packed_batch",
+        "packed_batch",
         "temp_dir",
     }
 

@@ -29,4 +29,35 @@ def causal_lm_loss(
     in_place: bool = False,
     return_lse: bool = False,
 ) -> tuple[float, np.ndarray | None, np.ndarray | None, int]: ...
+def pack(
+    lengths: np.ndarray, capacity: int, strategy: str, overflow: str
+) -> dict[str, np.ndarray]: ...
+def lower_bounds(lengths: np.ndarray, capacity: int) -> tuple[int, int]: ...
+def pack_sequences(
+    tokens: np.ndarray,
+    lengths: np.ndarray,
+    capacity: int,
+    strategy: str,
+    overflow: str,
+    pad_token_id: int,
+    ignore_index: int,
+    labels: str,
+) -> dict[str, np.ndarray | int]: ...
+def check_packing(
+    input_ids: np.ndarray,
+    document_ids: np.ndarray,
+    labels: np.ndarray | None,
+    position_ids: np.ndarray | None,
+    attention_mask: np.ndarray | None,
+    cu_seqlens: np.ndarray | None,
+    max_seqlen: int | None,
+    document_starts: np.ndarray | None,
+    seq_lengths: np.ndarray | None,
+    source_tokens: np.ndarray | None,
+    source_lengths: np.ndarray | None,
+    capacity: int | None,
+    pad_token_id: int,
+    ignore_index: int,
+    convention: str,
+) -> tuple[list[tuple[str, int, int, str]], int]: ...
 def _raise_example_error(variant: str) -> None: ...

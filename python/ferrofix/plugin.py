@@ -22,6 +22,7 @@ pytest_plugins = [
     "ferrofix.devices",
     "ferrofix.fixtures.paths",
     "ferrofix.loss",
+    "ferrofix.packing",
 ]
 
 

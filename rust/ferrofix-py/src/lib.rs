@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 mod errors;
 mod loss;
+mod packing;
 mod parallel;
 mod rng;
 
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     parallel::register(m)?;
     rng::register(m)?;
     loss::register(m)?;
+    packing::register(m)?;
     errors::register(m)?;
     Ok(())
 }

@@ -1,0 +1,282 @@
+//! Bindings of packing: integer arrays in (int32 or int64), the core run with the GIL
+//! released, numpy arrays out without copies.
+
+use ferrofix_core::packing::batch::{self, Filler, LabelConvention};
+use ferrofix_core::packing::check::{self, BatchView, Expectations, Sources};
+use ferrofix_core::packing::{self as core, Length, Overflow, Strategy, bounds};
+use ferrofix_core::{Error, Result};
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::errors::to_py;
+
+/// Lengths as numpy gives them.
+enum Lengths<'py> {
+    I32(PyReadonlyArray1<'py, i32>),
+    I64(PyReadonlyArray1<'py, i64>),
+}
+
+impl<'py> Lengths<'py> {
+    fn extract(arg: &'static str, array: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(array) = array.extract::<PyReadonlyArray1<'py, i64>>() {
+            return Ok(Self::I64(array));
+        }
+        if let Ok(array) = array.extract::<PyReadonlyArray1<'py, i32>>() {
+            return Ok(Self::I32(array));
+        }
+        let dtype = array
+            .getattr("dtype")
+            .and_then(|d| d.str().map(|s| s.to_string()))
+            .unwrap_or_else(|_| "unknown".into());
+        Err(to_py(Error::UnsupportedDtype {
+            dtype,
+            op: arg,
+            supported: "int32, int64".into(),
+        }))
+    }
+
+    fn slice(&self) -> Result<LengthSlice<'_>> {
+        Ok(match self {
+            Self::I32(a) => LengthSlice::I32(slice(a.as_slice())?),
+            Self::I64(a) => LengthSlice::I64(slice(a.as_slice())?),
+        })
+    }
+}
+
+/// Borrowed lengths, free of Python objects so they can cross into `py.detach`.
+#[derive(Clone, Copy)]
+enum LengthSlice<'a> {
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+}
+
+impl LengthSlice<'_> {
+    fn items(self, capacity: u32, overflow: Overflow) -> Result<core::Items> {
+        fn run<T: Length>(a: &[T], c: u32, o: Overflow) -> Result<core::Items> {
+            core::items(a, c, o)
+        }
+        match self {
+            Self::I32(a) => run(a, capacity, overflow),
+            Self::I64(a) => run(a, capacity, overflow),
+        }
+    }
+}
+
+fn slice<T>(array: std::result::Result<&[T], numpy::AsSliceError>) -> Result<&[T]> {
+    array.map_err(|_| Error::invalid("lengths", "must be a contiguous array"))
+}
+
+fn vec1<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>) -> Bound<'py, PyArray1<T>> {
+    v.into_pyarray(py)
+}
+
+fn grid<'py, T: numpy::Element>(
+    py: Python<'py>,
+    data: Vec<T>,
+    rows: usize,
+    columns: usize,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
+    Array2::from_shape_vec((rows, columns), data)
+        .map(|a| a.into_pyarray(py))
+        .map_err(|e| to_py(Error::invalid("batch", e.to_string())))
+}
+
+/// Pack lengths: a dict of arrays (item order, CSR) plus the item table under `split`.
+#[pyfunction]
+#[pyo3(signature = (lengths, capacity, strategy, overflow))]
+fn pack<'py>(
+    py: Python<'py>,
+    lengths: &Bound<'py, PyAny>,
+    capacity: i64,
+    strategy: &str,
+    overflow: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let capacity = core::check_capacity(capacity).map_err(to_py)?;
+    let strategy = Strategy::parse(strategy).map_err(to_py)?;
+    let overflow = Overflow::parse(overflow).map_err(to_py)?;
+    let lengths = Lengths::extract("lengths", lengths)?;
+    let lengths = lengths.slice().map_err(to_py)?;
+    let (items, packing) = py
+        .detach(|| {
+            let items = lengths.items(capacity, overflow)?;
+            let packing = core::pack(&items.lengths, capacity, strategy)?;
+            Ok::<_, Error>((items, packing))
+        })
+        .map_err(to_py)?;
+    let out = PyDict::new(py);
+    out.set_item("bin_of_item", vec1(py, packing.bin_of_item))?;
+    out.set_item("offset_in_bin", vec1(py, packing.offset_in_bin))?;
+    out.set_item("bin_offsets", vec1(py, packing.bin_offsets))?;
+    out.set_item("items", vec1(py, packing.items))?;
+    let item_lengths: Vec<i32> = items.lengths.iter().map(|&v| v as i32).collect();
+    out.set_item("item_lengths", vec1(py, item_lengths))?;
+    if let Some((source, offset)) = items.sources {
+        out.set_item("item_source", vec1(py, source))?;
+        out.set_item("item_offset", vec1(py, offset))?;
+    }
+    Ok(out)
+}
+
+/// (L1, L2) lower bounds for item lengths in [1, capacity].
+#[pyfunction]
+fn lower_bounds(
+    py: Python<'_>,
+    lengths: PyReadonlyArray1<'_, i32>,
+    capacity: i64,
+) -> PyResult<(u64, u64)> {
+    let capacity = core::check_capacity(capacity).map_err(to_py)?;
+    let lengths = slice(lengths.as_slice()).map_err(to_py)?;
+    let lengths: Vec<u32> = lengths.iter().map(|&v| v.max(0) as u32).collect();
+    py.detach(|| bounds::lower_bounds(&lengths, capacity))
+        .map_err(to_py)
+}
+
+/// Pack documents (concatenated tokens + lengths) into a batch dict of numpy arrays.
+#[pyfunction]
+#[pyo3(signature = (tokens, lengths, capacity, strategy, overflow, pad_token_id, ignore_index, labels))]
+#[allow(clippy::too_many_arguments)]
+fn pack_sequences<'py>(
+    py: Python<'py>,
+    tokens: PyReadonlyArray1<'py, i64>,
+    lengths: PyReadonlyArray1<'py, i64>,
+    capacity: i64,
+    strategy: &str,
+    overflow: &str,
+    pad_token_id: i64,
+    ignore_index: i64,
+    labels: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let capacity = core::check_capacity(capacity).map_err(to_py)?;
+    let strategy = Strategy::parse(strategy).map_err(to_py)?;
+    let overflow = Overflow::parse(overflow).map_err(to_py)?;
+    let filler = Filler {
+        pad_token_id,
+        ignore_index,
+        labels: LabelConvention::parse(labels).map_err(to_py)?,
+    };
+    let tokens = slice(tokens.as_slice()).map_err(to_py)?;
+    let lengths = slice(lengths.as_slice()).map_err(to_py)?;
+    let packed = py
+        .detach(|| batch::pack_sequences(tokens, lengths, capacity, strategy, overflow, filler))
+        .map_err(to_py)?;
+    let (rows, width) = (packed.rows, packed.capacity);
+    let out = PyDict::new(py);
+    out.set_item("input_ids", grid(py, packed.input_ids, rows, width)?)?;
+    out.set_item("labels", grid(py, packed.labels, rows, width)?)?;
+    out.set_item("position_ids", grid(py, packed.position_ids, rows, width)?)?;
+    out.set_item("document_ids", grid(py, packed.document_ids, rows, width)?)?;
+    out.set_item(
+        "attention_mask",
+        grid(py, packed.attention_mask, rows, width)?,
+    )?;
+    out.set_item("cu_seqlens", vec1(py, packed.cu_seqlens))?;
+    out.set_item("max_seqlen", packed.max_seqlen)?;
+    out.set_item(
+        "document_starts",
+        grid(py, packed.document_starts, rows, packed.max_segments)?,
+    )?;
+    out.set_item("seq_lengths", vec1(py, packed.seq_lengths))?;
+    Ok(out)
+}
+
+type Grid<'py> = Option<PyReadonlyArray2<'py, i64>>;
+
+fn contiguous<'a>(
+    arg: &'static str,
+    array: std::result::Result<&'a [i64], numpy::AsSliceError>,
+) -> PyResult<&'a [i64]> {
+    array.map_err(|_| to_py(Error::invalid(arg, "must be a contiguous array")))
+}
+
+fn grid_of<'a>(arg: &'static str, array: &'a Grid<'_>) -> PyResult<Option<&'a [i64]>> {
+    array
+        .as_ref()
+        .map(|a| contiguous(arg, a.as_slice()))
+        .transpose()
+}
+
+/// Check a packed batch: (violations as (kind, row, position, detail), total count).
+#[pyfunction]
+#[pyo3(signature = (input_ids, document_ids, labels, position_ids, attention_mask, cu_seqlens,
+    max_seqlen, document_starts, seq_lengths, source_tokens, source_lengths, capacity,
+    pad_token_id, ignore_index, convention))]
+#[allow(clippy::too_many_arguments)]
+fn check_packing<'py>(
+    py: Python<'py>,
+    input_ids: PyReadonlyArray2<'py, i64>,
+    document_ids: PyReadonlyArray2<'py, i64>,
+    labels: Grid<'py>,
+    position_ids: Grid<'py>,
+    attention_mask: Grid<'py>,
+    cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
+    max_seqlen: Option<i64>,
+    document_starts: Grid<'py>,
+    seq_lengths: Option<PyReadonlyArray1<'py, i64>>,
+    source_tokens: Option<PyReadonlyArray1<'py, i64>>,
+    source_lengths: Option<PyReadonlyArray1<'py, i64>>,
+    capacity: Option<i64>,
+    pad_token_id: i64,
+    ignore_index: i64,
+    convention: &str,
+) -> PyResult<(Vec<(&'static str, i64, i64, String)>, u64)> {
+    let capacity = capacity
+        .map(core::check_capacity)
+        .transpose()
+        .map_err(to_py)?;
+    let labels_convention = LabelConvention::parse(convention).map_err(to_py)?;
+    let shape = input_ids.as_array().dim();
+    // Borrow everything before releasing the GIL.
+    let input_ids_slice = contiguous("input_ids", input_ids.as_slice())?;
+    let document_ids_slice = contiguous("document_ids", document_ids.as_slice())?;
+    let starts_columns = document_starts.as_ref().map(|a| a.as_array().dim().1);
+    let view = BatchView {
+        rows: shape.0,
+        width: shape.1,
+        input_ids: input_ids_slice,
+        document_ids: document_ids_slice,
+        labels: grid_of("labels", &labels)?,
+        position_ids: grid_of("position_ids", &position_ids)?,
+        attention_mask: grid_of("attention_mask", &attention_mask)?,
+        cu_seqlens: cu_seqlens
+            .as_ref()
+            .map(|a| contiguous("cu_seqlens", a.as_slice()))
+            .transpose()?,
+        max_seqlen,
+        document_starts: grid_of("document_starts", &document_starts)?.zip(starts_columns),
+        seq_lengths: seq_lengths
+            .as_ref()
+            .map(|a| contiguous("seq_lengths", a.as_slice()))
+            .transpose()?,
+    };
+    let sources = match (&source_tokens, &source_lengths) {
+        (Some(tokens), Some(lengths)) => Some(Sources {
+            tokens: contiguous("sequences", tokens.as_slice())?,
+            lengths: contiguous("sequences", lengths.as_slice())?,
+        }),
+        _ => None,
+    };
+    let expect = Expectations {
+        capacity,
+        pad_token_id,
+        ignore_index,
+        labels: labels_convention,
+    };
+    let report = py
+        .detach(|| check::check_packing(view, sources, expect))
+        .map_err(to_py)?;
+    let violations = report
+        .violations
+        .into_iter()
+        .map(|v| (v.kind.name(), v.row, v.position, v.detail))
+        .collect();
+    Ok((violations, report.num_violations))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(pack, m)?)?;
+    m.add_function(wrap_pyfunction!(lower_bounds, m)?)?;
+    m.add_function(wrap_pyfunction!(pack_sequences, m)?)?;
+    m.add_function(wrap_pyfunction!(check_packing, m)?)
+}
