@@ -244,12 +244,10 @@ def _documents(sequences: Any) -> tuple[np.ndarray, np.ndarray]:
         )
     if all(isinstance(s, list) for s in sequences):
         lengths = np.fromiter((len(s) for s in sequences), np.int64, len(sequences))
-        total = int(lengths.sum())
-        try:
-            tokens = np.fromiter(itertools.chain.from_iterable(sequences), np.int64, total)
-        except (TypeError, ValueError):
-            raise DtypeError("sequences: tokens must be integers") from None
-        return tokens, lengths
+        flat = np.asarray(list(itertools.chain.from_iterable(sequences)))
+        if flat.size and flat.dtype.kind not in "iu":
+            raise DtypeError(f"sequences: tokens must be integers, got dtype {flat.dtype}")
+        return flat.astype(np.int64, copy=False), lengths
     arrays = [_integer_array(f"sequences[{i}]", s) for i, s in enumerate(sequences)]
     lengths = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
     tokens = np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, np.int64)

@@ -1,0 +1,526 @@
+"""Packing: strategies against the quadratic reference, bounds, batches, and the checker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ferrofix import packing, parallel
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
+from ferrofix.packing import (
+    STRATEGIES,
+    block_attention_mask,
+    check_packing,
+    pack,
+    pack_sequences,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.reference import packing as reference
+
+# --- pack ---------------------------------------------------------------------------------
+
+
+def test_bfd_places_equal_lengths_in_input_order() -> None:
+    result = pack([3, 2, 3], 10, "bfd")
+    assert result.bins() == [[0, 2, 1]]
+    assert result.offset_in_bin.tolist() == [0, 6, 3]
+    batch = pack_sequences([[1, 1, 1], [2, 2], [3, 3, 3]], 10)
+    assert batch["document_starts"].tolist() == [[0, 3, 6]]
+
+
+def test_ffd_and_bfd_differ_where_best_fit_is_tighter() -> None:
+    assert pack([8, 6, 3, 1], 10, "ffd").bins() == [[0, 3], [1, 2]]
+    assert pack([8, 6, 3, 1], 10, "bfd").bins() == [[0], [1, 2, 3]]
+
+
+def test_packing_arrays_and_summary() -> None:
+    result = pack(np.array([5, 5, 5, 1], np.int32), 10, "next_fit")
+    assert result.bin_of_item.dtype == np.int32
+    assert result.offset_in_bin.dtype == np.int32
+    assert result.bin_offsets.dtype == np.int64
+    assert result.items.dtype == np.int32
+    assert result.bins() == [[0, 1], [2, 3]]
+    assert result.num_bins == 2
+    assert result.fill == pytest.approx(16 / 20)
+    assert (result.lower_bound_l1, result.lower_bound_l2, result.bins_over_l2) == (2, 2, 1.0)
+    assert result.item_source.tolist() == [0, 1, 2, 3]
+
+
+def test_empty_input_gives_no_bins() -> None:
+    for strategy in STRATEGIES:
+        result = pack([], 10, strategy)
+        assert result.num_bins == 0
+        assert result.bins() == []
+        assert result.fill == 0.0
+        assert len(result.bin_of_item) == 0
+        assert result.bin_offsets.tolist() == [0]
+        assert (result.lower_bound_l1, result.lower_bound_l2) == (0, 0)
+
+
+def test_overflow_truncate_and_split() -> None:
+    truncated = pack([3, 25], 10, overflow="truncate")
+    assert truncated.item_lengths.tolist() == [3, 10]
+    split = pack([3, 25], 10, overflow="split")
+    assert split.item_lengths.tolist() == [3, 10, 10, 5]
+    assert split.item_source.tolist() == [0, 1, 1, 1]
+    assert split.item_offset.tolist() == [0, 0, 10, 20]
+    assert split.num_bins == 4 - 1  # 10 | 10 | 5+3
+
+
+lengths_and_capacity = st.integers(1, 60).flatmap(
+    lambda c: st.tuples(st.lists(st.integers(1, c), max_size=60), st.just(c))
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(lengths_and_capacity, st.sampled_from(STRATEGIES))
+def test_every_strategy_matches_the_quadratic_reference(case, strategy) -> None:
+    lengths, capacity = case
+    result = pack(lengths, capacity, strategy)
+    bins, offsets = reference.pack(lengths, capacity, strategy)
+    assert result.bin_of_item.tolist() == bins
+    assert result.offset_in_bin.tolist() == offsets
+    # Every item exactly once, no bin over capacity, items laid out back to back.
+    assert sorted(result.items.tolist()) == list(range(len(lengths)))
+    for members in result.bins():
+        starts = [offsets[i] for i in members]
+        assert starts == sorted(starts)
+        assert not starts or starts[0] == 0
+        assert sum(lengths[i] for i in members) <= capacity
+    assert result.lower_bound_l1 <= result.lower_bound_l2 <= max(result.num_bins, 0)
+    assert result.lower_bound_l2 == reference.lower_bound_l2(lengths, capacity)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.integers(1, 10**6), max_size=40),
+    st.integers(10**6, 3 * 10**6),
+    st.sampled_from(STRATEGIES),
+)
+def test_huge_capacities_use_the_sparse_index_and_stay_exact(lengths, capacity, strategy) -> None:
+    bins, _offsets = reference.pack(lengths, capacity, strategy)
+    assert pack(lengths, capacity, strategy).bin_of_item.tolist() == bins
+
+
+def test_results_do_not_depend_on_the_thread_count() -> None:
+    lengths = packing.sample_document_lengths(200_000, 4096, seed=3)
+    results = []
+    for threads in (1, 2, 3):
+        parallel.set_num_threads(threads)
+        try:
+            results.append(pack(lengths, 4096, "bfd"))
+        finally:
+            parallel.set_num_threads(None)
+    for other in results[1:]:
+        assert np.array_equal(results[0].bin_of_item, other.bin_of_item)
+        assert np.array_equal(results[0].items, other.items)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: pack([3, 0], 10),
+            ConfigError,
+            "lengths: every length must be >= 1, got 0 at index 1",
+        ),
+        (
+            lambda: pack([3, -2], 10),
+            ConfigError,
+            "lengths: every length must be >= 1, got -2 at index 1",
+        ),
+        (
+            lambda: pack([3, 12], 10),
+            ConfigError,
+            "lengths: length 12 at index 1 exceeds capacity 10; pass overflow='truncate' or "
+            "overflow='split' to pack it",
+        ),
+        (
+            lambda: pack([3], 0),
+            ConfigError,
+            "capacity: must be an integer in [1, 2**31 - 1], got 0",
+        ),
+        (
+            lambda: pack([3], -5),
+            ConfigError,
+            "capacity: must be an integer in [1, 2**31 - 1], got -5",
+        ),
+        (lambda: pack([3], 2**31), ConfigError, "capacity: must be an integer in [1, 2**31 - 1]"),
+        (lambda: pack([3], 10.0), ConfigError, "capacity: must be an integer, got 10.0"),
+        (lambda: pack([3], True), ConfigError, "capacity: must be an integer, got True"),
+        (
+            lambda: pack([1.5, 2.0], 10),
+            DtypeError,
+            "lengths: must be an integer array (int32 or int64), got dtype float64",
+        ),
+        (
+            lambda: pack([True, False], 10),
+            DtypeError,
+            "lengths: must be an integer array (int32 or int64), got dtype bool",
+        ),
+        (lambda: pack([[1, 2]], 10), ShapeError, "lengths: expected shape (N,), got (1, 2)"),
+        (
+            lambda: pack([3], 10, "best"),
+            ConfigError,
+            "strategy: must be one of 'next_fit', 'first_fit', 'best_fit', 'ffd', 'bfd', 'wfd', "
+            "got 'best'",
+        ),
+        (
+            lambda: pack([3], 10, overflow="drop"),
+            ConfigError,
+            "overflow: must be one of 'error', 'truncate', 'split', got 'drop'",
+        ),
+    ],
+)
+def test_pack_bad_inputs(call, error, message) -> None:
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value).startswith(message)
+
+
+# --- pack_sequences -------------------------------------------------------------------------
+
+documents = st.lists(st.lists(st.integers(1, 50), min_size=1, max_size=20), max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(documents, st.sampled_from(STRATEGIES), st.sampled_from(["aligned", "shifted"]))
+def test_pack_sequences_matches_the_token_by_token_reference(sequences, strategy, labels) -> None:
+    capacity = 20
+    batch = pack_sequences(sequences, capacity, strategy, labels=labels, pad_token_id=99)
+    result = pack([len(s) for s in sequences], capacity, strategy)
+    expected = reference.packed_batch(
+        sequences,
+        result.bins(),
+        result.offset_in_bin.tolist(),
+        capacity,
+        pad_token_id=99,
+        labels=labels,
+    )
+    for key, value in expected.items():
+        assert np.array_equal(batch[key], value), key
+    assert batch["max_seqlen"] == max((len(s) for s in sequences), default=0)
+    assert check_packing(batch, sequences, capacity, pad_token_id=99, labels=labels).ok
+
+
+def test_pack_sequences_accepts_flat_ids_and_arrays_and_returns_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    sequences = [[5, 6, 7], [8, 9]]
+    flat = (np.array([5, 6, 7, 8, 9]), np.array([3, 2]))
+    as_arrays = [np.array(s, np.int32) for s in sequences]
+    reference_batch = pack_sequences(sequences, 8)
+    for other in (pack_sequences(flat, 8), pack_sequences(as_arrays, 8)):
+        assert all(np.array_equal(reference_batch[k], other[k]) for k in reference_batch)
+    tensors = pack_sequences(sequences, 8, return_tensors="pt")
+    assert tensors["input_ids"].dtype == torch.int64
+    assert tensors["cu_seqlens"].dtype == torch.int32
+    assert check_packing(tensors, sequences, 8).ok
+
+
+def test_split_documents_are_chunks_that_restart_positions() -> None:
+    sequences = [list(range(1, 12)), [20, 21]]
+    batch = pack_sequences(sequences, 4, overflow="split")
+    assert batch["cu_seqlens"].tolist() == [0, 4, 8, 11, 13]
+    assert check_packing(batch, sequences, 4).ok
+    truncated = pack_sequences(sequences, 4, overflow="truncate")
+    assert truncated["seq_lengths"].tolist() == [4, 2]
+    assert truncated["input_ids"][0].tolist() == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: pack_sequences([[1], []], 4),
+            ConfigError,
+            "lengths: every length must be >= 1, got 0 at index 1",
+        ),
+        (lambda: pack_sequences([[1.5]], 4), DtypeError, "sequences: tokens must be integers"),
+        (
+            lambda: pack_sequences("abc", 4),
+            ConfigError,
+            "sequences: must be a list of token sequences",
+        ),
+        (
+            lambda: pack_sequences(([1, 2], [1]), 4),
+            ConfigError,
+            "lengths: must sum to the number of tokens (2), got a sum of 1",
+        ),
+        (
+            lambda: pack_sequences([[1]], 4, labels="next"),
+            ConfigError,
+            "labels: must be one of 'aligned', 'shifted', got 'next'",
+        ),
+        (
+            lambda: pack_sequences([[1]], 4, return_tensors="tf"),
+            ConfigError,
+            "return_tensors: must be one of 'np', 'pt', got 'tf'",
+        ),
+        (
+            lambda: pack_sequences([[1]], 4, pad_token_id="0"),
+            ConfigError,
+            "pad_token_id: must be an integer, got '0'",
+        ),
+    ],
+)
+def test_pack_sequences_bad_inputs(call, error, message) -> None:
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value).startswith(message)
+
+
+# --- check_packing: one planted bug, one kind ----------------------------------------------
+
+
+def _copy(batch: dict) -> dict:
+    return {k: v.copy() if hasattr(v, "copy") else v for k, v in batch.items()}
+
+
+def _row_with(batch: dict, *, segments: int = 1, padding: bool = False) -> int:
+    for row, starts in enumerate(batch["document_starts"]):
+        has_padding = batch["attention_mask"][row].min() == 0
+        if (starts >= 0).sum() >= segments and (has_padding or not padding):
+            return row
+    raise AssertionError("the fixture batch has no such row")
+
+
+def _plant(kind: str, batch: dict, sequences: list[list[int]]) -> tuple[dict, list, int | None]:
+    """A copy of a valid batch (and sources, capacity) with exactly one kind of bug."""
+    batch, sequences, capacity = _copy(batch), [list(s) for s in sequences], None
+    row = _row_with(batch, segments=3, padding=True)
+    start = int(batch["document_starts"][row, 1])  # a segment start, not the row's first
+    doc = int(batch["document_ids"][row, start])
+    pad = int(batch["seq_lengths"][row])  # first padding position of the row
+    if kind == "over_capacity":
+        capacity = int(batch["seq_lengths"].max()) - 1
+    elif kind == "token_lost":
+        sequences[doc].append(7)
+    elif kind == "token_duplicated":
+        sequences[doc].pop()
+    elif kind == "token_reordered":
+        sequences[doc][0], sequences[doc][1] = sequences[doc][1], sequences[doc][0] + 1000
+    elif kind == "position_ids":
+        batch["position_ids"][row, start + 1] += 1
+    elif kind == "document_ids":
+        bounds = [int(v) for v in batch["document_starts"][row] if v >= 0]
+        bounds.append(int(batch["seq_lengths"][row]))
+        batch["document_ids"][row, bounds[2] : bounds[3]] = batch["document_ids"][row, 0]
+        sequences = None  # the token check would also see the relabelled segment
+    elif kind == "cu_seqlens":
+        batch["cu_seqlens"][1] += 1
+    elif kind == "document_starts":
+        batch["document_starts"][row, 1] += 1
+    elif kind == "seq_lengths":
+        batch["seq_lengths"][row] += 1
+    elif kind == "label_crosses_boundary":
+        batch["labels"][row, start] = batch["input_ids"][row, start]
+    elif kind == "label_mismatch":
+        batch["labels"][row, start + 1] += 1
+    elif kind == "label_not_ignored_on_padding":
+        batch["labels"][row, pad] = 3
+    elif kind == "attention_mask":
+        batch["attention_mask"][row, start] = 0
+    elif kind == "pad_token":
+        batch["input_ids"][row, pad] = 3
+    else:
+        raise AssertionError(kind)
+    return batch, sequences, capacity
+
+
+KINDS = [
+    "over_capacity",
+    "token_lost",
+    "token_duplicated",
+    "token_reordered",
+    "position_ids",
+    "document_ids",
+    "cu_seqlens",
+    "document_starts",
+    "seq_lengths",
+    "label_crosses_boundary",
+    "label_mismatch",
+    "label_not_ignored_on_padding",
+    "attention_mask",
+    "pad_token",
+]
+
+
+def test_the_fixture_batch_is_valid(packed_batch) -> None:
+    report = check_packing(packed_batch.batch, packed_batch.sequences, packed_batch.capacity)
+    assert report.ok
+    assert report.num_violations == 0
+    assert str(report) == "packed batch is valid"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_planted_bug_is_reported_as_its_kind_alone(kind, packed_batch) -> None:
+    batch, sequences, capacity = _plant(kind, packed_batch.batch, packed_batch.sequences)
+    report = check_packing(batch, sequences, capacity)
+    assert not report.ok
+    assert report.kinds() == {kind}, str(report)
+    # One violation, except that every full row is over a capacity one below the fullest.
+    expected = 1 if capacity is None else int((batch["seq_lengths"] > capacity).sum())
+    assert report.num_violations == expected, str(report)
+
+
+def test_dense_masks_are_checked(packed_batch) -> None:
+    batch = _copy(packed_batch.batch)
+    batch["attention_mask"] = block_attention_mask(batch["document_ids"])
+    assert check_packing(batch, packed_batch.sequences).ok
+    batch["attention_mask"][0, 5, 2] = ~batch["attention_mask"][0, 5, 2]
+    report = check_packing(batch, packed_batch.sequences)
+    assert report.kinds() == {"attention_mask"}
+    assert report.violations[0][:3] == (
+        "attention_mask",
+        0,
+        5,
+    )
+
+
+def test_a_flattened_batch_without_document_ids_is_checked_from_position_ids() -> None:
+    sequences = [[5, 6, 7], [8, 9]]
+    batch = {
+        "input_ids": np.array([[5, 6, 7, 8, 9]]),
+        "labels": np.array([[-100, 6, 7, -100, 9]]),
+        "position_ids": np.array([[0, 1, 2, 0, 1]]),
+    }
+    assert check_packing(batch, sequences).ok
+    batch["labels"][0, 3] = 8
+    assert check_packing(batch, sequences).kinds() == {"label_crosses_boundary"}
+
+
+def test_assert_valid_packing_lists_the_violations(packed_batch) -> None:
+    packing.assert_valid_packing(packed_batch.batch, packed_batch.sequences)
+    batch = _copy(packed_batch.batch)
+    batch["labels"][:, :] = 1
+    with pytest.raises(AssertionError) as info:
+        packing.assert_valid_packing(batch)
+    text = str(info.value)
+    assert text.startswith("packed batch has ")
+    assert "label_" in text
+    assert "... and " in text
+
+
+@pytest.mark.parametrize(
+    ("batch", "error", "message"),
+    [
+        ({}, ConfigError, "batch: must contain 'input_ids'"),
+        (
+            {"input_ids": np.zeros(4, np.int64)},
+            ShapeError,
+            "input_ids: expected shape (B, C), got (4,)",
+        ),
+        (
+            {"input_ids": np.zeros((2, 4), np.int64)},
+            ConfigError,
+            "batch: needs 'document_ids' or 'position_ids'",
+        ),
+        (
+            {"input_ids": np.zeros((2, 4), np.int64), "document_ids": np.zeros((2, 3), np.int64)},
+            ShapeError,
+            "document_ids: expected shape (2, 4) like input_ids, got (2, 3)",
+        ),
+        (
+            {"input_ids": np.zeros((2, 4)), "position_ids": np.zeros((2, 4), np.int64)},
+            DtypeError,
+            "input_ids: must be an integer array",
+        ),
+    ],
+)
+def test_check_packing_bad_inputs(batch, error, message) -> None:
+    with pytest.raises(error) as info:
+        check_packing(batch)
+    assert str(info.value).startswith(message)
+
+
+# --- converters and masks --------------------------------------------------------------------
+
+
+def test_converters_round_trip(packed_batch) -> None:
+    batch = packed_batch.batch
+    starts = packing.document_starts_from_position_ids(
+        np.where(batch["attention_mask"] == 1, batch["position_ids"], 1)
+    )
+    assert np.array_equal(starts, batch["document_starts"])
+    positions = packing.position_ids_from_document_starts(
+        batch["document_starts"], packed_batch.capacity
+    )
+    tokens = batch["attention_mask"] == 1
+    assert np.array_equal(positions[tokens], batch["position_ids"][tokens])
+    cu = packing.cu_seqlens_from_position_ids(batch["position_ids"], batch["attention_mask"])
+    assert np.array_equal(cu, batch["cu_seqlens"])
+
+
+def test_block_mask_by_hand() -> None:
+    mask = block_attention_mask(np.array([[0, 0, 1, -1]]))
+    assert mask[0].astype(int).tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    full = block_attention_mask(np.array([[0, 0, 1, -1]]), causal=False)
+    assert full[0, 0].astype(int).tolist() == [1, 1, 0, 0]
+
+
+def test_make_attention_mask_kinds() -> None:
+    padding = packing.make_attention_mask(2, 5, "padding", lengths=[2, 5])
+    assert padding.tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    causal = packing.make_attention_mask(2, 3, "causal")
+    assert causal.shape == (2, 3, 3)
+    assert causal[1].astype(int).tolist() == [
+        [1, 0, 0],
+        [1, 1, 0],
+        [1, 1, 1],
+    ]
+    block = packing.make_attention_mask(1, 4, "block", lengths=[3])
+    assert block[0, 3].astype(int).tolist() == [0, 0, 0, 1]
+    random = packing.make_attention_mask(64, 32, "random", seed=5, ratio=0.25)
+    assert np.array_equal(random, packing.make_attention_mask(64, 32, "random", seed=5, ratio=0.25))
+    assert 0.15 < 1 - random.mean() < 0.35
+    assert random.any(axis=1).all()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: packing.make_attention_mask(2, 4, "diagonal"),
+            "kind: must be one of 'padding', 'causal', 'block', 'random', got 'diagonal'",
+        ),
+        (lambda: packing.make_attention_mask(2, 0), "seq_len: must be an integer in [1,"),
+        (
+            lambda: packing.make_attention_mask(2, 4, ratio=1.0),
+            "ratio: must be a number in [0, 1), got 1.0",
+        ),
+        (
+            lambda: packing.make_attention_mask(2, 4, lengths=[5, 1]),
+            "lengths: must be an integer in [1, 4], got 5",
+        ),
+        (
+            lambda: packing.position_ids_from_document_starts([[0, 9]], 4),
+            "document_starts: entries must be -1 or in [0, 4)",
+        ),
+    ],
+)
+def test_mask_and_converter_bad_inputs(call, message) -> None:
+    with pytest.raises(ConfigError) as info:
+        call()
+    assert str(info.value).startswith(message)
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+def test_document_lengths_fixture(document_lengths) -> None:
+    assert document_lengths.shape == (1000,)
+    assert document_lengths.dtype == np.int64
+    assert document_lengths.min() >= 1
+    assert document_lengths.max() <= 512
+    assert 40 < np.median(document_lengths) < 130  # lognormal around 512 / 6
+    assert pack(document_lengths, 512).fill > 0.9
+
+
+def test_make_packed_batch_fixture(make_packed_batch) -> None:
+    example = make_packed_batch([5, 9, 3], capacity=16, strategy="ffd", seed=4)
+    assert example.capacity == 16
+    assert [len(s) for s in example.sequences] == [5, 9, 3]
+    assert check_packing(example.batch, example.sequences, 16).ok
+    again = make_packed_batch([5, 9, 3], capacity=16, strategy="ffd", seed=4)
+    assert example.sequences == again.sequences
