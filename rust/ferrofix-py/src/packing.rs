@@ -183,6 +183,9 @@ fn pack_sequences<'py>(
 
 type Grid<'py> = Option<PyReadonlyArray2<'py, i64>>;
 
+/// A violation as Python receives it: (kind, row, position, detail).
+type ViolationTuple = (&'static str, i64, i64, String);
+
 fn contiguous<'a>(
     arg: &'static str,
     array: std::result::Result<&'a [i64], numpy::AsSliceError>,
@@ -220,7 +223,7 @@ fn check_packing<'py>(
     pad_token_id: i64,
     ignore_index: i64,
     convention: &str,
-) -> PyResult<(Vec<(&'static str, i64, i64, String)>, u64)> {
+) -> PyResult<(Vec<ViolationTuple>, u64)> {
     let capacity = capacity
         .map(core::check_capacity)
         .transpose()
