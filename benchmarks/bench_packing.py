@@ -144,10 +144,21 @@ def bin_rows(args: argparse.Namespace) -> list[list[str]]:
         l2 = reference.lower_bound_l2
         ours, _ = timed(lambda: packing.pack(lengths, capacity, "bfd"), args.repeats)  # noqa: B023
 
-        def row(label: str, ms: float, bins: int, fill_total: int = int(lengths.sum())) -> None:
-            ratio = f"{ms / ours:.1f}x" if label != "ferrofix bfd" else "1.0x"
-            fill = fill_total / (bins * capacity)
-            rows.append([name, label, f"{ms:.1f}", ratio, str(bins), f"{fill:.4f}", f"{bins / l2:.4f}"])
+        def row(
+            label: str,
+            ms: float,
+            bins: int,
+            name: str = name,
+            capacity: int = capacity,
+            ours: float = ours,
+            l2: int = l2,
+            total: int = int(lengths.sum()),
+        ) -> None:
+            ratio = f"{ms / ours:.1f}x"
+            fill = total / (bins * capacity)
+            rows.append(
+                [name, label, f"{ms:.1f}", ratio, str(bins), f"{fill:.4f}", f"{bins / l2:.4f}"]
+            )
 
         for strategy in ("bfd", "ffd", "next_fit"):
             ms, result = timed(lambda: packing.pack(lengths, capacity, strategy), args.repeats)  # noqa: B023
@@ -166,16 +177,29 @@ def bin_rows(args: argparse.Namespace) -> list[list[str]]:
             max(1, args.repeats // 3),
         )
         sub_l2 = sub_result.lower_bound_l2
-        rows.append([
-            f"{name}, first {args.subset:,}", "ferrofix bfd", f"{sub_ours:.2f}", "1.0x",
-            str(sub_result.num_bins), f"{sub_result.fill:.4f}", f"{sub_result.num_bins / sub_l2:.4f}",
-        ])
+        rows.append(
+            [
+                f"{name}, first {args.subset:,}",
+                "ferrofix bfd",
+                f"{sub_ours:.2f}",
+                "1.0x",
+                str(sub_result.num_bins),
+                f"{sub_result.fill:.4f}",
+                f"{sub_result.num_bins / sub_l2:.4f}",
+            ]
+        )
         total = int(subset.sum())
-        rows.append([
-            f"{name}, first {args.subset:,}", "binpacking.to_constant_volume", f"{ms:.1f}",
-            f"{ms / sub_ours:.0f}x", str(len(bins)), f"{total / (len(bins) * capacity):.4f}",
-            f"{len(bins) / sub_l2:.4f}",
-        ])
+        rows.append(
+            [
+                f"{name}, first {args.subset:,}",
+                "binpacking.to_constant_volume",
+                f"{ms:.1f}",
+                f"{ms / sub_ours:.0f}x",
+                str(len(bins)),
+                f"{total / (len(bins) * capacity):.4f}",
+                f"{len(bins) / sub_l2:.4f}",
+            ]
+        )
     return rows
 
 
@@ -194,11 +218,14 @@ def batch_rows(args: argparse.Namespace) -> list[list[str]]:
         assert np.array_equal(batch[key], batch_np[key]), key
     check, report = timed(lambda: packing.check_packing(batch, sources, capacity), args.repeats)
     check_np, bad = timed(lambda: numpy_check_packing(batch, tokens, lengths), args.repeats)
-    assert report.ok and bad == 0, (report, bad)
+    assert report.ok, report
+    assert bad == 0, bad
     size = f"{len(tokens):,} tokens, {len(lengths):,} documents, C={capacity}"
+    build_row = ["pack_sequences (incl. packing)", f"{build:.1f}", "numpy (packing given)"]
+    check_row = ["check_packing (with sources)", f"{check:.1f}", "numpy"]
     return [
-        [size, "pack_sequences (incl. packing)", f"{build:.1f}", "numpy (packing given)", f"{build_np:.1f}", f"{build_np / build:.1f}x"],
-        [size, "check_packing (with sources)", f"{check:.1f}", "numpy", f"{check_np:.1f}", f"{check_np / check:.1f}x"],
+        [size, *build_row, f"{build_np:.1f}", f"{build_np / build:.1f}x"],
+        [size, *check_row, f"{check_np:.1f}", f"{check_np / check:.1f}x"],
     ]
 
 
