@@ -232,7 +232,7 @@ pub fn items<T: Length>(lengths: &[T], capacity: u32, overflow: Overflow) -> Res
 }
 
 /// The first `(index, value)` for which `bad(value)` holds, in index order.
-fn first_where<T: Length>(lengths: &[T], bad: impl Fn(i64) -> bool + Sync) -> Option<(usize, i64)> {
+fn first_where<T: Length>(lengths: &[T], bad: impl Fn(i64) -> bool) -> Option<(usize, i64)> {
     lengths
         .iter()
         .position(|v| bad(v.value()))
@@ -266,6 +266,24 @@ fn split<T: Length>(lengths: &[T], capacity: u32) -> Result<Items> {
         lengths: chunk_lengths,
         sources: Some((source, offset)),
     })
+}
+
+/// Check that item lengths are in [1, capacity], as [`items`] makes them (for callers that
+/// pass item lengths straight in).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming `lengths` and the first length out of range.
+pub fn check_item_lengths(lengths: &[u32], capacity: u32) -> Result<()> {
+    if let Some(index) = lengths.iter().position(|&v| v == 0 || v > capacity) {
+        return Err(Error::invalid(
+            "lengths",
+            format!(
+                "every item length must be in [1, {capacity}], got {} at index {index}",
+                lengths[index]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Items assigned to bins. Item indices are positions in the packed length list.
@@ -304,15 +322,7 @@ fn pack_with_layout(
     strategy: Strategy,
     dense: Option<bool>,
 ) -> Result<Packing> {
-    if let Some(index) = lengths.iter().position(|&v| v == 0 || v > capacity) {
-        return Err(Error::invalid(
-            "lengths",
-            format!(
-                "every item length must be in [1, {capacity}], got {} at index {index}",
-                lengths[index]
-            ),
-        ));
-    }
+    check_item_lengths(lengths, capacity)?;
     // Everything below works in processing order, so the hot loop reads its lengths and
     // writes its answers sequentially; one scatter at the end returns to item order.
     let sorted = if strategy.decreasing() {

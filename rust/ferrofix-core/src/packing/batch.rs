@@ -231,18 +231,16 @@ mod tests {
         labels: LabelConvention::Aligned,
     };
 
+    /// Documents [11 12 13], [21 22], [31 32 33] packed by bfd into one row of 10.
+    fn three_documents(filler: Filler) -> PackedBatch {
+        let tokens = [11, 12, 13, 21, 22, 31, 32, 33];
+        let bfd = Strategy::BestFitDecreasing;
+        pack_sequences(&tokens, &[3, 2, 3], 10, bfd, Overflow::Error, filler).unwrap()
+    }
+
     #[test]
     fn three_documents_in_one_row() {
-        let tokens = [11, 12, 13, 21, 22, 31, 32, 33];
-        let batch = pack_sequences(
-            &tokens,
-            &[3, 2, 3],
-            10,
-            Strategy::BestFitDecreasing,
-            Overflow::Error,
-            FILLER,
-        )
-        .unwrap();
+        let batch = three_documents(FILLER);
         assert_eq!(batch.rows, 1);
         assert_eq!(batch.input_ids, [11, 12, 13, 31, 32, 33, 21, 22, 0, 0]);
         assert_eq!(
@@ -260,15 +258,7 @@ mod tests {
             labels: LabelConvention::Shifted,
             ..FILLER
         };
-        let batch = pack_sequences(
-            &tokens,
-            &[3, 2, 3],
-            10,
-            Strategy::BestFitDecreasing,
-            Overflow::Error,
-            shifted,
-        )
-        .unwrap();
+        let batch = three_documents(shifted);
         assert_eq!(
             batch.labels,
             [12, 13, -100, 32, 33, -100, 22, -100, -100, -100]

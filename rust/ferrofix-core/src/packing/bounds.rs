@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::parallel;
 
 /// `(L1, L2)` for item `lengths`, each in [1, capacity].
@@ -17,18 +17,10 @@ use crate::parallel;
 /// O(n log n): one sort, then O(log n) per candidate alpha.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] naming `lengths` for a length outside [1, capacity], or when the
+/// [`crate::Error::InvalidArgument`] naming `lengths` for a length outside [1, capacity], or when the
 /// pool cannot start.
 pub fn lower_bounds(lengths: &[u32], capacity: u32) -> Result<(u64, u64)> {
-    if let Some(index) = lengths.iter().position(|&v| v == 0 || v > capacity) {
-        return Err(Error::invalid(
-            "lengths",
-            format!(
-                "every item length must be in [1, {capacity}], got {} at index {index}",
-                lengths[index]
-            ),
-        ));
-    }
+    super::check_item_lengths(lengths, capacity)?;
     let c = u64::from(capacity);
     let mut sorted = lengths.to_vec();
     parallel::install(|| sorted.par_sort_unstable())?;
