@@ -7,12 +7,10 @@ use ferrofix_core::loss::{LossOptions, LossOutput, Problem, Reduction};
 use ferrofix_core::{Error, Result};
 use half::slice::HalfBitsSliceExt;
 use half::{bf16, f16};
-use numpy::{
-    Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
-    PyUntypedArrayMethods,
-};
+use numpy::{Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
+use crate::convert::{IntArray, IntSlice, contiguous};
 use crate::errors::to_py;
 
 const OP: &str = "causal_lm_loss";
@@ -52,62 +50,6 @@ macro_rules! stored_as_bits {
 }
 stored_as_bits!(f16, bf16);
 
-/// Labels as the core reads them.
-enum Labels<'py> {
-    I32(PyReadonlyArrayDyn<'py, i32>),
-    I64(PyReadonlyArrayDyn<'py, i64>),
-}
-
-/// Borrowed label data, free of Python objects so it can cross into `py.detach`.
-#[derive(Clone, Copy)]
-enum LabelSlice<'a> {
-    I32(&'a [i32]),
-    I64(&'a [i64]),
-}
-
-impl<'py> Labels<'py> {
-    fn extract(labels: &Bound<'py, PyAny>) -> PyResult<Self> {
-        if let Ok(array) = labels.extract::<PyReadonlyArrayDyn<'py, i64>>() {
-            return Ok(Self::I64(array));
-        }
-        if let Ok(array) = labels.extract::<PyReadonlyArrayDyn<'py, i32>>() {
-            return Ok(Self::I32(array));
-        }
-        let dtype = labels
-            .getattr("dtype")
-            .and_then(|d| d.str().map(|s| s.to_string()))
-            .unwrap_or_else(|_| "unknown".into());
-        Err(to_py(Error::UnsupportedDtype {
-            dtype,
-            op: "causal_lm_loss labels",
-            supported: "int32, int64".into(),
-        }))
-    }
-
-    fn slice(&self) -> PyResult<LabelSlice<'_>> {
-        Ok(match self {
-            Self::I32(a) => LabelSlice::I32(contiguous(a, "labels")?),
-            Self::I64(a) => LabelSlice::I64(contiguous(a, "labels")?),
-        })
-    }
-
-    fn shape(&self) -> Vec<usize> {
-        match self {
-            Self::I32(a) => a.shape().to_vec(),
-            Self::I64(a) => a.shape().to_vec(),
-        }
-    }
-}
-
-fn contiguous<'a, T: Element>(
-    array: &'a PyReadonlyArrayDyn<'_, T>,
-    arg: &'static str,
-) -> PyResult<&'a [T]> {
-    array
-        .as_slice()
-        .map_err(|_| to_py(Error::invalid(arg, "must be C-contiguous")))
-}
-
 fn as_array<'py, T: Stored>(
     array: &Bound<'py, PyAny>,
     arg: &'static str,
@@ -128,7 +70,7 @@ fn as_array<'py, T: Stored>(
 fn run_typed<T: Stored>(
     py: Python<'_>,
     logits: &Bound<'_, PyAny>,
-    labels: &Labels<'_>,
+    labels: &IntArray<'_>,
     grad: Option<&Bound<'_, PyAny>>,
     in_place: bool,
     shift: bool,
@@ -136,11 +78,11 @@ fn run_typed<T: Stored>(
 ) -> PyResult<LossOutput> {
     let logits = as_array::<T>(logits, "logits")?;
     let problem = Problem::new(logits.shape(), &labels.shape(), shift).map_err(to_py)?;
-    let label_data = labels.slice()?;
+    let label_data = labels.slice("labels")?;
     let compute = |io: Gradient<'_, T>| -> Result<LossOutput> {
         match label_data {
-            LabelSlice::I32(l) => cpu::causal_lm_loss(io, l, &problem, options),
-            LabelSlice::I64(l) => cpu::causal_lm_loss(io, l, &problem, options),
+            IntSlice::I32(l) => cpu::causal_lm_loss(io, l, &problem, options),
+            IntSlice::I64(l) => cpu::causal_lm_loss(io, l, &problem, options),
         }
     };
     let result = if in_place {
@@ -217,7 +159,7 @@ fn causal_lm_loss<'py>(
         label_smoothing,
         num_items_in_batch,
     };
-    let labels = Labels::extract(labels)?;
+    let labels = IntArray::extract(labels, "causal_lm_loss labels")?;
     macro_rules! run {
         ($t:ty) => {
             run_typed::<$t>(py, logits, &labels, grad, in_place, shift, &options)

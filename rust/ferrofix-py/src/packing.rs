@@ -3,69 +3,22 @@
 
 use ferrofix_core::packing::batch::{self, Filler, LabelConvention};
 use ferrofix_core::packing::check::{self, BatchView, Expectations, Sources};
-use ferrofix_core::packing::{self as core, Length, Overflow, Strategy, bounds};
+use ferrofix_core::packing::{self as core, Overflow, Strategy, bounds};
 use ferrofix_core::{Error, Result};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::convert::{IntArray, IntSlice, contiguous};
 use crate::errors::to_py;
 
-/// Lengths as numpy gives them.
-enum Lengths<'py> {
-    I32(PyReadonlyArray1<'py, i32>),
-    I64(PyReadonlyArray1<'py, i64>),
-}
-
-impl<'py> Lengths<'py> {
-    fn extract(arg: &'static str, array: &Bound<'py, PyAny>) -> PyResult<Self> {
-        if let Ok(array) = array.extract::<PyReadonlyArray1<'py, i64>>() {
-            return Ok(Self::I64(array));
-        }
-        if let Ok(array) = array.extract::<PyReadonlyArray1<'py, i32>>() {
-            return Ok(Self::I32(array));
-        }
-        let dtype = array
-            .getattr("dtype")
-            .and_then(|d| d.str().map(|s| s.to_string()))
-            .unwrap_or_else(|_| "unknown".into());
-        Err(to_py(Error::UnsupportedDtype {
-            dtype,
-            op: arg,
-            supported: "int32, int64".into(),
-        }))
+/// The core's items from int32 or int64 lengths.
+fn items(lengths: IntSlice<'_>, capacity: u32, overflow: Overflow) -> Result<core::Items> {
+    match lengths {
+        IntSlice::I32(a) => core::items(a, capacity, overflow),
+        IntSlice::I64(a) => core::items(a, capacity, overflow),
     }
-
-    fn slice(&self) -> Result<LengthSlice<'_>> {
-        Ok(match self {
-            Self::I32(a) => LengthSlice::I32(slice(a.as_slice())?),
-            Self::I64(a) => LengthSlice::I64(slice(a.as_slice())?),
-        })
-    }
-}
-
-/// Borrowed lengths, free of Python objects so they can cross into `py.detach`.
-#[derive(Clone, Copy)]
-enum LengthSlice<'a> {
-    I32(&'a [i32]),
-    I64(&'a [i64]),
-}
-
-impl LengthSlice<'_> {
-    fn items(self, capacity: u32, overflow: Overflow) -> Result<core::Items> {
-        fn run<T: Length>(a: &[T], c: u32, o: Overflow) -> Result<core::Items> {
-            core::items(a, c, o)
-        }
-        match self {
-            Self::I32(a) => run(a, capacity, overflow),
-            Self::I64(a) => run(a, capacity, overflow),
-        }
-    }
-}
-
-fn slice<T>(array: std::result::Result<&[T], numpy::AsSliceError>) -> Result<&[T]> {
-    array.map_err(|_| Error::invalid("lengths", "must be a contiguous array"))
 }
 
 fn vec1<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>) -> Bound<'py, PyArray1<T>> {
@@ -96,11 +49,18 @@ fn pack<'py>(
     let capacity = core::check_capacity(capacity).map_err(to_py)?;
     let strategy = Strategy::parse(strategy).map_err(to_py)?;
     let overflow = Overflow::parse(overflow).map_err(to_py)?;
-    let lengths = Lengths::extract("lengths", lengths)?;
-    let lengths = lengths.slice().map_err(to_py)?;
+    let lengths = IntArray::extract(lengths, "lengths")?;
+    if lengths.shape().len() != 1 {
+        return Err(to_py(Error::ShapeMismatch {
+            arg: "lengths",
+            expected: "(N,)".into(),
+            got: format!("{:?}", lengths.shape()),
+        }));
+    }
+    let lengths = lengths.slice("lengths")?;
     let (items, packing) = py
         .detach(|| {
-            let items = lengths.items(capacity, overflow)?;
+            let items = items(lengths, capacity, overflow)?;
             let packing = core::pack(&items.lengths, capacity, strategy)?;
             Ok::<_, Error>((items, packing))
         })
@@ -127,7 +87,7 @@ fn lower_bounds(
     capacity: i64,
 ) -> PyResult<(u64, u64)> {
     let capacity = core::check_capacity(capacity).map_err(to_py)?;
-    let lengths = slice(lengths.as_slice()).map_err(to_py)?;
+    let lengths = contiguous(&lengths, "lengths")?;
     let lengths: Vec<u32> = lengths.iter().map(|&v| v.max(0) as u32).collect();
     py.detach(|| bounds::lower_bounds(&lengths, capacity))
         .map_err(to_py)
@@ -156,8 +116,8 @@ fn pack_sequences<'py>(
         ignore_index,
         labels: LabelConvention::parse(labels).map_err(to_py)?,
     };
-    let tokens = slice(tokens.as_slice()).map_err(to_py)?;
-    let lengths = slice(lengths.as_slice()).map_err(to_py)?;
+    let tokens = contiguous(&tokens, "sequences")?;
+    let lengths = contiguous(&lengths, "lengths")?;
     let packed = py
         .detach(|| batch::pack_sequences(tokens, lengths, capacity, strategy, overflow, filler))
         .map_err(to_py)?;
@@ -186,18 +146,8 @@ type Grid<'py> = Option<PyReadonlyArray2<'py, i64>>;
 /// A violation as Python receives it: (kind, row, position, detail).
 type ViolationTuple = (&'static str, i64, i64, String);
 
-fn contiguous<'a>(
-    arg: &'static str,
-    array: std::result::Result<&'a [i64], numpy::AsSliceError>,
-) -> PyResult<&'a [i64]> {
-    array.map_err(|_| to_py(Error::invalid(arg, "must be a contiguous array")))
-}
-
 fn grid_of<'a>(arg: &'static str, array: &'a Grid<'_>) -> PyResult<Option<&'a [i64]>> {
-    array
-        .as_ref()
-        .map(|a| contiguous(arg, a.as_slice()))
-        .transpose()
+    array.as_ref().map(|a| contiguous(a, arg)).transpose()
 }
 
 /// Check a packed batch: (violations as (kind, row, position, detail), total count).
@@ -231,8 +181,8 @@ fn check_packing<'py>(
     let labels_convention = LabelConvention::parse(convention).map_err(to_py)?;
     let shape = input_ids.as_array().dim();
     // Borrow everything before releasing the GIL.
-    let input_ids_slice = contiguous("input_ids", input_ids.as_slice())?;
-    let document_ids_slice = contiguous("document_ids", document_ids.as_slice())?;
+    let input_ids_slice = contiguous(&input_ids, "input_ids")?;
+    let document_ids_slice = contiguous(&document_ids, "document_ids")?;
     let starts_columns = document_starts.as_ref().map(|a| a.as_array().dim().1);
     let view = BatchView {
         rows: shape.0,
@@ -244,19 +194,19 @@ fn check_packing<'py>(
         attention_mask: grid_of("attention_mask", &attention_mask)?,
         cu_seqlens: cu_seqlens
             .as_ref()
-            .map(|a| contiguous("cu_seqlens", a.as_slice()))
+            .map(|a| contiguous(a, "cu_seqlens"))
             .transpose()?,
         max_seqlen,
         document_starts: grid_of("document_starts", &document_starts)?.zip(starts_columns),
         seq_lengths: seq_lengths
             .as_ref()
-            .map(|a| contiguous("seq_lengths", a.as_slice()))
+            .map(|a| contiguous(a, "seq_lengths"))
             .transpose()?,
     };
     let sources = match (&source_tokens, &source_lengths) {
         (Some(tokens), Some(lengths)) => Some(Sources {
-            tokens: contiguous("sequences", tokens.as_slice())?,
-            lengths: contiguous("sequences", lengths.as_slice())?,
+            tokens: contiguous(tokens, "sequences")?,
+            lengths: contiguous(lengths, "sequences")?,
         }),
         _ => None,
     };
