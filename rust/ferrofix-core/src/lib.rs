@@ -11,6 +11,7 @@ pub mod dtype;
 pub mod error;
 pub mod loss;
 pub mod memory;
+pub mod noise_schedule;
 pub mod packing;
 pub mod parallel;
 pub mod rng;

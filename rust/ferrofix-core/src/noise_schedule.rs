@@ -1,0 +1,634 @@
+//! Continuous-time diffusion noise schedules, evaluated exactly and in parallel.
+//!
+//! Conventions (MDLM/SEDD): total noise σ(t) on t ∈ [0, 1], its rate σ'(t), keep probability
+//! α(t) = exp(−σ(t)), mask probability 1 − α(t) and the ELBO weight σ'(t) / expm1(σ(t)).
+//!
+//! Invariants:
+//! - every value is computed in f64 from the input element and rounded once to the input's
+//!   type, so an f32 result is the correctly rounded f64 formula;
+//! - each schedule uses the numerically stable form of its formulas (log1p/expm1, α and 1 − α
+//!   written directly instead of through exp(−σ)), so nothing cancels near t = 0 or t = 1;
+//! - t outside [0, 1] (or NaN) is an error naming `t`, the first bad index and its value; an
+//!   inverse takes values in the schedule's range (widened by [`INVERSE_TOLERANCE`] for
+//!   rounded inputs) and returns t clamped to [0, 1];
+//! - an element depends only on its own input, so results are identical for any thread count.
+
+pub mod masking;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::parallel;
+
+/// Elements per parallel task: ~20-50 us of transcendental work, far above rayon's overhead.
+const CHUNK_LEN: usize = 16_384;
+/// Relative slack on an inverse's input range: an f32-rounded σ(1) may exceed the exact
+/// σ(1) by 6e-8 relative, and the result is clamped back into [0, 1] anyway.
+pub const INVERSE_TOLERANCE: f64 = 1e-6;
+const HALF_PI: f64 = std::f64::consts::FRAC_PI_2;
+
+/// A continuous-time schedule with validated parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Schedule {
+    /// σ(t) = −log1p(−a·t), the MDLM default; a = 1 − eps or 1 − exp(−sigma_max).
+    LogLinear {
+        /// The slope a ∈ (0, 1).
+        a: f64,
+    },
+    /// σ(t) = σmin + t·(σmax − σmin).
+    Linear {
+        /// σ(0).
+        sigma_min: f64,
+        /// σ(1).
+        sigma_max: f64,
+    },
+    /// α(t) = eps + (1 − eps)·cos(πt/2).
+    Cosine {
+        /// α(1).
+        eps: f64,
+    },
+    /// α(t) = eps + (1 − eps)·cos²(πt/2).
+    CosineSquared {
+        /// α(1).
+        eps: f64,
+    },
+    /// σ(t) = σmin^(1−t)·σmax^t.
+    Geometric {
+        /// σ(0).
+        sigma_min: f64,
+        /// σ(1).
+        sigma_max: f64,
+    },
+}
+
+/// What to compute from each input element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    /// σ(t).
+    TotalNoise,
+    /// σ'(t).
+    NoiseRate,
+    /// α(t) = exp(−σ(t)).
+    Alpha,
+    /// 1 − α(t).
+    MaskProbability,
+    /// σ'(t) / expm1(σ(t)); +inf where σ(t) = 0.
+    LossWeight,
+    /// t from σ.
+    TFromTotalNoise,
+    /// t from σ'.
+    TFromNoiseRate,
+}
+
+impl Quantity {
+    const ALL: [(&'static str, Quantity); 7] = [
+        ("total_noise", Self::TotalNoise),
+        ("noise_rate", Self::NoiseRate),
+        ("alpha", Self::Alpha),
+        ("mask_probability", Self::MaskProbability),
+        ("loss_weight", Self::LossWeight),
+        ("t_from_total_noise", Self::TFromTotalNoise),
+        ("t_from_noise_rate", Self::TFromNoiseRate),
+    ];
+
+    /// Parse a quantity name (the Python method's name).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `quantity` and listing the names.
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, q)| q)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                Error::invalid(
+                    "quantity",
+                    format!("must be one of {}; got {name:?}", names.join(", ")),
+                )
+            })
+    }
+
+    /// The argument name errors use for this quantity's input.
+    fn input_name(self) -> &'static str {
+        match self {
+            Self::TFromTotalNoise => "total_noise",
+            Self::TFromNoiseRate => "noise_rate",
+            _ => "t",
+        }
+    }
+}
+
+fn check_eps(eps: f64) -> Result<f64> {
+    if eps > 0.0 && eps < 1.0 {
+        Ok(eps)
+    } else {
+        Err(Error::invalid(
+            "eps",
+            format!("must be in (0, 1), got {eps}"),
+        ))
+    }
+}
+
+/// 0 <= σmin (or 0 < σmin when `zero_allowed` is false) < σmax, all finite.
+fn check_sigma_range(sigma_min: f64, sigma_max: f64, zero_allowed: bool) -> Result<()> {
+    let min_ok = if zero_allowed {
+        sigma_min >= 0.0
+    } else {
+        sigma_min > 0.0
+    };
+    if !(min_ok && sigma_min.is_finite()) {
+        let bound = if zero_allowed { ">= 0" } else { "> 0" };
+        return Err(Error::invalid(
+            "sigma_min",
+            format!("must be finite and {bound}, got {sigma_min}"),
+        ));
+    }
+    if !(sigma_max.is_finite() && sigma_max > sigma_min) {
+        return Err(Error::invalid(
+            "sigma_max",
+            format!("must be finite and greater than sigma_min ({sigma_min}), got {sigma_max}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Schedule {
+    /// Build a schedule from its kind and parameters as Python names them:
+    /// `loglinear` (eps), `loglinear_sigma_max` (sigma_max), `linear` (sigma_min, sigma_max),
+    /// `cosine` (eps), `cosine_squared` (eps), `geometric` (sigma_min, sigma_max). A one-
+    /// parameter kind ignores `second`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `kind` or the bad parameter and its allowed range.
+    pub fn new(kind: &str, first: f64, second: f64) -> Result<Self> {
+        Ok(match kind {
+            "loglinear" => Self::LogLinear {
+                a: 1.0 - check_eps(first)?,
+            },
+            "loglinear_sigma_max" => {
+                if !(first.is_finite() && first > 0.0) {
+                    return Err(Error::invalid(
+                        "sigma_max",
+                        format!("must be finite and > 0, got {first}"),
+                    ));
+                }
+                Self::LogLinear {
+                    a: -(-first).exp_m1(),
+                }
+            }
+            "linear" => {
+                check_sigma_range(first, second, true)?;
+                Self::Linear {
+                    sigma_min: first,
+                    sigma_max: second,
+                }
+            }
+            "cosine" => Self::Cosine {
+                eps: check_eps(first)?,
+            },
+            "cosine_squared" => Self::CosineSquared {
+                eps: check_eps(first)?,
+            },
+            "geometric" => {
+                check_sigma_range(first, second, false)?;
+                Self::Geometric {
+                    sigma_min: first,
+                    sigma_max: second,
+                }
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "kind",
+                    format!(
+                        "must be one of loglinear, loglinear_sigma_max, linear, cosine, \
+                         cosine_squared, geometric; got {kind:?}"
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// The schedule's name in messages.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::LogLinear { .. } => "LogLinearSchedule",
+            Self::Linear { .. } => "LinearSchedule",
+            Self::Cosine { .. } => "CosineSchedule",
+            Self::CosineSquared { .. } => "CosineSquaredSchedule",
+            Self::Geometric { .. } => "GeometricSchedule",
+        }
+    }
+
+    /// σ(t).
+    pub fn total_noise(&self, t: f64) -> f64 {
+        match *self {
+            Self::LogLinear { a } => -(-a * t).ln_1p(),
+            Self::Linear {
+                sigma_min,
+                sigma_max,
+            } => sigma_min + t * (sigma_max - sigma_min),
+            Self::Cosine { .. } | Self::CosineSquared { .. } => -self.alpha(t).ln(),
+            Self::Geometric {
+                sigma_min,
+                sigma_max,
+            } => sigma_min.powf(1.0 - t) * sigma_max.powf(t),
+        }
+    }
+
+    /// σ'(t).
+    pub fn noise_rate(&self, t: f64) -> f64 {
+        match *self {
+            Self::LogLinear { a } => a / (1.0 - a * t),
+            Self::Linear {
+                sigma_min,
+                sigma_max,
+            } => sigma_max - sigma_min,
+            Self::Cosine { eps } => HALF_PI * (1.0 - eps) * (HALF_PI * t).sin() / self.alpha(t),
+            Self::CosineSquared { eps } => {
+                HALF_PI * (1.0 - eps) * (std::f64::consts::PI * t).sin() / self.alpha(t)
+            }
+            Self::Geometric {
+                sigma_min,
+                sigma_max,
+            } => self.total_noise(t) * (sigma_max.ln() - sigma_min.ln()),
+        }
+    }
+
+    /// α(t) = exp(−σ(t)), written directly where the schedule defines α.
+    pub fn alpha(&self, t: f64) -> f64 {
+        match *self {
+            Self::LogLinear { a } => 1.0 - a * t,
+            Self::Cosine { eps } => eps + (1.0 - eps) * (HALF_PI * t).cos(),
+            Self::CosineSquared { eps } => {
+                let c = (HALF_PI * t).cos();
+                eps + (1.0 - eps) * (c * c)
+            }
+            Self::Linear { .. } | Self::Geometric { .. } => (-self.total_noise(t)).exp(),
+        }
+    }
+
+    /// 1 − α(t) without cancellation near t = 0.
+    pub fn mask_probability(&self, t: f64) -> f64 {
+        match *self {
+            Self::LogLinear { a } => a * t,
+            // 1 − cos θ = 2·sin²(θ/2).
+            Self::Cosine { eps } => {
+                let s = (HALF_PI * t * 0.5).sin();
+                (1.0 - eps) * (2.0 * s * s)
+            }
+            Self::CosineSquared { eps } => {
+                let s = (HALF_PI * t).sin();
+                (1.0 - eps) * (s * s)
+            }
+            Self::Linear { .. } | Self::Geometric { .. } => -(-self.total_noise(t)).exp_m1(),
+        }
+    }
+
+    /// σ'(t) / expm1(σ(t)): exactly 1/t for log-linear; +inf where σ(t) = 0 (its limit).
+    pub fn loss_weight(&self, t: f64) -> f64 {
+        if let Self::LogLinear { .. } = self {
+            return 1.0 / t;
+        }
+        let denominator = self.total_noise(t).exp_m1();
+        if denominator == 0.0 {
+            f64::INFINITY
+        } else {
+            self.noise_rate(t) / denominator
+        }
+    }
+
+    /// t from σ (σ inside the schedule's range).
+    pub fn t_from_total_noise(&self, sigma: f64) -> f64 {
+        match *self {
+            Self::LogLinear { a } => -(-sigma).exp_m1() / a,
+            Self::Linear {
+                sigma_min,
+                sigma_max,
+            } => (sigma - sigma_min) / (sigma_max - sigma_min),
+            // m = 1 − cos θ = (1 − α)/(1 − eps), so θ = 2·asin(sqrt(m/2)): no acos near 1.
+            Self::Cosine { eps } => {
+                let m = -(-sigma).exp_m1() / (1.0 - eps);
+                2.0 * (0.5 * m).sqrt().asin() / HALF_PI
+            }
+            // sin²θ = m and cos²θ = 1 − m: atan2 is well conditioned at both ends.
+            Self::CosineSquared { eps } => {
+                let m = -(-sigma).exp_m1() / (1.0 - eps);
+                let kept = ((-sigma).exp() - eps) / (1.0 - eps);
+                m.max(0.0).sqrt().atan2(kept.max(0.0).sqrt()) / HALF_PI
+            }
+            Self::Geometric {
+                sigma_min,
+                sigma_max,
+            } => (sigma.ln() - sigma_min.ln()) / (sigma_max.ln() - sigma_min.ln()),
+        }
+    }
+
+    /// t from σ', where σ' is monotone in t (see [`Self::noise_rate_range`]).
+    pub fn t_from_noise_rate(&self, rate: f64) -> f64 {
+        match *self {
+            Self::LogLinear { a } => 1.0 / a - 1.0 / rate,
+            // x·(eps + (1−eps)·cos θ) = k·sin θ  <=>  R·sin(θ − φ) = x·eps with
+            // R = hypot(k, x(1−eps)), φ = atan2(x(1−eps), k).
+            Self::Cosine { eps } => {
+                let k = HALF_PI * (1.0 - eps);
+                let c = rate * (1.0 - eps);
+                let theta = c.atan2(k) + (rate * eps / k.hypot(c)).asin();
+                theta / HALF_PI
+            }
+            Self::Geometric {
+                sigma_min,
+                sigma_max,
+            } => self.t_from_total_noise(rate / (sigma_max.ln() - sigma_min.ln())),
+            // Not invertible: callers check `noise_rate_range` first.
+            Self::Linear { .. } | Self::CosineSquared { .. } => f64::NAN,
+        }
+    }
+
+    /// [σ(0), σ(1)].
+    pub fn total_noise_range(&self) -> (f64, f64) {
+        (self.total_noise(0.0), self.total_noise(1.0))
+    }
+
+    /// [σ'(0), σ'(1)], or why t cannot be recovered from σ'.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `noise_rate` for the linear schedule (σ' constant)
+    /// and cosine-squared (σ' rises, then falls back to 0 at t = 1).
+    pub fn noise_rate_range(&self) -> Result<(f64, f64)> {
+        match self {
+            Self::Linear { .. } => Err(Error::invalid(
+                "noise_rate",
+                "LinearSchedule has a constant noise rate, so t cannot be recovered from it",
+            )),
+            Self::CosineSquared { .. } => Err(Error::invalid(
+                "noise_rate",
+                "CosineSquaredSchedule's noise rate rises and then falls back to 0 at t = 1, \
+                 so t cannot be recovered from it",
+            )),
+            _ => Ok((self.noise_rate(0.0), self.noise_rate(1.0))),
+        }
+    }
+
+    /// `quantity` of one validated input.
+    #[inline]
+    fn value(&self, quantity: Quantity, x: f64) -> f64 {
+        match quantity {
+            Quantity::TotalNoise => self.total_noise(x),
+            Quantity::NoiseRate => self.noise_rate(x),
+            Quantity::Alpha => self.alpha(x),
+            Quantity::MaskProbability => self.mask_probability(x),
+            Quantity::LossWeight => self.loss_weight(x),
+            Quantity::TFromTotalNoise => self.t_from_total_noise(x).clamp(0.0, 1.0),
+            Quantity::TFromNoiseRate => self.t_from_noise_rate(x).clamp(0.0, 1.0),
+        }
+    }
+
+    /// The inputs `quantity` accepts, as a closed interval.
+    fn domain(&self, quantity: Quantity) -> Result<(f64, f64)> {
+        let widen = |(lo, hi): (f64, f64)| {
+            let slack = INVERSE_TOLERANCE * lo.abs().max(hi.abs()).max(1.0);
+            (lo - slack, hi + slack)
+        };
+        match quantity {
+            Quantity::TFromTotalNoise => Ok(widen(self.total_noise_range())),
+            Quantity::TFromNoiseRate => self.noise_rate_range().map(widen),
+            _ => Ok((0.0, 1.0)),
+        }
+    }
+}
+
+/// A float element type: read as f64, written back rounded once.
+pub trait Real: Copy + Send + Sync + 'static {
+    /// The exact value as f64.
+    fn to_f64(self) -> f64;
+    /// The nearest value of this type.
+    fn from_f64(value: f64) -> Self;
+}
+
+impl Real for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+}
+
+impl Real for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+}
+
+macro_rules! real_half {
+    ($($t:ty),*) => {$(
+        impl Real for $t {
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                <$t>::to_f64(self)
+            }
+            #[inline(always)]
+            fn from_f64(value: f64) -> Self {
+                <$t>::from_f64(value)
+            }
+        }
+    )*};
+}
+real_half!(half::f16, half::bf16);
+
+/// Evaluate `quantities` of `schedule` at every element of `input`; `outputs[k][i]` gets
+/// quantity `k` of `input[i]`. Several quantities share one pass over the input (`forward`
+/// needs σ' and σ).
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when an output's length differs from the input's;
+/// [`Error::InvalidArgument`] naming the input (`t`, `total_noise` or `noise_rate`) with its
+/// allowed range, the first bad index and its value; or when t cannot be recovered from σ'.
+pub fn evaluate<T: Real>(
+    schedule: &Schedule,
+    quantities: &[Quantity],
+    input: &[T],
+    outputs: &mut [&mut [T]],
+) -> Result<()> {
+    let Some(&first) = quantities.first() else {
+        return Ok(());
+    };
+    if quantities.len() != outputs.len()
+        || quantities
+            .iter()
+            .any(|q| q.input_name() != first.input_name())
+    {
+        return Err(Error::invalid(
+            "quantities",
+            "need one output each and the same input",
+        ));
+    }
+    if let Some(out) = outputs.iter().find(|o| o.len() != input.len()) {
+        return Err(Error::ShapeMismatch {
+            arg: "out",
+            expected: format!("({},)", input.len()),
+            got: format!("({},)", out.len()),
+        });
+    }
+    let (lo, hi) = schedule.domain(first)?;
+    // Split every output into the same chunks, transposed so each task owns one chunk of each.
+    let mut chunked: Vec<Vec<&mut [T]>> = (0..input.len().div_ceil(CHUNK_LEN))
+        .map(|_| Vec::with_capacity(outputs.len()))
+        .collect();
+    for out in outputs.iter_mut() {
+        for (slot, chunk) in chunked.iter_mut().zip(out.chunks_mut(CHUNK_LEN)) {
+            slot.push(chunk);
+        }
+    }
+    let first_bad = parallel::install(|| {
+        chunked
+            .into_par_iter()
+            .zip(input.par_chunks(CHUNK_LEN))
+            .enumerate()
+            .filter_map(|(chunk, (mut outs, xs))| {
+                let mut bad = None;
+                for (i, x) in xs.iter().enumerate() {
+                    let x = x.to_f64();
+                    // `!(..)` also rejects NaN.
+                    if !(x >= lo && x <= hi) {
+                        bad.get_or_insert(chunk * CHUNK_LEN + i);
+                        continue;
+                    }
+                    for (out, &q) in outs.iter_mut().zip(quantities) {
+                        out[i] = T::from_f64(schedule.value(q, x));
+                    }
+                }
+                bad
+            })
+            .min()
+    })?;
+    match first_bad {
+        None => Ok(()),
+        Some(index) => Err(out_of_domain(
+            schedule,
+            first,
+            (lo, hi),
+            index,
+            input[index].to_f64(),
+        )),
+    }
+}
+
+fn out_of_domain(
+    schedule: &Schedule,
+    quantity: Quantity,
+    (lo, hi): (f64, f64),
+    index: usize,
+    value: f64,
+) -> Error {
+    let range = match quantity {
+        Quantity::TFromTotalNoise => {
+            let (a, b) = schedule.total_noise_range();
+            format!("[{a}, {b}] (sigma(0) to sigma(1) of {})", schedule.name())
+        }
+        Quantity::TFromNoiseRate => format!(
+            "[{lo:.6}, {hi:.6}] (sigma'(0) to sigma'(1) of {})",
+            schedule.name()
+        ),
+        _ => "[0, 1]".to_owned(),
+    };
+    Error::invalid(
+        quantity.input_name(),
+        format!("must be in {range}, got {value} at index {index}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Schedule> {
+        vec![
+            Schedule::new("loglinear", 1e-3, 0.0).unwrap(),
+            Schedule::new("linear", 0.0, 10.0).unwrap(),
+            Schedule::new("cosine", 1e-3, 0.0).unwrap(),
+            Schedule::new("cosine_squared", 1e-3, 0.0).unwrap(),
+            Schedule::new("geometric", 1e-4, 20.0).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn published_log_linear_identities_hold() {
+        let s = Schedule::new("loglinear", 1e-3, 0.0).unwrap();
+        for t in [0.1, 0.5, 0.9] {
+            assert_eq!(s.loss_weight(t), 1.0 / t);
+            let a = 1.0 - 1e-3;
+            assert!((s.alpha(t) - (-s.total_noise(t)).exp()).abs() < 1e-15);
+            assert!((s.noise_rate(t) - a / (1.0 - a * t)).abs() < 1e-12);
+        }
+        let from_max = Schedule::new("loglinear_sigma_max", 5.0, 0.0).unwrap();
+        assert!((from_max.total_noise(1.0) - 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn inverses_round_trip_where_they_exist() {
+        for s in all() {
+            for k in 0..=100 {
+                let t = f64::from(k) / 100.0;
+                let back = s.t_from_total_noise(s.total_noise(t));
+                assert!((back - t).abs() < 1e-9, "{s:?} total noise at {t}: {back}");
+                if s.noise_rate_range().is_ok() {
+                    let back = s.t_from_noise_rate(s.noise_rate(t));
+                    assert!((back - t).abs() < 1e-9, "{s:?} noise rate at {t}: {back}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_pass_gives_each_quantity_and_names_the_first_bad_input() {
+        let s = Schedule::new("cosine", 1e-3, 0.0).unwrap();
+        let t: Vec<f32> = (0..40_000).map(|i| i as f32 / 40_000.0).collect();
+        let (mut rate, mut total) = (vec![0f32; t.len()], vec![0f32; t.len()]);
+        evaluate(
+            &s,
+            &[Quantity::NoiseRate, Quantity::TotalNoise],
+            &t,
+            &mut [&mut rate, &mut total],
+        )
+        .unwrap();
+        assert_eq!(total[20_000], s.total_noise(f64::from(t[20_000])) as f32);
+        assert_eq!(rate[39_999], s.noise_rate(f64::from(t[39_999])) as f32);
+
+        let mut bad = t.clone();
+        bad[30_000] = 1.5;
+        bad[35_000] = f32::NAN;
+        let err = evaluate(&s, &[Quantity::TotalNoise], &bad, &mut [&mut total]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t: must be in [0, 1], got 1.5 at index 30000"
+        );
+    }
+
+    #[test]
+    fn bad_parameters_and_inverses_are_named() {
+        let err = Schedule::new("cosine", 0.0, 0.0).unwrap_err();
+        assert_eq!(err.to_string(), "eps: must be in (0, 1), got 0");
+        let err = Schedule::new("geometric", 0.0, 1.0).unwrap_err();
+        assert_eq!(err.to_string(), "sigma_min: must be finite and > 0, got 0");
+        assert!(Schedule::new("linear", 2.0, 1.0).is_err());
+        assert!(Schedule::new("cubic", 0.1, 0.0).is_err());
+        let linear = Schedule::new("linear", 0.0, 1.0).unwrap();
+        let mut out = [0f64; 1];
+        let err = evaluate(
+            &linear,
+            &[Quantity::TFromNoiseRate],
+            &[1.0],
+            &mut [&mut out],
+        );
+        assert!(err.unwrap_err().to_string().contains("constant noise rate"));
+    }
+}
