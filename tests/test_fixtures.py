@@ -20,11 +20,15 @@ def test_all(ferrofix_seed, fixed_seed, temp_dir, request):
 def test_ferrofix_fixtures_exports_every_fixture() -> None:
     assert set(ferrofix.fixtures.__all__) == {
         "causal_lm_loss_fixture",
+        "ddpm_schedule",
         "device",
         "document_lengths",
+        "dummy_noise_schedule",
         "ferrofix_seed",
         "fixed_seed",
+        "loglinear_schedule",
         "make_packed_batch",
+        "noise_schedule",
         "packed_batch",
         "temp_dir",
     }

@@ -61,3 +61,23 @@ def check_packing(
     convention: str,
 ) -> tuple[list[tuple[str, int, int, str]], int]: ...
 def _raise_example_error(variant: str) -> None: ...
+def noise_schedule_check(kind: str, first: float, second: float) -> None: ...
+def noise_schedule_eval(
+    kind: str, first: float, second: float, quantities: list[str], x: np.ndarray, dtype: str
+) -> list[np.ndarray]: ...
+def mask_tokens(
+    input_ids: np.ndarray,
+    mask_prob: np.ndarray,
+    mask_token_id: int,
+    seed: int,
+    protect_positions: np.ndarray | None = None,
+    protect_ids: list[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]: ...
+def uniform_corrupt(
+    input_ids: np.ndarray,
+    corrupt_prob: np.ndarray,
+    vocab_size: int,
+    seed: int,
+    protect_positions: np.ndarray | None = None,
+    protect_ids: list[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]: ...

@@ -15,6 +15,9 @@ import ferrofix
 from ferrofix.devices import describe_cuda
 from ferrofix.options import settings
 
+# The mixins use bare asserts; rewrite them for readable failures in users' test classes.
+pytest.register_assert_rewrite("ferrofix.mixins")
+
 pytest_plugins = [
     "ferrofix.options",
     "ferrofix.markers",
@@ -22,6 +25,7 @@ pytest_plugins = [
     "ferrofix.devices",
     "ferrofix.fixtures.paths",
     "ferrofix.loss",
+    "ferrofix.noise",
     "ferrofix.packing",
 ]
 

@@ -223,12 +223,13 @@ impl Schedule {
     /// σ(t).
     pub fn total_noise(&self, t: f64) -> f64 {
         match *self {
-            Self::LogLinear { a } => -(-a * t).ln_1p(),
+            // `+ 0.0` turns σ(0) = −0.0 into +0.0.
+            Self::LogLinear { a } => -(-a * t).ln_1p() + 0.0,
             Self::Linear {
                 sigma_min,
                 sigma_max,
             } => sigma_min + t * (sigma_max - sigma_min),
-            Self::Cosine { .. } | Self::CosineSquared { .. } => -self.alpha(t).ln(),
+            Self::Cosine { .. } | Self::CosineSquared { .. } => -self.alpha(t).ln() + 0.0,
             Self::Geometric {
                 sigma_min,
                 sigma_max,
@@ -379,8 +380,8 @@ impl Schedule {
             Quantity::Alpha => self.alpha(x),
             Quantity::MaskProbability => self.mask_probability(x),
             Quantity::LossWeight => self.loss_weight(x),
-            Quantity::TFromTotalNoise => self.t_from_total_noise(x).clamp(0.0, 1.0),
-            Quantity::TFromNoiseRate => self.t_from_noise_rate(x).clamp(0.0, 1.0),
+            Quantity::TFromTotalNoise => self.t_from_total_noise(x).clamp(0.0, 1.0) + 0.0,
+            Quantity::TFromNoiseRate => self.t_from_noise_rate(x).clamp(0.0, 1.0) + 0.0,
         }
     }
 
@@ -529,16 +530,15 @@ fn out_of_domain(
     index: usize,
     value: f64,
 ) -> Error {
-    let range = match quantity {
-        Quantity::TFromTotalNoise => {
-            let (a, b) = schedule.total_noise_range();
-            format!("[{a}, {b}] (sigma(0) to sigma(1) of {})", schedule.name())
-        }
-        Quantity::TFromNoiseRate => format!(
-            "[{lo:.6}, {hi:.6}] (sigma'(0) to sigma'(1) of {})",
-            schedule.name()
-        ),
-        _ => "[0, 1]".to_owned(),
+    let (name, (a, b)) = match quantity {
+        Quantity::TFromTotalNoise => ("sigma", schedule.total_noise_range()),
+        Quantity::TFromNoiseRate => ("sigma'", schedule.noise_rate_range().unwrap_or((lo, hi))),
+        _ => ("", (0.0, 1.0)),
+    };
+    let range = if name.is_empty() {
+        "[0, 1]".to_owned()
+    } else {
+        format!("[{a}, {b}] ({name}(0) to {name}(1) of {})", schedule.name())
     };
     Error::invalid(
         quantity.input_name(),

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod convert;
 mod errors;
 mod loss;
+mod noise_schedule;
 mod packing;
 mod parallel;
 mod rng;
@@ -26,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     parallel::register(m)?;
     rng::register(m)?;
     loss::register(m)?;
+    noise_schedule::register(m)?;
     packing::register(m)?;
     errors::register(m)?;
     Ok(())

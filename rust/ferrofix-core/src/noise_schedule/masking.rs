@@ -234,11 +234,14 @@ pub fn mask_tokens<T: TokenId>(
     ids: &[T],
     ids_shape: &[usize],
     (mask_prob, prob_shape): (&[f64], &[usize]),
-    mask_token_id: i64,
+    mask_token_id: i128,
     seed: u64,
     protect: Protect<'_>,
 ) -> Result<(Vec<T>, Vec<bool>)> {
-    let mask = T::try_from(mask_token_id).map_err(|_| {
+    let fitting = i64::try_from(mask_token_id)
+        .ok()
+        .and_then(|id| T::try_from(id).ok());
+    let mask = fitting.ok_or_else(|| {
         Error::invalid(
             "mask_token_id",
             format!(
@@ -271,12 +274,12 @@ pub fn uniform_corrupt<T: TokenId>(
     ids: &[T],
     ids_shape: &[usize],
     (corrupt_prob, prob_shape): (&[f64], &[usize]),
-    vocab_size: i64,
+    vocab_size: i128,
     seed: u64,
     protect: Protect<'_>,
 ) -> Result<(Vec<T>, Vec<bool>)> {
     let max_vocab = i128::from(T::RANGE.1) + 1;
-    if vocab_size < 1 || i128::from(vocab_size) > max_vocab {
+    if vocab_size < 1 || vocab_size > max_vocab {
         return Err(Error::invalid(
             "vocab_size",
             format!(

@@ -1,0 +1,167 @@
+"""Test mixins: inherit one in a ``Test*`` class, provide its fixtures, get its tests.
+
+A mixin is never collected on its own (``__test__`` is False on the mixin and switched back
+on for subclasses), and each failure message names the fixture to look at.
+
+``NoiseScheduleContract`` checks any continuous noise schedule given by a ``schedule``
+fixture, a suite's own included::
+
+    class TestMySchedule(NoiseScheduleContract):
+        @pytest.fixture
+        def schedule(self):
+            return MySchedule()
+
+Schedules are called with float64 numpy arrays; a torch-only schedule overrides
+``as_input`` (e.g. ``torch.from_numpy``). Results may be numpy arrays or tensors on any
+device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+__all__ = ["NoiseScheduleContract"]
+
+
+def _numpy(value: Any) -> Any:
+    import numpy as np
+
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+class NoiseScheduleContract:
+    """Properties every continuous noise schedule must have; needs a ``schedule`` fixture.
+
+    Checks: σ(0) is the schedule's minimum (and equals ``schedule.sigma_min`` when it has
+    one), σ increases, σ' >= 0 and matches a finite-difference derivative of σ, inverses
+    round-trip (skipped where the schedule declares one not invertible by raising),
+    ``sample_t`` lies in [eps, 1] with antithetic strata, and the mask probability lies in
+    [0, 1], increases and equals 1 - exp(-σ).
+    """
+
+    __test__ = False
+
+    #: Grid resolution for monotonicity and derivative checks.
+    grid_points: ClassVar[int] = 257
+    #: Relative tolerance of σ' against the central difference of σ.
+    derivative_rtol: ClassVar[float] = 1e-4
+    #: Absolute tolerance of inverse round trips in t.
+    inverse_atol: ClassVar[float] = 1e-6
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__test__" not in cls.__dict__:
+            cls.__test__ = cls.__name__.startswith("Test")
+
+    def as_input(self, t: Any) -> Any:
+        """Convert a float64 numpy array into what the schedule takes (default: itself)."""
+        return t
+
+    def _grid(self, lo: float = 0.0, hi: float = 1.0) -> Any:
+        import numpy as np
+
+        return np.linspace(lo, hi, self.grid_points)
+
+    def _sigma(self, schedule: Any, t: Any) -> Any:
+        return _numpy(schedule.total_noise(self.as_input(t)))
+
+    def test_total_noise_starts_at_minimum(self, schedule: Any) -> None:
+        import numpy as np
+
+        sigma = self._sigma(schedule, self._grid())
+        assert np.all(np.isfinite(sigma)), "schedule fixture: total_noise(t) is not finite"
+        assert sigma[0] <= sigma.min(), (
+            f"schedule fixture: total_noise(0) = {sigma[0]} is not the minimum {sigma.min()}"
+        )
+        declared = getattr(schedule, "sigma_min", None)
+        if declared is not None:
+            assert sigma[0] == pytest.approx(float(declared), rel=1e-6, abs=1e-12), (
+                f"schedule fixture: total_noise(0) = {sigma[0]} but sigma_min = {declared}"
+            )
+
+    def test_total_noise_increases(self, schedule: Any) -> None:
+        import numpy as np
+
+        sigma = self._sigma(schedule, self._grid())
+        steps = np.diff(sigma)
+        assert np.all(steps > 0), (
+            "schedule fixture: total_noise is not increasing; first decrease at "
+            f"t = {self._grid()[int(np.argmin(steps > 0)) + 1]}"
+        )
+
+    def test_noise_rate_is_derivative_of_total_noise(self, schedule: Any) -> None:
+        import numpy as np
+
+        h = 1e-6
+        t = self._grid(0.01, 0.99)
+        rate = _numpy(schedule.noise_rate(self.as_input(t)))
+        assert np.all(rate >= 0), "schedule fixture: noise_rate(t) is negative"
+        difference = (self._sigma(schedule, t + h) - self._sigma(schedule, t - h)) / (2 * h)
+        np.testing.assert_allclose(
+            rate,
+            difference,
+            rtol=self.derivative_rtol,
+            atol=1e-7,
+            err_msg="schedule fixture: noise_rate is not the derivative of total_noise",
+        )
+
+    def _round_trip(self, schedule: Any, forward: str, inverse: str) -> None:
+        import numpy as np
+
+        t = self._grid()
+        values = getattr(schedule, forward)(self.as_input(t))
+        try:
+            back = getattr(schedule, inverse)(values)
+        except (NotImplementedError, ValueError) as error:
+            pytest.skip(f"{inverse} is not available for this schedule: {error}")
+        np.testing.assert_allclose(
+            _numpy(back),
+            t,
+            atol=self.inverse_atol,
+            err_msg=f"schedule fixture: {inverse}({forward}(t)) != t",
+        )
+
+    def test_t_from_total_noise_inverts_total_noise(self, schedule: Any) -> None:
+        self._round_trip(schedule, "total_noise", "t_from_total_noise")
+
+    def test_t_from_noise_rate_inverts_noise_rate(self, schedule: Any) -> None:
+        self._round_trip(schedule, "noise_rate", "t_from_noise_rate")
+
+    def test_forward_returns_rate_then_total(self, schedule: Any) -> None:
+        import numpy as np
+
+        t = self._grid()
+        rate, total = schedule(self.as_input(t))
+        np.testing.assert_allclose(_numpy(rate), _numpy(schedule.noise_rate(self.as_input(t))))
+        np.testing.assert_allclose(_numpy(total), self._sigma(schedule, t))
+
+    def test_sample_t_is_antithetic_in_eps_to_one(self, schedule: Any) -> None:
+        import numpy as np
+
+        n, eps = 64, 1e-3
+        t = _numpy(schedule.sample_t(n, antithetic=True, eps=eps, seed=1234))
+        assert t.shape == (n,), f"schedule fixture: sample_t({n}) has shape {t.shape}"
+        assert np.all((t >= eps - 1e-7) & (t <= 1.0)), "schedule fixture: sample_t outside [eps, 1]"
+        strata = np.floor((t - eps) / (1.0 - eps) * n + 1e-9).astype(int).clip(0, n - 1)
+        assert sorted(strata) == list(range(n)), (
+            "schedule fixture: antithetic sample_t does not put one time in each of the n strata"
+        )
+
+    def test_mask_probability_in_unit_interval_and_increasing(self, schedule: Any) -> None:
+        import numpy as np
+
+        t = self._grid()
+        p = _numpy(schedule.mask_probability(self.as_input(t)))
+        assert np.all((p >= 0) & (p <= 1)), "schedule fixture: mask_probability outside [0, 1]"
+        assert np.all(np.diff(p) > 0), "schedule fixture: mask_probability is not increasing"
+        np.testing.assert_allclose(
+            p,
+            -np.expm1(-self._sigma(schedule, t)),
+            rtol=1e-6,
+            atol=1e-12,
+            err_msg="schedule fixture: mask_probability != 1 - exp(-total_noise)",
+        )
