@@ -113,7 +113,8 @@ def test_mask_probability_is_exact_near_zero() -> None:
 def test_sigma_at_zero_is_positive_zero_and_matches_sigma_min(kind: str) -> None:
     schedule, _ = build(kind)
     value = schedule.total_noise(0.0)
-    assert value == schedule.sigma_min and math.copysign(1.0, value) == 1.0
+    assert value == schedule.sigma_min
+    assert math.copysign(1.0, value) == 1.0
 
 
 def test_loglinear_from_sigma_max_reaches_it() -> None:
@@ -176,15 +177,20 @@ def test_inverse_accepts_rounded_endpoints_and_clamps() -> None:
 
 def test_python_float_in_float_out() -> None:
     rate, total = LogLinearSchedule()(0.5)
-    assert type(rate) is float and type(total) is float
-    assert (rate, total) == (LogLinearSchedule().noise_rate(0.5), LogLinearSchedule().total_noise(0.5))
+    assert type(rate) is float
+    assert type(total) is float
+    assert (rate, total) == (
+        LogLinearSchedule().noise_rate(0.5),
+        LogLinearSchedule().total_noise(0.5),
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_numpy_dtype_and_shape_are_kept(dtype: type) -> None:
     t = np.linspace(0, 1, 12, dtype=dtype).reshape(3, 4)
     result = CosineSchedule().total_noise(t)
-    assert result.dtype == dtype and result.shape == (3, 4)
+    assert result.dtype == dtype
+    assert result.shape == (3, 4)
     expected = CosineSchedule().total_noise(t.astype(np.float64)).astype(dtype)
     np.testing.assert_array_max_ulp(result, expected, maxulp=1)
     scalar = CosineSchedule().total_noise(dtype(0.5))
@@ -194,14 +200,18 @@ def test_numpy_dtype_and_shape_are_kept(dtype: type) -> None:
 def test_integer_and_non_contiguous_inputs() -> None:
     assert LinearSchedule(0, 2).total_noise(np.array([0, 1])).tolist() == [0.0, 2.0]
     t = np.linspace(0, 1, 20)[::3]
-    np.testing.assert_array_equal(GeometricSchedule().total_noise(t), GeometricSchedule().total_noise(t.copy()))
+    np.testing.assert_array_equal(
+        GeometricSchedule().total_noise(t), GeometricSchedule().total_noise(t.copy())
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
 def test_cpu_tensors_keep_type_and_dtype(dtype: torch.dtype) -> None:
     t = torch.linspace(0, 1, 33, dtype=dtype)
     rate, total = GeometricSchedule()(t)
-    assert isinstance(rate, torch.Tensor) and rate.dtype == dtype and total.dtype == dtype
+    assert isinstance(rate, torch.Tensor)
+    assert rate.dtype == dtype
+    assert total.dtype == dtype
     expected = GeometricSchedule().total_noise(t.double().numpy())
     torch.testing.assert_close(total, torch.from_numpy(expected).to(dtype), rtol=0, atol=0)
 
@@ -246,7 +256,8 @@ def test_torch_formulas_report_errors_like_native() -> None:
 def test_antithetic_sample_t_puts_one_time_in_each_stratum(n: int) -> None:
     eps = 1e-3
     t = LogLinearSchedule().sample_t(n, eps=eps, seed=11)
-    assert t.dtype == np.float64 and t.shape == (n,)
+    assert t.dtype == np.float64
+    assert t.shape == (n,)
     assert np.all((t >= eps) & (t <= 1.0))
     u = (t - eps) / (1 - eps)
     assert sorted(np.floor(u * n + 1e-9).astype(int).tolist()) == list(range(n))
@@ -257,7 +268,9 @@ def test_sample_t_is_the_ferrofix_uniform_transformed() -> None:
 
     u = rng.uniform(5, 3, stream=noise.SAMPLE_T_STREAM)
     expected_antithetic = (1 - 0.01) * ((u / 5 + np.arange(5) / 5) % 1.0) + 0.01
-    np.testing.assert_array_equal(CosineSchedule().sample_t(5, eps=0.01, seed=3), expected_antithetic)
+    np.testing.assert_array_equal(
+        CosineSchedule().sample_t(5, eps=0.01, seed=3), expected_antithetic
+    )
     np.testing.assert_array_equal(
         CosineSchedule().sample_t(5, eps=0.01, seed=3, antithetic=False), 0.99 * u + 0.01
     )
@@ -276,7 +289,8 @@ def test_sample_t_without_seed_continues_the_current_seeds_stream() -> None:
 
 def test_sample_t_returns_torch_for_pt_schedules() -> None:
     t = LogLinearSchedule(return_tensors="pt").sample_t(8, seed=1, device="cpu")
-    assert isinstance(t, torch.Tensor) and t.dtype == torch.get_default_dtype()
+    assert isinstance(t, torch.Tensor)
+    assert t.dtype == torch.get_default_dtype()
     t64 = LogLinearSchedule(return_tensors="pt").sample_t(8, seed=1, dtype=torch.float64)
     np.testing.assert_array_equal(t64.numpy(), LogLinearSchedule().sample_t(8, seed=1))
 
@@ -369,12 +383,20 @@ def test_fixtures(
     dummy_noise_schedule, loglinear_schedule, noise_schedule, ddpm_schedule, request
 ) -> None:
     assert isinstance(dummy_noise_schedule, DummyNoiseSchedule)
-    assert isinstance(loglinear_schedule, LogLinearSchedule) and loglinear_schedule.eps == 1e-3
+    assert isinstance(loglinear_schedule, LogLinearSchedule)
+    assert loglinear_schedule.eps == 1e-3
     # torch is installed here, so fixture schedules sample torch tensors.
     assert loglinear_schedule.return_tensors == "pt" == noise_schedule.return_tensors
     assert isinstance(noise_schedule.sample_t(3), torch.Tensor)
-    assert request.node.callspec.id in {"loglinear", "linear", "cosine", "cosine_squared", "geometric"}
-    assert ddpm_schedule.num_timesteps == 1000 and ddpm_schedule.beta_schedule == "linear"
+    assert request.node.callspec.id in {
+        "loglinear",
+        "linear",
+        "cosine",
+        "cosine_squared",
+        "geometric",
+    }
+    assert ddpm_schedule.num_timesteps == 1000
+    assert ddpm_schedule.beta_schedule == "linear"
 
 
 # --- bad inputs ---------------------------------------------------------------------------
@@ -383,27 +405,102 @@ def test_fixtures(
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: LogLinearSchedule().total_noise(1.5), ConfigError, "t: must be in [0, 1], got 1.5 at index 0"),
-        (lambda: CosineSchedule().noise_rate(np.array([0.1, -0.2])), ConfigError, "t: must be in [0, 1], got -0.2 at index 1"),
-        (lambda: LinearSchedule().alpha(np.array([math.nan])), ConfigError, "t: must be in [0, 1], got NaN at index 0"),
-        (lambda: GeometricSchedule().loss_weight(torch.tensor([2.0])), ConfigError, "t: must be in [0, 1], got 2 at index 0"),
-        (lambda: LinearSchedule(0, 10).t_from_total_noise(11.0), ConfigError, "total_noise: must be in [0, 10] (sigma(0) to sigma(1) of LinearSchedule), got 11 at index 0"),
-        (lambda: LogLinearSchedule().t_from_noise_rate(0.5), ConfigError, "noise_rate: must be in [0.999, 998.9999999999991] (sigma'(0) to sigma'(1) of LogLinearSchedule), got 0.5 at index 0"),
-        (lambda: LogLinearSchedule().total_noise("0.5"), DtypeError, "noise schedules do not support dtype <U3; supported: float64, float32, float16, bfloat16 (or integers)"),
-        (lambda: LogLinearSchedule().total_noise(True), DtypeError, "noise schedules take float inputs, got True"),
+        (
+            lambda: LogLinearSchedule().total_noise(1.5),
+            ConfigError,
+            "t: must be in [0, 1], got 1.5 at index 0",
+        ),
+        (
+            lambda: CosineSchedule().noise_rate(np.array([0.1, -0.2])),
+            ConfigError,
+            "t: must be in [0, 1], got -0.2 at index 1",
+        ),
+        (
+            lambda: LinearSchedule().alpha(np.array([math.nan])),
+            ConfigError,
+            "t: must be in [0, 1], got NaN at index 0",
+        ),
+        (
+            lambda: GeometricSchedule().loss_weight(torch.tensor([2.0])),
+            ConfigError,
+            "t: must be in [0, 1], got 2 at index 0",
+        ),
+        (
+            lambda: LinearSchedule(0, 10).t_from_total_noise(11.0),
+            ConfigError,
+            "total_noise: must be in [0, 10] (sigma(0) to sigma(1) of LinearSchedule), "
+            "got 11 at index 0",
+        ),
+        (
+            lambda: LogLinearSchedule().t_from_noise_rate(0.5),
+            ConfigError,
+            "noise_rate: must be in [0.999, 998.9999999999991] "
+            "(sigma'(0) to sigma'(1) of LogLinearSchedule), got 0.5 at index 0",
+        ),
+        (
+            lambda: LogLinearSchedule().total_noise("0.5"),
+            DtypeError,
+            "noise schedules do not support dtype <U3; "
+            "supported: float64, float32, float16, bfloat16 (or integers)",
+        ),
+        (
+            lambda: LogLinearSchedule().total_noise(True),
+            DtypeError,
+            "noise schedules take float inputs, got True",
+        ),
         (lambda: LogLinearSchedule(eps=0.0), ConfigError, "eps: must be in (0, 1), got 0"),
         (lambda: LogLinearSchedule(eps=1.0), ConfigError, "eps: must be in (0, 1), got 1"),
-        (lambda: LogLinearSchedule(sigma_max=-1.0), ConfigError, "sigma_max: must be finite and > 0, got -1"),
+        (
+            lambda: LogLinearSchedule(sigma_max=-1.0),
+            ConfigError,
+            "sigma_max: must be finite and > 0, got -1",
+        ),
         (lambda: CosineSchedule(eps="x"), ConfigError, "eps: must be a number, got 'x'"),
-        (lambda: LinearSchedule(-1.0, 1.0), ConfigError, "sigma_min: must be finite and >= 0, got -1"),
-        (lambda: LinearSchedule(2.0, 2.0), ConfigError, "sigma_max: must be finite and greater than sigma_min (2), got 2"),
-        (lambda: GeometricSchedule(0.0, 1.0), ConfigError, "sigma_min: must be finite and > 0, got 0"),
-        (lambda: GeometricSchedule(1.0, math.inf), ConfigError, "sigma_max: must be finite and greater than sigma_min (1), got inf"),
-        (lambda: LogLinearSchedule(return_tensors="tf"), ConfigError, "return_tensors: must be 'np' or 'pt', got 'tf'"),
-        (lambda: LogLinearSchedule().sample_t(-1), ConfigError, "batch_size: must be a non-negative integer, got -1"),
-        (lambda: LogLinearSchedule().sample_t(4, eps=1.0), ConfigError, "eps: must be in [0, 1), got 1.0"),
-        (lambda: LogLinearSchedule().sample_t(4, seed=-1), ConfigError, "seed: must be in [0, 2**64), got -1"),
-        (lambda: LogLinearSchedule().sample_t(4, device="cpu"), ConfigError, "device: only applies with return_tensors='pt'"),
+        (
+            lambda: LinearSchedule(-1.0, 1.0),
+            ConfigError,
+            "sigma_min: must be finite and >= 0, got -1",
+        ),
+        (
+            lambda: LinearSchedule(2.0, 2.0),
+            ConfigError,
+            "sigma_max: must be finite and greater than sigma_min (2), got 2",
+        ),
+        (
+            lambda: GeometricSchedule(0.0, 1.0),
+            ConfigError,
+            "sigma_min: must be finite and > 0, got 0",
+        ),
+        (
+            lambda: GeometricSchedule(1.0, math.inf),
+            ConfigError,
+            "sigma_max: must be finite and greater than sigma_min (1), got inf",
+        ),
+        (
+            lambda: LogLinearSchedule(return_tensors="tf"),
+            ConfigError,
+            "return_tensors: must be 'np' or 'pt', got 'tf'",
+        ),
+        (
+            lambda: LogLinearSchedule().sample_t(-1),
+            ConfigError,
+            "batch_size: must be a non-negative integer, got -1",
+        ),
+        (
+            lambda: LogLinearSchedule().sample_t(4, eps=1.0),
+            ConfigError,
+            "eps: must be in [0, 1), got 1.0",
+        ),
+        (
+            lambda: LogLinearSchedule().sample_t(4, seed=-1),
+            ConfigError,
+            "seed: must be in [0, 2**64), got -1",
+        ),
+        (
+            lambda: LogLinearSchedule().sample_t(4, device="cpu"),
+            ConfigError,
+            "device: only applies with return_tensors='pt'",
+        ),
     ],
 )
 def test_bad_inputs(call, error: type[Exception], message: str) -> None:

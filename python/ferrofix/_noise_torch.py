@@ -35,16 +35,14 @@ def _check(schedule: NoiseSchedule, quantity: str, x: Any) -> None:
     if quantity == "t_from_total_noise":
         name, lo, hi = "total_noise", schedule.total_noise(0.0), schedule.total_noise(1.0)
         described = (
-            f"[{_number(lo)}, {_number(hi)}] "
-            f"(sigma(0) to sigma(1) of {type(schedule).__name__})"
+            f"[{_number(lo)}, {_number(hi)}] (sigma(0) to sigma(1) of {type(schedule).__name__})"
         )
     elif quantity == "t_from_noise_rate":
         # The native scalar path raises the core's error where σ' is not invertible.
         schedule.t_from_noise_rate(schedule.noise_rate(0.0))
         name, lo, hi = "noise_rate", schedule.noise_rate(0.0), schedule.noise_rate(1.0)
         described = (
-            f"[{_number(lo)}, {_number(hi)}] "
-            f"(sigma'(0) to sigma'(1) of {type(schedule).__name__})"
+            f"[{_number(lo)}, {_number(hi)}] (sigma'(0) to sigma'(1) of {type(schedule).__name__})"
         )
     else:
         name, lo, hi, described = "t", 0.0, 1.0, "[0, 1]"

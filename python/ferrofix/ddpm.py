@@ -73,8 +73,7 @@ class DDPMSchedule:
             raise ConfigError(f"num_timesteps: must be an integer >= 1, got {num_timesteps}")
         if beta_schedule not in _BETA_SCHEDULES:
             raise ConfigError(
-                f"beta_schedule: must be one of {', '.join(_BETA_SCHEDULES)}; "
-                f"got {beta_schedule!r}"
+                f"beta_schedule: must be one of {', '.join(_BETA_SCHEDULES)}; got {beta_schedule!r}"
             )
         if not 0.0 < beta_start <= beta_end < 1.0:
             raise ConfigError(
@@ -92,7 +91,10 @@ class DDPMSchedule:
         self.timesteps = np.arange(num_timesteps - 1, -1, -1, dtype=np.int64)
 
     def __repr__(self) -> str:
-        return f"DDPMSchedule(num_timesteps={self.num_timesteps}, beta_schedule={self.beta_schedule!r})"
+        return (
+            f"DDPMSchedule(num_timesteps={self.num_timesteps}, "
+            f"beta_schedule={self.beta_schedule!r})"
+        )
 
     def set_timesteps(self, num_inference_steps: int, spacing: str = "leading") -> np.ndarray:
         """Choose ``num_inference_steps`` descending timesteps for sampling.

@@ -102,7 +102,7 @@ class NoiseSchedule:
             return self._evaluate_tensor(quantities, x)
         import numpy as np
 
-        if isinstance(x, bool) or isinstance(x, np.bool_):
+        if isinstance(x, (bool, np.bool_)):
             raise DtypeError(f"noise schedules take float inputs, got {x!r}")
         if isinstance(x, (int, float)) and not isinstance(x, np.generic):
             results = self._native(quantities, np.asarray(float(x)))
@@ -293,9 +293,7 @@ class LinearSchedule(NoiseSchedule):
         self, sigma_min: float = 0.0, sigma_max: float = 10.0, *, return_tensors: str = "np"
     ) -> None:
         self.sigma_min = _real("sigma_min", sigma_min)
-        super().__init__(
-            "linear", (self.sigma_min, _real("sigma_max", sigma_max)), return_tensors
-        )
+        super().__init__("linear", (self.sigma_min, _real("sigma_max", sigma_max)), return_tensors)
 
     def _describe(self) -> str:
         return f"sigma_min={self._params[0]!r}, sigma_max={self._params[1]!r}"
@@ -407,7 +405,7 @@ def _probabilities(name: str, value: Any) -> np.ndarray:
 
     if _torch.is_tensor(value):
         value = value.detach().cpu().double().numpy()
-    if isinstance(value, bool) or isinstance(value, np.bool_):
+    if isinstance(value, (bool, np.bool_)):
         raise ConfigError(f"{name}: must be a number or an array of numbers, got {value!r}")
     try:
         array = np.asarray(value, dtype=np.float64)

@@ -41,8 +41,7 @@ def schedule(kind: str, first: float, second: float = 0.0) -> dict[str, object]:
         return {
             "total_noise": lambda t: -np.log(alpha(t)),
             "noise_rate": lambda t: HALF_PI * (1.0 - eps) * np.sin(HALF_PI * t) / alpha(t),
-            "t_from_total_noise": lambda x: np.arccos((np.exp(-x) - eps) / (1.0 - eps))
-            / HALF_PI,
+            "t_from_total_noise": lambda x: np.arccos((np.exp(-x) - eps) / (1.0 - eps)) / HALF_PI,
         }
     if kind == "cosine_squared":
         eps = first
@@ -54,10 +53,9 @@ def schedule(kind: str, first: float, second: float = 0.0) -> dict[str, object]:
         return {
             "total_noise": lambda t: -np.log(alpha2(t)),
             "noise_rate": lambda t: HALF_PI * (1.0 - eps) * np.sin(math.pi * t) / alpha2(t),
-            "t_from_total_noise": lambda x: np.arccos(
-                np.sqrt((np.exp(-x) - eps) / (1.0 - eps))
-            )
-            / HALF_PI,
+            "t_from_total_noise": lambda x: (
+                np.arccos(np.sqrt((np.exp(-x) - eps) / (1.0 - eps))) / HALF_PI
+            ),
         }
     assert kind == "geometric"
     log_ratio = math.log(second) - math.log(first)

@@ -1,0 +1,245 @@
+"""Masking forward processes: exact against the token-by-token Philox reference, statistics,
+protection, determinism across thread counts, input types and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ferrofix import parallel, seeding
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
+from ferrofix.noise import LogLinearSchedule, mask_tokens, uniform_corrupt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.reference import noise as reference
+
+MASK_ID = 103
+
+
+def ids_grid(rows: int, columns: int, dtype: type = np.int64) -> np.ndarray:
+    return (np.arange(rows * columns) % 97 + 1).astype(dtype).reshape(rows, columns)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_mask_tokens_matches_the_reference_bit_for_bit(dtype: type) -> None:
+    ids = ids_grid(3, 13, dtype)
+    probs = np.linspace(0.05, 0.95, 3 * 13).reshape(3, 13)
+    noised, mask = mask_tokens(ids, probs, MASK_ID, seed=2024, protect=[5, 6])
+    expected_ids, expected_mask = reference.mask_tokens(ids, probs, MASK_ID, 2024, {5, 6})
+    assert noised.dtype == dtype
+    assert mask.dtype == np.bool_
+    np.testing.assert_array_equal(noised, expected_ids)
+    np.testing.assert_array_equal(mask, expected_mask)
+
+
+def test_uniform_corrupt_matches_the_reference_bit_for_bit() -> None:
+    ids = ids_grid(2, 11)
+    probs = np.full((2, 11), 0.6)
+    corrupted, resampled = uniform_corrupt(ids, 0.6, 50, seed=7)
+    expected_ids, expected_mask = reference.uniform_corrupt(ids, probs, 50, 7)
+    np.testing.assert_array_equal(corrupted, expected_ids)
+    np.testing.assert_array_equal(resampled, expected_mask)
+
+
+@pytest.mark.parametrize("p", [0.01, 0.1, 0.5, 0.9, 0.99])
+def test_masked_fraction_per_row_within_4_sigma(p: float) -> None:
+    rows, length = 16, 4096
+    _, mask = mask_tokens(ids_grid(rows, length), p, MASK_ID, seed=31)
+    sigma = np.sqrt(p * (1 - p) / length)
+    assert np.all(np.abs(mask.mean(axis=1) - p) <= 4 * sigma)
+
+
+def test_per_row_probabilities_from_a_schedule() -> None:
+    schedule = LogLinearSchedule()
+    t = np.array([0.1, 0.5, 0.9])
+    p = schedule.mask_probability(t)
+    _, mask = mask_tokens(ids_grid(3, 4096), p, MASK_ID, seed=3)
+    sigma = np.sqrt(p * (1 - p) / 4096)
+    assert np.all(np.abs(mask.mean(axis=1) - p) <= 4 * sigma)
+    _, column = mask_tokens(ids_grid(3, 4096), p[:, None], MASK_ID, seed=3)
+    np.testing.assert_array_equal(column, mask)
+
+
+def test_uniform_corruption_draws_every_id_evenly() -> None:
+    vocab = 10
+    corrupted, resampled = uniform_corrupt(ids_grid(8, 4096), 1.0, vocab, seed=5)
+    assert resampled.all()
+    counts = np.bincount(corrupted.ravel(), minlength=vocab)
+    expected = corrupted.size / vocab
+    assert np.all(np.abs(counts - expected) <= 4 * np.sqrt(expected * (1 - 1 / vocab)))
+
+
+def test_probability_zero_masks_nothing_and_one_masks_all_unprotected() -> None:
+    ids = ids_grid(4, 64)
+    noised, mask = mask_tokens(ids, 0.0, MASK_ID, seed=1)
+    assert not mask.any()
+    assert np.array_equal(noised, ids)
+    protect = np.zeros(ids.shape, bool)
+    protect[:, :3] = True
+    noised, mask = mask_tokens(ids, 1.0, MASK_ID, seed=1, protect=protect)
+    np.testing.assert_array_equal(mask, ~protect)
+    np.testing.assert_array_equal(noised, np.where(protect, ids, MASK_ID))
+
+
+@pytest.mark.parametrize("process", ["mask", "uniform"])
+def test_protected_ids_are_never_touched(process: str) -> None:
+    ids = ids_grid(8, 512)
+    protected = [1, 2, 50]
+    if process == "mask":
+        out, flags = mask_tokens(ids, 0.9, MASK_ID, seed=4, protect=protected)
+    else:
+        out, flags = uniform_corrupt(ids, 0.9, 97, seed=4, protect=set(protected))
+    keep = np.isin(ids, protected)
+    assert keep.any()
+    assert not flags[keep].any()
+    np.testing.assert_array_equal(out[keep], ids[keep])
+
+
+@pytest.mark.parametrize("process", [mask_tokens, uniform_corrupt])
+def test_bit_identical_for_1_2_and_8_threads(process) -> None:
+    ids = ids_grid(37, 1001)
+    p = np.linspace(0, 1, 37)
+    results = []
+    try:
+        for threads in (1, 2, 8):
+            parallel.set_num_threads(threads)
+            results.append(process(ids, p, 1000, seed=123))
+    finally:
+        parallel.set_num_threads(None)
+    for out, flags in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(flags, results[0][1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.integers(1, 4),
+    short=st.integers(0, 40),
+    extra=st.integers(0, 40),
+    seed=st.integers(0, 2**64 - 1),
+)
+def test_decisions_depend_only_on_seed_row_and_position(
+    rows: int, short: int, extra: int, seed: int
+) -> None:
+    """A longer batch keeps the decisions of its prefix: nothing depends on the length."""
+    long_ids = ids_grid(rows, short + extra)
+    _, long_mask = mask_tokens(long_ids, 0.5, MASK_ID, seed=seed)
+    _, short_mask = mask_tokens(long_ids[:, :short].copy(), 0.5, MASK_ID, seed=seed)
+    np.testing.assert_array_equal(long_mask[:, :short], short_mask)
+
+
+def test_torch_in_torch_out_and_one_dimensional_ids() -> None:
+    ids = torch.arange(1, 65, dtype=torch.int32).reshape(2, 32)
+    noised, mask = mask_tokens(ids, torch.tensor([0.3, 0.7]), MASK_ID, seed=9)
+    assert noised.dtype == torch.int32
+    assert mask.dtype == torch.bool
+    expected, expected_mask = mask_tokens(ids.numpy(), np.array([0.3, 0.7]), MASK_ID, seed=9)
+    np.testing.assert_array_equal(noised.numpy(), expected)
+    np.testing.assert_array_equal(mask.numpy(), expected_mask)
+    single, single_mask = mask_tokens([5, 6, 7, 8], 1.0, MASK_ID, seed=0)
+    assert single.tolist() == [MASK_ID] * 4
+    assert single_mask.all()
+
+
+def test_seed_none_uses_the_current_seed() -> None:
+    ids = ids_grid(2, 100)
+    seeding.reseed(77)
+    np.testing.assert_array_equal(
+        mask_tokens(ids, 0.5, MASK_ID)[1], mask_tokens(ids, 0.5, MASK_ID, seed=77)[1]
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda ids: mask_tokens(ids, -0.1, 0, seed=0),
+            ConfigError,
+            "mask_prob: must be in [0, 1], got -0.1 at index 0",
+        ),
+        (
+            lambda ids: mask_tokens(ids, np.array([0.5, 1.5]), 0, seed=0),
+            ConfigError,
+            "mask_prob: must be in [0, 1], got 1.5 at index 1",
+        ),
+        (
+            lambda ids: mask_tokens(ids, np.nan, 0, seed=0),
+            ConfigError,
+            "mask_prob: must be in [0, 1], got NaN at index 0",
+        ),
+        (
+            lambda ids: mask_tokens(ids, np.full(3, 0.5), 0, seed=0),
+            ShapeError,
+            "mask_prob: expected shape a scalar, (B,) or (B, 1) with B = 2 rows, "
+            "or the ids' shape [2, 5], got [3]",
+        ),
+        (
+            lambda ids: mask_tokens(ids, np.full((2, 2), 0.5), 0, seed=0),
+            ShapeError,
+            "mask_prob: expected shape a scalar, (B,) or (B, 1) with B = 2 rows, "
+            "or the ids' shape [2, 5], got [2, 2]",
+        ),
+        (
+            lambda ids: mask_tokens(ids.astype(np.int32), 0.5, 2**31, seed=0),
+            ConfigError,
+            "mask_token_id: must fit the ids' dtype int32 [-2147483648, 2147483647], "
+            "got 2147483648",
+        ),
+        (
+            lambda ids: mask_tokens(ids, 0.5, 2**200, seed=0),
+            ConfigError,
+            f"mask_token_id: must fit the ids' dtype, got {2**200}",
+        ),
+        (
+            lambda ids: mask_tokens(ids, 0.5, 1.5, seed=0),
+            ConfigError,
+            "mask_token_id: must be an integer, got 1.5",
+        ),
+        (
+            lambda ids: mask_tokens(ids.astype(np.float32), 0.5, 0, seed=0),
+            DtypeError,
+            "mask_tokens does not support dtype float32; supported: int32, int64",
+        ),
+        (
+            lambda ids: mask_tokens(ids, 0.5, 0, seed=-1),
+            ConfigError,
+            "seed: must be in [0, 2**64), got -1",
+        ),
+        (
+            lambda ids: mask_tokens(ids, "half", 0, seed=0),
+            ConfigError,
+            "mask_prob: must be a number or an array of numbers, got 'half'",
+        ),
+        (
+            lambda ids: mask_tokens(ids, 0.5, 0, seed=0, protect=np.zeros((2, 4), bool)),
+            ShapeError,
+            "protect: expected shape [2, 5] (the ids' shape), got [2, 4]",
+        ),
+        (
+            lambda ids: mask_tokens(ids, 0.5, 0, seed=0, protect=[0.5]),
+            ConfigError,
+            "protect: must be a boolean array shaped like input_ids or a list of token ids, "
+            "got list of dtype float64",
+        ),
+        (
+            lambda ids: uniform_corrupt(ids, 0.5, 0, seed=0),
+            ConfigError,
+            "vocab_size: must be in [1, 9223372036854775808] for int64 ids, got 0",
+        ),
+        (
+            lambda ids: uniform_corrupt(ids.astype(np.int32), 0.5, 2**31 + 1, seed=0),
+            ConfigError,
+            "vocab_size: must be in [1, 2147483648] for int32 ids, got 2147483649",
+        ),
+        (
+            lambda ids: uniform_corrupt(ids, 2.0, 10, seed=0),
+            ConfigError,
+            "corrupt_prob: must be in [0, 1], got 2 at index 0",
+        ),
+    ],
+)
+def test_bad_inputs(call, error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as raised:
+        call(ids_grid(2, 5))
+    assert str(raised.value) == message
