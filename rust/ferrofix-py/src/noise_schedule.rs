@@ -52,15 +52,7 @@ fn evaluate_typed<'py, T: Real + Default, S: Element + Copy>(
     let shape = x.shape().to_vec();
     let input = view(contiguous(&x, "t")?);
     let outputs = py
-        .detach(|| {
-            let mut outputs: Vec<Vec<T>> = quantities
-                .iter()
-                .map(|_| vec![T::default(); input.len()])
-                .collect();
-            let mut slices: Vec<&mut [T]> = outputs.iter_mut().map(Vec::as_mut_slice).collect();
-            core::evaluate(schedule, quantities, input, &mut slices)?;
-            Ok::<_, Error>(outputs)
-        })
+        .detach(|| core::evaluate_new(schedule, quantities, input))
         .map_err(to_py)?;
     outputs
         .into_iter()

@@ -14,8 +14,8 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::parallel;
 use crate::rng::CounterRng;
+use crate::{memory, parallel};
 
 /// Stream of the replace/keep decisions of [`mask_tokens`] ("mask").
 pub const MASK_STREAM: u32 = 0x6d61_736b;
@@ -27,7 +27,7 @@ pub const CORRUPT_VALUE_STREAM: u32 = 0x7265_706c;
 const SCALE: f64 = 4_294_967_296.0;
 
 /// Token-id element types (int32, int64).
-pub trait TokenId: Copy + Send + Sync + Into<i64> + TryFrom<i64> + 'static {
+pub trait TokenId: Copy + Default + Send + Sync + Into<i64> + TryFrom<i64> + 'static {
     /// The dtype name in messages.
     const NAME: &'static str;
     /// The smallest and largest id.
@@ -167,17 +167,22 @@ fn forward_process<T: TokenId>(
         _ => &[],
     };
     let rng = CounterRng::new(seed, stream);
-    let mut out = ids.to_vec();
-    let mut replaced = vec![false; ids.len()];
     if grid.columns == 0 {
-        return Ok((out, replaced));
+        return Ok((ids.to_vec(), vec![false; ids.len()]));
     }
+    // Lazily zeroed and advised for huge pages: the workers fault the pages in as they
+    // write every element, instead of one thread copying the ids first.
+    let mut out = vec![T::default(); ids.len()];
+    let mut replaced = vec![false; ids.len()];
+    memory::advise_huge_pages(&out);
+    memory::advise_huge_pages(&replaced);
     let columns = grid.columns;
     parallel::install(|| {
         out.par_chunks_mut(columns)
             .zip(replaced.par_chunks_mut(columns))
+            .zip(ids.par_chunks(columns))
             .enumerate()
-            .for_each(|(row, (out, replaced))| {
+            .for_each(|(row, ((out, replaced), ids))| {
                 let base = row * columns;
                 let row_threshold = match probs {
                     Probabilities::Scalar(p) => threshold(p),
@@ -185,11 +190,20 @@ fn forward_process<T: TokenId>(
                     Probabilities::PerToken(_) => 0,
                 };
                 let counter_row = (row as u64) << 32;
-                for (block, (outs, flags)) in
-                    out.chunks_mut(4).zip(replaced.chunks_mut(4)).enumerate()
+                for (block, ((outs, flags), sources)) in out
+                    .chunks_mut(4)
+                    .zip(replaced.chunks_mut(4))
+                    .zip(ids.chunks(4))
+                    .enumerate()
                 {
                     let words = rng.block(counter_row | block as u64, 0);
-                    for (lane, (id, flag)) in outs.iter_mut().zip(flags.iter_mut()).enumerate() {
+                    for (lane, ((id, flag), &source)) in outs
+                        .iter_mut()
+                        .zip(flags.iter_mut())
+                        .zip(sources)
+                        .enumerate()
+                    {
+                        *id = source;
                         let position = block * 4 + lane;
                         let limit = match probs {
                             Probabilities::PerToken(p) => threshold(p[base + position]),
@@ -198,11 +212,11 @@ fn forward_process<T: TokenId>(
                         if u64::from(words[lane]) >= limit
                             || positions.is_some_and(|f| f[base + position])
                             || (!protected_ids.is_empty()
-                                && protected_ids.binary_search(&(*id).into()).is_ok())
+                                && protected_ids.binary_search(&source.into()).is_ok())
                         {
                             continue;
                         }
-                        *id = replace(counter_row | position as u64, *id);
+                        *id = replace(counter_row | position as u64, source);
                         *flag = true;
                     }
                 }
