@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -25,6 +27,17 @@ def machine() -> str:
 
 def median_ms(seconds: list[float]) -> float:
     return statistics.median(seconds) * 1e3
+
+
+def timed(fn: Callable[[], object], repeats: int) -> float:
+    """Median milliseconds of ``repeats`` calls after one warm-up (page faults, pool start)."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return median_ms(samples)
 
 
 def write_table(

@@ -12,29 +12,19 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_ms, write_table
+from _common import timed, write_table
 from ferrofix.noise import CosineSchedule, GeometricSchedule, LogLinearSchedule, mask_tokens
 
 MASK_ID = 50_000
 VOCAB = 50_000
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm up: page faults, pool start
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return median_ms(samples)
 
 
 def masking_row(batch: int, length: int, repeats: int) -> list[str]:
@@ -68,38 +58,20 @@ def masking_row(batch: int, length: int, repeats: int) -> list[str]:
     ]
 
 
-def numpy_formulas() -> dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+def formulas(lib: Any) -> dict[str, Callable[[Any], tuple[Any, Any]]]:
+    """σ' and σ written as array expressions of ``lib`` (numpy or torch: same function names)."""
     a, eps = 1 - 1e-3, 1e-3
     lo, hi = 1e-3, 1.0
     log_ratio = math.log(hi) - math.log(lo)
 
-    def loglinear(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return a / (1 - a * t), -np.log1p(-a * t)
+    def loglinear(t: Any) -> tuple[Any, Any]:
+        return a / (1 - a * t), -lib.log1p(-a * t)
 
-    def cosine(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        alpha = eps + (1 - eps) * np.cos(math.pi / 2 * t)
-        return math.pi / 2 * (1 - eps) * np.sin(math.pi / 2 * t) / alpha, -np.log(alpha)
+    def cosine(t: Any) -> tuple[Any, Any]:
+        alpha = eps + (1 - eps) * lib.cos(math.pi / 2 * t)
+        return math.pi / 2 * (1 - eps) * lib.sin(math.pi / 2 * t) / alpha, -lib.log(alpha)
 
-    def geometric(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sigma = lo ** (1 - t) * hi**t
-        return sigma * log_ratio, sigma
-
-    return {"loglinear": loglinear, "cosine": cosine, "geometric": geometric}
-
-
-def torch_formulas() -> dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]:
-    a, eps = 1 - 1e-3, 1e-3
-    lo, hi = 1e-3, 1.0
-    log_ratio = math.log(hi) - math.log(lo)
-
-    def loglinear(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return a / (1 - a * t), -torch.log1p(-a * t)
-
-    def cosine(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        alpha = eps + (1 - eps) * torch.cos(math.pi / 2 * t)
-        return math.pi / 2 * (1 - eps) * torch.sin(math.pi / 2 * t) / alpha, -torch.log(alpha)
-
-    def geometric(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def geometric(t: Any) -> tuple[Any, Any]:
         sigma = lo ** (1 - t) * hi**t
         return sigma * log_ratio, sigma
 
@@ -112,7 +84,7 @@ def schedule_rows(n: int, repeats: int) -> list[list[str]]:
         "cosine": CosineSchedule(eps=1e-3),
         "geometric": GeometricSchedule(1e-3, 1.0),
     }
-    numpy_table, torch_table = numpy_formulas(), torch_formulas()
+    numpy_table, torch_table = formulas(np), formulas(torch)
     rows = []
     for dtype in (np.float64, np.float32):
         t = np.random.default_rng(2).random(n).astype(dtype)  # (n,)

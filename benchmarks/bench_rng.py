@@ -10,26 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ferrofix
-from _common import median_ms, write_table
+from _common import timed, write_table
 from ferrofix import rng
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm up: page faults, pool start
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return median_ms(samples)
 
 
 def main() -> None:
