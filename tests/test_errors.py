@@ -9,6 +9,7 @@ HIERARCHY = [
     (errors.ShapeError, ValueError),
     (errors.ConfigError, ValueError),
     (errors.DtypeError, TypeError),
+    (errors.UnknownTokenError, ValueError),
     (errors.CudaUnavailableError, RuntimeError),
     (errors.CudaError, RuntimeError),
 ]
@@ -30,6 +31,7 @@ MAPPING = [
         errors.DtypeError,
         "uniform does not support dtype int8; supported: float32, float64",
     ),
+    ("UnknownToken", errors.UnknownTokenError, "Token 'x' not in vocab"),
     ("CudaUnavailable", errors.CudaUnavailableError, "CUDA is not available: libcuda.so not found"),
     ("Cuda", errors.CudaError, "CUDA error in cross_entropy_fwd: out of memory"),
 ]
@@ -44,7 +46,10 @@ def test_core_variants_map_to_their_class_with_the_exact_message(variant, cls, m
 
 
 def test_unknown_variant_is_a_config_error_listing_the_variants() -> None:
-    with pytest.raises(errors.ConfigError, match="must be one of ShapeMismatch, InvalidArgument"):
+    with pytest.raises(
+        errors.ConfigError,
+        match="must be one of ShapeMismatch, InvalidArgument, UnsupportedDtype, UnknownToken",
+    ):
         _native.core()._raise_example_error("Nope")
 
 

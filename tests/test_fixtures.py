@@ -19,7 +19,10 @@ def test_all(ferrofix_seed, fixed_seed, temp_dir, request):
 
 def test_ferrofix_fixtures_exports_every_fixture() -> None:
     assert set(ferrofix.fixtures.__all__) == {
+        "bpe_tokenizer",
+        "byte_tokenizer",
         "causal_lm_loss_fixture",
+        "char_tokenizer",
         "ddpm_schedule",
         "device",
         "document_lengths",
@@ -28,8 +31,11 @@ def test_ferrofix_fixtures_exports_every_fixture() -> None:
         "fixed_seed",
         "loglinear_schedule",
         "make_packed_batch",
+        "make_tokenizer",
         "noise_schedule",
         "packed_batch",
+        "simple_tokenizer",
+        "small_vocab",
         "temp_dir",
     }
 

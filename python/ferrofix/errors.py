@@ -14,6 +14,7 @@ __all__ = [
     "DtypeError",
     "FerrofixError",
     "ShapeError",
+    "UnknownTokenError",
 ]
 
 
@@ -27,6 +28,10 @@ class ShapeError(FerrofixError, ValueError):
 
 class ConfigError(FerrofixError, ValueError):
     """An argument's value is outside what the operation allows."""
+
+
+class UnknownTokenError(ConfigError):
+    """A tokenizer met a word or character that is not in its vocabulary."""
 
 
 class DtypeError(FerrofixError, TypeError):

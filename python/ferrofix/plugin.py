@@ -27,6 +27,7 @@ pytest_plugins = [
     "ferrofix.loss",
     "ferrofix.noise",
     "ferrofix.packing",
+    "ferrofix.tokenizers",
 ]
 
 

@@ -36,6 +36,12 @@ pub enum Error {
         /// The dtypes it does support, comma separated.
         supported: String,
     },
+    /// A tokenizer met a word or character that is not in its vocabulary.
+    #[error("Token '{token}' not in vocab")]
+    UnknownToken {
+        /// The word or character as it appeared in the text.
+        token: String,
+    },
     /// No usable CUDA driver or device.
     #[error("CUDA is not available: {reason}")]
     CudaUnavailable {

@@ -15,5 +15,6 @@ pub mod noise_schedule;
 pub mod packing;
 pub mod parallel;
 pub mod rng;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

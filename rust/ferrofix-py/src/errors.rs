@@ -11,6 +11,7 @@ pyo3::import_exception!(ferrofix.errors, ConfigError);
 pyo3::import_exception!(ferrofix.errors, DtypeError);
 pyo3::import_exception!(ferrofix.errors, CudaUnavailableError);
 pyo3::import_exception!(ferrofix.errors, CudaError);
+pyo3::import_exception!(ferrofix.errors, UnknownTokenError);
 
 /// Convert a core error into its Python exception.
 pub fn to_py(err: Error) -> PyErr {
@@ -19,6 +20,7 @@ pub fn to_py(err: Error) -> PyErr {
         Error::ShapeMismatch { .. } => ShapeError::new_err(message),
         Error::InvalidArgument { .. } => ConfigError::new_err(message),
         Error::UnsupportedDtype { .. } => DtypeError::new_err(message),
+        Error::UnknownToken { .. } => UnknownTokenError::new_err(message),
         Error::CudaUnavailable { .. } => CudaUnavailableError::new_err(message),
         Error::Cuda { .. } => CudaError::new_err(message),
     }
@@ -41,6 +43,7 @@ fn example(variant: &str) -> Option<Error> {
             op: "uniform",
             supported: "float32, float64".into(),
         },
+        "UnknownToken" => Error::UnknownToken { token: "x".into() },
         "CudaUnavailable" => Error::CudaUnavailable {
             reason: "libcuda.so not found".into(),
         },
@@ -61,10 +64,20 @@ fn _raise_example_error(variant: &str) -> PyResult<()> {
             "variant",
             format!(
                 "must be one of ShapeMismatch, InvalidArgument, UnsupportedDtype, \
-                 CudaUnavailable, Cuda; got {variant:?}"
+                 UnknownToken, CudaUnavailable, Cuda; got {variant:?}"
             ),
         ))),
     }
+}
+
+/// A `DtypeError` for a Python object of the wrong type: "texts[3]: expected str, got int".
+pub fn wrong_type(arg: &str, expected: &str, got: &Bound<'_, PyAny>) -> PyErr {
+    let got = got
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into());
+    DtypeError::new_err(format!("{arg}: expected {expected}, got {got}"))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -12,6 +12,7 @@ mod noise_schedule;
 mod packing;
 mod parallel;
 mod rng;
+mod tokenizer;
 
 /// Build profile of this extension: "release" or "debug".
 const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
@@ -29,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     loss::register(m)?;
     noise_schedule::register(m)?;
     packing::register(m)?;
+    tokenizer::register(m)?;
     errors::register(m)?;
     Ok(())
 }

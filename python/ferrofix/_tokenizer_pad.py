@@ -1,0 +1,181 @@
+"""``Tokenizer.pad``: HF ``tokenizer.pad`` semantics for already-encoded features.
+
+Data collators (``DataCollatorWithPadding`` and friends) hand over a list of dicts; the
+sequence keys are padded to one width, other keys pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ferrofix import _torch
+from ferrofix.errors import ConfigError, DtypeError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ferrofix.tokenizers import Encoding, Tokenizer
+
+# Sequence keys that get padded, and the value their padding holds (None: the pad id).
+PADDED_KEYS = {
+    "input_ids": None,
+    "attention_mask": 0,
+    "token_type_ids": 0,
+    "special_tokens_mask": 1,
+}
+
+
+def _rows(values: Any, key: str) -> list[np.ndarray]:
+    from ferrofix.tokenizers import _ids_array
+
+    return [_ids_array(row, f"{key}[{i}]") for i, row in enumerate(values)]
+
+
+def _is_single(input_ids: Any) -> bool:
+    """One example (a flat sequence of ids) rather than a batch of sequences."""
+    if hasattr(input_ids, "ndim"):
+        return input_ids.ndim == 1
+    return len(input_ids) > 0 and not hasattr(input_ids[0], "__len__")
+
+
+def _batch_dict(features: Any) -> dict[str, Any]:
+    if isinstance(features, Mapping):
+        return dict(features)
+    if not isinstance(features, list | tuple):
+        raise DtypeError(
+            f"features: expected a list of dicts or a dict of lists, got {type(features).__name__}"
+        )
+    for i, feature in enumerate(features):
+        if not isinstance(feature, Mapping):
+            raise DtypeError(f"features[{i}]: expected a dict, got {type(feature).__name__}")
+    keys = list(features[0]) if features else ["input_ids"]
+    for i, feature in enumerate(features):
+        if set(feature) != set(keys):
+            raise ConfigError(
+                f"features[{i}]: has keys {sorted(feature)}, but features[0] has {sorted(keys)}"
+            )
+    return {key: [feature[key] for feature in features] for key in keys}
+
+
+def pad_features(
+    tokenizer: Tokenizer,
+    features: Any,
+    *,
+    padding: bool | str,
+    max_length: int | None,
+    pad_to_multiple_of: int | None,
+    return_tensors: str | None,
+    return_attention_mask: bool | None,
+) -> Encoding:
+    import numpy as np
+
+    from ferrofix.tokenizers import (
+        PADDING_VALUES,
+        RETURN_TENSORS_VALUES,
+        _as_tensors,
+        _choice,
+        _positive,
+    )
+
+    _choice("padding", padding, PADDING_VALUES)
+    _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
+    max_length = _positive("max_length", max_length)
+    multiple = _positive("pad_to_multiple_of", pad_to_multiple_of)
+    batch = _batch_dict(features)
+    if "input_ids" not in batch:
+        raise ConfigError(f"features: must have 'input_ids'; got keys {sorted(batch)}")
+    first = batch["input_ids"]
+    single = _is_single(first)
+    if single:
+        batch = {key: [value] for key, value in batch.items()}
+    sample = batch["input_ids"][0] if len(batch["input_ids"]) else None
+    if return_tensors is None and _torch.is_tensor(sample):
+        return_tensors = "pt"
+    elif return_tensors is None and isinstance(sample, np.ndarray):
+        return_tensors = "np"
+
+    rows = _rows(batch["input_ids"], "input_ids")
+    lengths = [len(row) for row in rows]
+    pad = padding not in (False, "do_not_pad")
+    width = max(lengths, default=0)
+    if padding == "max_length":
+        if max_length is None:
+            raise ConfigError("max_length: padding='max_length' needs max_length")
+        width = max_length
+    if pad and multiple is not None:
+        width = -(-width // multiple) * multiple
+    if pad:
+        for i, n in enumerate(lengths):
+            if n > width:
+                raise ConfigError(
+                    f"features: row {i} has {n} tokens, more than max_length={width}; "
+                    "pad never truncates"
+                )
+    want_mask = True if return_attention_mask is None else return_attention_mask
+    if want_mask and "attention_mask" not in batch:
+        batch["attention_mask"] = [np.ones(n, dtype=np.int64) for n in lengths]
+
+    left = tokenizer.padding_side == "left"
+    out: dict[str, Any] = {}
+    for key, values in batch.items():
+        if key not in PADDED_KEYS:
+            out[key] = values
+            continue
+        key_rows = rows if key == "input_ids" else _rows(values, key)
+        if not pad:
+            out[key] = key_rows
+            continue
+        fill = PADDED_KEYS[key]
+        fill = tokenizer._pad_id_for_padding() if fill is None else fill
+        padded = np.full((len(key_rows), width), fill, dtype=np.int64)
+        for i, row in enumerate(key_rows):
+            if len(row) != lengths[i]:
+                raise ConfigError(
+                    f"features: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
+                )
+            if left:
+                padded[i, width - len(row) :] = row
+            else:
+                padded[i, : len(row)] = row
+        out[key] = padded
+
+    if return_tensors is None:
+        lists = {
+            k: (v.tolist() if isinstance(v, np.ndarray) else _plain(v)) for k, v in out.items()
+        }
+        from ferrofix.tokenizers import Encoding
+
+        return Encoding({k: v[0] for k, v in lists.items()} if single else lists)
+    arrays = {}
+    for key, value in out.items():
+        if isinstance(value, list) and key in PADDED_KEYS:
+            if len({len(r) for r in value}) > 1:
+                raise ConfigError(
+                    f"padding: '{key}' rows have different lengths; pass padding=True to "
+                    "return tensors"
+                )
+            value = np.stack(value) if value else np.zeros((0, 0), dtype=np.int64)
+        elif not isinstance(value, np.ndarray):
+            value = _array(value, key)
+        arrays[key] = value[0] if single else value
+    return _as_tensors(arrays, return_tensors)
+
+
+def _plain(values: list[Any]) -> list[Any]:
+    """Lists of lists of ints from rows that may be arrays or tensors."""
+    out = []
+    for value in values:
+        if _torch.is_tensor(value):
+            value = value.detach().cpu()
+        out.append(value.tolist() if hasattr(value, "tolist") else value)
+    return out
+
+
+def _array(values: list[Any], key: str) -> np.ndarray:
+    import numpy as np
+
+    try:
+        return np.asarray(_plain(values))
+    except ValueError as error:
+        raise ConfigError(f"features: '{key}' cannot be stacked into one array ({error})") from None

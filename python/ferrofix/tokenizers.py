@@ -1,0 +1,733 @@
+"""Tiny native tokenizers with the Hugging Face surface collators and models call.
+
+Four models share one vocabulary layout: the special tokens first (``[PAD]``=0, ``[CLS]``=1,
+``[MASK]``=2, ``[EOS]``=3, ``[BOS]``=4, ``[SEP]``=5, ``[UNK]``=6 by default), then the
+model's own tokens:
+
+- ``SimpleTokenizer(vocab)``: words split on whitespace (runs give no empty words), looked up
+  in ``vocab``; ids from 7 in vocab order;
+- ``CharTokenizer(alphabet)``: one id per character;
+- ``ByteTokenizer()``: one id per UTF-8 byte (ids 7..262); decoding invalid UTF-8 yields
+  U+FFFD, as HF's byte-level decoder does;
+- ``BPETokenizer.train(corpus, vocab_size)``: byte-level BPE (GPT-2 pre-tokenization) trained
+  natively and deterministically; ``BPETokenizer.from_merges(merges)`` rebuilds one.
+
+Special tokens are recognised anywhere in a text. ``add_special_tokens=True`` adds BOS/EOS
+only when the tokenizer was built with ``add_bos``/``add_eos`` (off by default, like a bare
+HF ``PreTrainedTokenizer``). ``save_pretrained`` writes an HF ``tokenizer.json`` that
+``tokenizers.Tokenizer.from_file`` and ``transformers.PreTrainedTokenizerFast`` load with
+identical ids. Encoding runs in Rust with the GIL released; ``batch_encode`` writes one padded
+int64 array directly.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.resources
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ferrofix import _native, _torch
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    import numpy as np
+
+__all__ = [
+    "DEFAULT_SPECIAL_TOKENS",
+    "BPETokenizer",
+    "ByteTokenizer",
+    "CharTokenizer",
+    "Encoding",
+    "SimpleTokenizer",
+    "Tokenizer",
+    "load_tokenizer",
+]
+
+DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]")
+ROLES = ("pad", "cls", "mask", "eos", "bos", "sep", "unk")
+PADDING_VALUES = (False, True, "longest", "max_length", "do_not_pad")
+TRUNCATION_VALUES = (False, True, "longest_first", "only_first", "do_not_truncate")
+RETURN_TENSORS_VALUES = (None, "np", "pt")
+SIDES = ("right", "left")
+
+
+def _choice(arg: str, value: object, allowed: Sequence[object]) -> None:
+    if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
+        listed = ", ".join(repr(a) for a in allowed)
+        raise ConfigError(f"{arg}: must be one of {listed}; got {value!r}")
+
+
+def _positive(arg: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{arg}: must be a positive int or None; got {value!r}")
+    if value < 1:
+        raise ConfigError(f"{arg}: must be at least 1, got {value}")
+    return value
+
+
+class Encoding(dict):
+    """The dict ``__call__`` and ``pad`` return (like HF's ``BatchEncoding``).
+
+    Keys read as attributes too (``enc.input_ids``); ``to(device)`` moves torch tensors.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to(self, device: Any) -> Encoding:
+        """Move every torch tensor to ``device``, in place; returns self."""
+        for key, value in self.items():
+            if _torch.is_tensor(value):
+                self[key] = value.to(device)
+        return self
+
+
+def _as_tensors(arrays: dict[str, np.ndarray], return_tensors: str | None) -> Encoding:
+    if return_tensors == "pt":
+        import torch
+
+        return Encoding({k: torch.from_numpy(v) for k, v in arrays.items()})
+    return Encoding(arrays)
+
+
+def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
+    """Token ids from an int, a list, a numpy array or a torch tensor, as 1-D int64."""
+    import numpy as np
+
+    if _torch.is_tensor(ids):
+        ids = ids.detach().cpu().numpy()
+    if isinstance(ids, int | np.integer) and not isinstance(ids, bool):
+        return np.array([int(ids)], dtype=np.int64)
+    array = np.asarray(ids)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.dtype.kind not in "iu":
+        raise DtypeError(f"{arg}: expected integer token ids, got dtype {array.dtype}")
+    if array.ndim != 1:
+        raise ShapeError(f"{arg}: expected shape (L,), got {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+class Tokenizer:
+    """The shared HF-compatible surface; build one through a model class below."""
+
+    _native: Any
+    kind: str
+
+    def __init__(self) -> None:
+        raise TypeError("use SimpleTokenizer, CharTokenizer, ByteTokenizer or BPETokenizer")
+
+    def _setup(
+        self,
+        native: Any,
+        *,
+        padding_side: str = "right",
+        truncation_side: str = "right",
+        model_max_length: int | None = None,
+    ) -> None:
+        _choice("padding_side", padding_side, SIDES)
+        _choice("truncation_side", truncation_side, SIDES)
+        self._native = native
+        self.kind = native.kind
+        self.padding_side = padding_side
+        self.truncation_side = truncation_side
+        self.model_max_length = _positive("model_max_length", model_max_length)
+        self._tokens: list[str] = native.tokens()
+        self._special_tokens: list[str] = native.special_tokens()
+        self._role_ids: dict[str, int] = dict(native.role_ids())
+        self.unk_fallback, self.add_bos, self.add_eos = native.flags()
+
+    # --- vocabulary ---------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, special tokens included."""
+        return len(self._tokens)
+
+    @property
+    def full_vocab_size(self) -> int:
+        """Number of ids, special tokens included (equal to ``vocab_size``: the specials are
+        part of the vocabulary, not added on top)."""
+        return len(self._tokens)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def get_vocab(self) -> dict[str, int]:
+        """``{token: id}`` for every id."""
+        return {token: i for i, token in enumerate(self._tokens)}
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        return list(self._special_tokens)
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return list(range(len(self._special_tokens)))
+
+    @property
+    def special_tokens(self) -> list[str]:
+        """The special tokens, in id order."""
+        return list(self._special_tokens)
+
+    def _convert_token_to_id(self, token: str) -> int:
+        if not isinstance(token, str):
+            raise DtypeError(f"token: expected str, got {type(token).__name__}")
+        return int(self._native.token_id(token))
+
+    def _convert_id_to_token(self, index: int) -> str:
+        return self._native.id_tokens(_ids_array(index))[0]
+
+    def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
+        """The id of a token, or the ids of a list of tokens."""
+        if isinstance(tokens, str):
+            return self._convert_token_to_id(tokens)
+        return [self._convert_token_to_id(t) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: Any, skip_special_tokens: bool = False) -> str | list[str]:
+        """The token of an id, or the tokens of a list/array/tensor of ids."""
+        single = isinstance(ids, int) or (hasattr(ids, "ndim") and ids.ndim == 0)
+        array = _ids_array(ids)
+        if skip_special_tokens:
+            array = array[array >= len(self._special_tokens)]
+        tokens = self._native.id_tokens(array)
+        return tokens[0] if single and tokens else tokens
+
+    # --- encoding -----------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[str]:
+        """The token strings of ``text`` (no BOS/EOS); byte-level tokens in HF's form."""
+        import numpy as np
+
+        ids = np.asarray(self._native.encode(text, False), dtype=np.int64)
+        return self._native.id_tokens(ids)
+
+    def encode(
+        self, text: str, add_special_tokens: bool = True, return_tensors: str | None = None
+    ) -> Any:
+        """The ids of ``text``: a list of ints, or a (1, L) array/tensor as HF returns."""
+        if return_tensors is None:
+            return self._native.encode(text, add_special_tokens)
+        _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
+        ids = self._native.encode_array(text, add_special_tokens)[None, :]
+        return _as_tensors({"input_ids": ids}, return_tensors)["input_ids"]
+
+    def encode_array(self, text: str, add_special_tokens: bool = True) -> np.ndarray:
+        """The ids of ``text`` as a 1-D int64 numpy array (the fastest single encode)."""
+        return self._native.encode_array(text, add_special_tokens)
+
+    def batch_encode(
+        self,
+        texts: Sequence[str],
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        *,
+        truncation: bool = False,
+        add_special_tokens: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(input_ids, attention_mask, lengths)`` as int64 numpy, in one native pass.
+
+        Rows are padded (on ``padding_side``) to the longest text, or to exactly
+        ``max_length`` when given; both rounded up to ``pad_to_multiple_of``. A text longer
+        than ``max_length`` is an error unless ``truncation=True``.
+        """
+        return self._encode_batch(
+            texts,
+            max_length=_positive("max_length", max_length),
+            truncation=bool(truncation),
+            width="longest" if max_length is None else "max_length",
+            pad_to_multiple_of=_positive("pad_to_multiple_of", pad_to_multiple_of),
+            add_special_tokens=add_special_tokens,
+            padding_side=self.padding_side,
+        )
+
+    def _encode_batch(self, texts: Any, **options: Any) -> tuple[Any, Any, Any]:
+        if isinstance(texts, tuple):
+            texts = list(texts)
+        return self._native.encode_batch(
+            texts,
+            truncation_side=self.truncation_side,
+            pad_id=self._pad_id_for_padding(),
+            **options,
+        )
+
+    def _pad_id_for_padding(self) -> int:
+        pad = self._role_ids.get("pad")
+        return 0 if pad is None else pad
+
+    def __call__(
+        self,
+        text: str | Sequence[str],
+        padding: bool | str = False,
+        truncation: bool | str = False,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        return_tensors: str | None = None,
+        add_special_tokens: bool = True,
+        return_attention_mask: bool = True,
+    ) -> Encoding:
+        """Encode one text or a list of texts the way HF tokenizers do.
+
+        ``padding``: False (no padding), True/"longest" (to the longest), "max_length" (to
+        ``max_length``), rounded up to ``pad_to_multiple_of``. ``truncation=True`` cuts rows
+        to ``max_length`` (or ``model_max_length``); without it a longer text is an error.
+        ``return_tensors``: None (lists), "np" or "pt" (2-D, also for a single text).
+        """
+        _choice("padding", padding, PADDING_VALUES)
+        _choice("truncation", truncation, TRUNCATION_VALUES)
+        _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
+        max_length = _positive("max_length", max_length)
+        multiple = _positive("pad_to_multiple_of", pad_to_multiple_of)
+        pad = padding not in (False, "do_not_pad")
+        truncate = truncation not in (False, "do_not_truncate")
+        if truncate and max_length is None:
+            max_length = self.model_max_length
+        single = isinstance(text, str)
+        if not single and not isinstance(text, list | tuple):
+            raise DtypeError(f"text: expected str or a list of str, got {type(text).__name__}")
+        texts = [text] if single else text
+        ids, mask, lengths = self._encode_batch(
+            texts,
+            max_length=max_length,
+            truncation=truncate,
+            width="max_length" if padding == "max_length" else "longest",
+            pad_to_multiple_of=multiple if pad else None,
+            add_special_tokens=add_special_tokens,
+            padding_side=self.padding_side if pad else "right",
+        )
+        arrays = {"input_ids": ids, "attention_mask": mask}
+        if not return_attention_mask:
+            del arrays["attention_mask"]
+        if return_tensors is not None:
+            if not pad and len(set(lengths.tolist())) > 1:
+                raise ConfigError(
+                    f"padding: the texts have different lengths ({lengths.min()} to "
+                    f"{lengths.max()}); pass padding=True to return tensors"
+                )
+            return _as_tensors(arrays, return_tensors)
+        if pad:
+            lists = {k: v.tolist() for k, v in arrays.items()}
+        else:
+            lists = {
+                k: [row[:n].tolist() for row, n in zip(v, lengths, strict=True)]
+                for k, v in arrays.items()
+            }
+        return Encoding({k: v[0] for k, v in lists.items()} if single else lists)
+
+    def pad(
+        self,
+        features: Any,
+        padding: bool | str = True,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        return_tensors: str | None = None,
+        return_attention_mask: bool | None = None,
+    ) -> Encoding:
+        """Pad already-encoded features as HF ``tokenizer.pad`` does (data collators call it).
+
+        ``features``: a list of dicts with ``input_ids`` (lists, arrays or tensors), or a
+        dict of lists. ``input_ids`` and ``attention_mask`` are padded (a mask is made when
+        missing), ``token_type_ids`` with 0 and ``special_tokens_mask`` with 1; other keys
+        pass through (and become tensors with ``return_tensors``). Padding never truncates.
+        """
+        from ferrofix._tokenizer_pad import pad_features
+
+        return pad_features(
+            self,
+            features,
+            padding=padding,
+            max_length=max_length,
+            pad_to_multiple_of=pad_to_multiple_of,
+            return_tensors=return_tensors,
+            return_attention_mask=return_attention_mask,
+        )
+
+    # --- decoding -----------------------------------------------------------------------
+
+    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
+        """The text of ``ids`` (an int, a list, a 1-D numpy array or torch tensor)."""
+        return self._native.decode(_ids_array(ids), skip_special_tokens)
+
+    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False) -> list[str]:
+        """The texts of a 2-D array/tensor or a list of id sequences."""
+        import numpy as np
+
+        if _torch.is_tensor(sequences):
+            sequences = sequences.detach().cpu().numpy()
+        if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
+            if sequences.dtype.kind not in "iu":
+                raise DtypeError(f"sequences: expected integer ids, got dtype {sequences.dtype}")
+            return self._native.decode_rows(
+                np.ascontiguousarray(sequences, dtype=np.int64), skip_special_tokens
+            )
+        return [self.decode(ids, skip_special_tokens) for ids in sequences]
+
+    # --- special tokens -----------------------------------------------------------------
+
+    def _role_token(self, role: str) -> str | None:
+        index = self._role_ids.get(role)
+        return None if index is None else self._tokens[index]
+
+    # --- persistence --------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "kind": self.kind,
+            "special_tokens": list(self._special_tokens),
+            "unk_fallback": self.unk_fallback,
+            "add_bos": self.add_bos,
+            "add_eos": self.add_eos,
+            "padding_side": self.padding_side,
+            "truncation_side": self.truncation_side,
+            "model_max_length": self.model_max_length,
+            "pad_token": self._role_token("pad"),
+        }
+        if self.kind in ("simple", "char"):
+            state["vocab"] = self._tokens[len(self._special_tokens) :]
+        if self.kind == "bpe":
+            state["merges"] = self._native.merges()
+        return state
+
+    def __reduce__(self) -> tuple[Callable[..., Tokenizer], tuple[dict[str, Any]]]:
+        return (_from_state, (self._state(),))
+
+    def __copy__(self) -> Tokenizer:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._role_ids = dict(self._role_ids)
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tokenizer:
+        return self.__copy__()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tokenizer):
+            return NotImplemented
+        return self._state() == other._state()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> tuple[str, ...]:
+        """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``."""
+        from ferrofix._tokenizer_hf import save
+
+        return save(self, os.fspath(directory))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str], **overrides: Any) -> Tokenizer:
+        """Read a directory written by ``save_pretrained``."""
+        from ferrofix._tokenizer_hf import load_state
+
+        tokenizer = _from_state({**load_state(os.fspath(directory)), **overrides})
+        if cls is not Tokenizer and not isinstance(tokenizer, cls):
+            raise ConfigError(
+                f"directory: holds a {type(tokenizer).__name__}, not a {cls.__name__}"
+            )
+        return tokenizer
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(vocab_size={self.vocab_size}, "
+            f"special_tokens={self._special_tokens}, add_bos={self.add_bos}, "
+            f"add_eos={self.add_eos})"
+        )
+
+
+def _role_properties(role: str) -> None:
+    def token(self: Tokenizer) -> str | None:
+        return self._role_token(role)
+
+    def token_id(self: Tokenizer) -> int | None:
+        return self._role_ids.get(role)
+
+    token.__doc__ = f"The {role} special token, or None when there is none."
+    token_id.__doc__ = f"The id of the {role} special token, or None when there is none."
+    setattr(Tokenizer, f"{role}_token", property(token))
+    setattr(Tokenizer, f"{role}_token_id", property(token_id))
+
+
+for _role in ROLES:
+    _role_properties(_role)
+
+
+def _set_pad_token(self: Tokenizer, token: str) -> None:
+    """Make ``token`` (already in the vocabulary) the padding token, as HF code often does."""
+    self._role_ids["pad"] = self._convert_token_to_id(token)
+
+
+Tokenizer.pad_token = Tokenizer.pad_token.setter(_set_pad_token)  # type: ignore[attr-defined]
+
+
+def _specials(special_tokens: Iterable[str]) -> list[str]:
+    if isinstance(special_tokens, str):
+        raise DtypeError("special_tokens: expected a list of str, got str")
+    tokens = list(special_tokens)
+    for i, token in enumerate(tokens):
+        if not isinstance(token, str):
+            raise DtypeError(f"special_tokens[{i}]: expected str, got {type(token).__name__}")
+    return tokens
+
+
+class SimpleTokenizer(Tokenizer):
+    """Whitespace-split words looked up in ``vocab`` (ids from 7, after the specials).
+
+    An unknown word raises ``UnknownTokenError`` (a ``ValueError``) with the message
+    ``Token 'x' not in vocab``, or maps to ``[UNK]`` with ``unk_fallback=True``.
+    """
+
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        *,
+        unk_fallback: bool = False,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        **options: Any,
+    ) -> None:
+        if isinstance(vocab, str):
+            raise DtypeError("vocab: expected a list of str, got str")
+        words = list(vocab)
+        for i, word in enumerate(words):
+            if not isinstance(word, str):
+                raise DtypeError(f"vocab[{i}]: expected str, got {type(word).__name__}")
+        native = _native.core().Tokenizer.simple(
+            words, _specials(special_tokens), unk_fallback, add_bos, add_eos
+        )
+        self._setup(native, **options)
+
+    @classmethod
+    def for_numbers(cls, n: int, **options: Any) -> SimpleTokenizer:
+        """A tokenizer over the words ``"0"`` .. ``str(n - 1)``."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(f"n: must be a non-negative int, got {n!r}")
+        return cls([str(i) for i in range(n)], **options)
+
+
+class CharTokenizer(Tokenizer):
+    """One id per character of ``alphabet`` (a string or a list of one-character strings)."""
+
+    def __init__(
+        self,
+        alphabet: str | Sequence[str],
+        *,
+        unk_fallback: bool = False,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        **options: Any,
+    ) -> None:
+        chars = list(alphabet)
+        for i, c in enumerate(chars):
+            if not isinstance(c, str) or len(c) != 1:
+                raise ConfigError(f"alphabet[{i}]: must be a single character, got {c!r}")
+        native = _native.core().Tokenizer.char(
+            chars, _specials(special_tokens), unk_fallback, add_bos, add_eos
+        )
+        self._setup(native, **options)
+
+
+class ByteTokenizer(Tokenizer):
+    """One id per UTF-8 byte (ids 7..262). Decoding invalid UTF-8 yields U+FFFD."""
+
+    def __init__(
+        self,
+        *,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        **options: Any,
+    ) -> None:
+        native = _native.core().Tokenizer.byte(_specials(special_tokens), add_bos, add_eos)
+        self._setup(native, **options)
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE: GPT-2 pre-tokenization, then ranked merges over byte tokens."""
+
+    def __init__(
+        self,
+        merges: Sequence[tuple[str, str] | str] = (),
+        *,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        **options: Any,
+    ) -> None:
+        pairs = []
+        for i, merge in enumerate(merges):
+            if isinstance(merge, str):
+                merge = tuple(merge.split(" "))
+            if len(merge) != 2 or not all(isinstance(t, str) for t in merge):
+                raise ConfigError(
+                    f"merges[{i}]: must be a (left, right) pair of str or 'left right'; "
+                    f"got {merge!r}"
+                )
+            pairs.append((merge[0], merge[1]))
+        native = _native.core().Tokenizer.bpe(pairs, _specials(special_tokens), add_bos, add_eos)
+        self._setup(native, **options)
+
+    @classmethod
+    def from_merges(cls, merges: Sequence[tuple[str, str] | str], **options: Any) -> BPETokenizer:
+        """A tokenizer from merges in rank order, as token strings (``("Ġ", "t")``) or HF
+        ``merges.txt`` lines (``"Ġ t"``)."""
+        return cls(merges, **options)
+
+    @property
+    def merges(self) -> list[tuple[str, str]]:
+        """The merges in rank order, as (left, right) token strings."""
+        return self._native.merges()
+
+    @classmethod
+    def train(
+        cls,
+        corpus: Iterable[str],
+        vocab_size: int,
+        min_frequency: int = 2,
+        special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
+        *,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        **options: Any,
+    ) -> BPETokenizer:
+        """Learn merges from ``corpus`` (texts) until ``vocab_size`` ids or until the most
+        frequent pair occurs fewer than ``min_frequency`` times. Deterministic: the same
+        corpus gives the same merges on any machine and thread count."""
+        texts = [corpus] if isinstance(corpus, str) else list(corpus)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 0:
+            raise ConfigError(f"vocab_size: must be a non-negative int, got {vocab_size!r}")
+        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int):
+            raise ConfigError(f"min_frequency: must be an int, got {min_frequency!r}")
+        if min_frequency < 1:
+            raise ConfigError(f"min_frequency: must be at least 1, got {min_frequency}")
+        native = _native.core().Tokenizer.train_bpe(
+            texts, vocab_size, min_frequency, _specials(special_tokens), add_bos, add_eos
+        )
+        tokenizer = object.__new__(cls)
+        tokenizer._setup(native, **options)
+        return tokenizer
+
+
+_KINDS: dict[str, type[Tokenizer]] = {
+    "simple": SimpleTokenizer,
+    "char": CharTokenizer,
+    "byte": ByteTokenizer,
+    "bpe": BPETokenizer,
+}
+
+
+def _from_state(state: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from ``Tokenizer._state()`` (pickle, copy, from_pretrained)."""
+    state = dict(state)
+    kind = state.pop("kind")
+    _choice("kind", kind, tuple(_KINDS))
+    pad_token = state.pop("pad_token", None)
+    if kind in ("simple", "char"):
+        args: tuple[Any, ...] = (state.pop("vocab"),)
+    elif kind == "bpe":
+        args = (state.pop("merges"),)
+    else:
+        args = ()
+    if kind in ("byte", "bpe"):
+        state.pop("unk_fallback", None)
+    tokenizer = _KINDS[kind](*args, **state)
+    if pad_token is not None:
+        tokenizer.pad_token = pad_token
+    return tokenizer
+
+
+def load_tokenizer(directory: str | os.PathLike[str], **overrides: Any) -> Tokenizer:
+    """The tokenizer ``save_pretrained`` wrote to ``directory``, of whatever kind."""
+    return Tokenizer.from_pretrained(directory, **overrides)
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+SMALL_VOCAB_SIZE = 50
+BPE_FIXTURE_VOCAB_SIZE = 512
+CHAR_FIXTURE_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 .,!?'-"
+
+
+def _small_vocab() -> list[str]:
+    return [str(i) for i in range(SMALL_VOCAB_SIZE)]
+
+
+def fixture_corpus() -> list[str]:
+    """The small English corpus shipped with ferrofix (the ``bpe_tokenizer`` training set)."""
+    text = importlib.resources.files("ferrofix").joinpath("data/tiny_corpus.txt").read_text()
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@functools.cache
+def _trained_bpe() -> BPETokenizer:
+    return BPETokenizer.train(fixture_corpus(), BPE_FIXTURE_VOCAB_SIZE)
+
+
+@pytest.fixture
+def small_vocab() -> list[str]:
+    """The words ``"0"`` .. ``"49"`` (a fresh list per test)."""
+    return _small_vocab()
+
+
+@pytest.fixture
+def simple_tokenizer() -> SimpleTokenizer:
+    """``SimpleTokenizer`` over ``"0"`` .. ``"49"``: vocab_size 57, ``[PAD]``=0 ... ``[UNK]``=6."""
+    return SimpleTokenizer(_small_vocab())
+
+
+@pytest.fixture
+def char_tokenizer() -> CharTokenizer:
+    """``CharTokenizer`` over lowercase letters, digits, space and ``.,!?'-``."""
+    return CharTokenizer(CHAR_FIXTURE_ALPHABET)
+
+
+@pytest.fixture
+def byte_tokenizer() -> ByteTokenizer:
+    """``ByteTokenizer``: the 7 specials, then one id per byte (vocab_size 263)."""
+    return ByteTokenizer()
+
+
+@pytest.fixture
+def bpe_tokenizer() -> BPETokenizer:
+    """Byte-level BPE with vocab_size 512, trained once per process (each xdist worker) on
+    the shipped corpus; each test gets its own copy."""
+    return copy.copy(_trained_bpe())
+
+
+@pytest.fixture
+def make_tokenizer() -> Callable[..., Tokenizer]:
+    """Factory: ``make_tokenizer(kind="simple", **options)``.
+
+    ``simple`` takes ``vocab`` (default ``"0"``..``"49"``), ``char`` takes ``alphabet``,
+    ``bpe`` takes ``corpus`` (default: the shipped corpus) and ``vocab_size`` (512); every
+    kind takes ``add_bos``, ``add_eos``, ``special_tokens``, ``padding_side`` ...
+    """
+
+    def make(kind: str = "simple", **options: Any) -> Tokenizer:
+        _choice("kind", kind, tuple(_KINDS))
+        if kind == "simple":
+            return SimpleTokenizer(options.pop("vocab", _small_vocab()), **options)
+        if kind == "char":
+            return CharTokenizer(options.pop("alphabet", CHAR_FIXTURE_ALPHABET), **options)
+        if kind == "byte":
+            return ByteTokenizer(**options)
+        corpus = options.pop("corpus", None)
+        vocab_size = options.pop("vocab_size", BPE_FIXTURE_VOCAB_SIZE)
+        if corpus is None and vocab_size == BPE_FIXTURE_VOCAB_SIZE and not options:
+            return copy.copy(_trained_bpe())
+        return BPETokenizer.train(
+            fixture_corpus() if corpus is None else corpus, vocab_size, **options
+        )
+
+    return make

@@ -1,0 +1,223 @@
+//! Batch encoding into one padded id matrix, texts in parallel.
+//!
+//! Invariants:
+//! - Texts are encoded in fixed blocks on the crate's pool and written straight into the
+//!   (rows x width) int64 outputs; results do not depend on the thread count.
+//! - Truncation keeps the BOS/EOS that `add_special_tokens` adds and cuts the content.
+//! - A text longer than `max_length` without `truncation` is an error naming the text.
+//! - The first failing text (in input order) decides the error.
+
+use rayon::prelude::*;
+
+use super::Tokenizer;
+use crate::error::{Error, Result};
+use crate::parallel;
+
+/// Which end of a row padding or truncation applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The start of the row.
+    Left,
+    /// The end of the row.
+    Right,
+}
+
+impl Side {
+    /// Parse `"left"` or `"right"`; `arg` names the option in the error.
+    pub fn parse(value: &str, arg: &'static str) -> Result<Self> {
+        match value {
+            "left" => Ok(Self::Left),
+            "right" => Ok(Self::Right),
+            other => Err(Error::invalid(
+                arg,
+                format!("must be one of 'left', 'right'; got '{other}'"),
+            )),
+        }
+    }
+}
+
+/// How wide the padded rows are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// The longest row of the batch.
+    Longest,
+    /// Exactly `max_length`.
+    MaxLength,
+}
+
+/// Options of [`Tokenizer::encode_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    /// Add the configured BOS/EOS.
+    pub add_special_tokens: bool,
+    /// Longest allowed row (with BOS/EOS); `None` for no limit.
+    pub max_length: Option<usize>,
+    /// Cut rows longer than `max_length` instead of failing.
+    pub truncation: bool,
+    /// Which end truncation removes tokens from.
+    pub truncation_side: Side,
+    /// Row width before rounding up to `pad_to_multiple_of`.
+    pub width: Width,
+    /// Round the width up to a multiple of this.
+    pub pad_to_multiple_of: Option<usize>,
+    /// Which end padding goes to.
+    pub padding_side: Side,
+    /// The id written into padding.
+    pub pad_id: i64,
+}
+
+/// A padded batch, row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Number of texts.
+    pub rows: usize,
+    /// Padded row length.
+    pub width: usize,
+    /// (rows, width) ids, `pad_id` on padding.
+    pub input_ids: Vec<i64>,
+    /// (rows, width) 1 on tokens, 0 on padding.
+    pub attention_mask: Vec<i64>,
+    /// Tokens per row (after truncation).
+    pub lengths: Vec<i64>,
+}
+
+/// Texts per parallel task.
+const BLOCK: usize = 256;
+
+/// The content ids of one block of texts, concatenated.
+struct Block {
+    ids: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+impl BatchOptions {
+    fn check(&self, num_special: usize) -> Result<()> {
+        if let Some(max_length) = self.max_length
+            && max_length < num_special.max(1)
+        {
+            return Err(Error::invalid(
+                "max_length",
+                format!(
+                    "must be at least {} (room for the {num_special} special tokens added), got {max_length}",
+                    num_special.max(1)
+                ),
+            ));
+        }
+        if self.pad_to_multiple_of == Some(0) {
+            return Err(Error::invalid(
+                "pad_to_multiple_of",
+                "must be at least 1, got 0",
+            ));
+        }
+        if self.width == Width::MaxLength && self.max_length.is_none() {
+            return Err(Error::invalid(
+                "max_length",
+                "padding='max_length' needs max_length",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Tokenizer {
+    /// Encode `texts` into one padded batch.
+    pub fn encode_batch(&self, texts: &[&str], options: &BatchOptions) -> Result<Batch> {
+        let (bos, eos) = if options.add_special_tokens {
+            self.added_specials()
+        } else {
+            (None, None)
+        };
+        let num_special = bos.is_some() as usize + eos.is_some() as usize;
+        options.check(num_special)?;
+        let blocks: Vec<Block> = parallel::install(|| {
+            texts
+                .par_chunks(BLOCK)
+                .map(|block| {
+                    let mut ids = Vec::with_capacity(block.len() * 24);
+                    let mut ends = Vec::with_capacity(block.len());
+                    for text in block {
+                        self.encode_content(text, &mut ids)?;
+                        ends.push(ids.len());
+                    }
+                    Ok(Block { ids, ends })
+                })
+                .collect::<Result<Vec<_>>>()
+        })??;
+        let content = |row: usize| -> &[u32] {
+            let block = &blocks[row / BLOCK];
+            let i = row % BLOCK;
+            let start = if i == 0 { 0 } else { block.ends[i - 1] };
+            &block.ids[start..block.ends[i]]
+        };
+        let rows = texts.len();
+        let mut lengths = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let full = content(row).len() + num_special;
+            let kept = match options.max_length {
+                Some(max) if full > max => {
+                    if !options.truncation {
+                        return Err(Error::invalid(
+                            "truncation",
+                            format!(
+                                "text {row} has {full} tokens, more than max_length={max}; pass truncation=True or a larger max_length"
+                            ),
+                        ));
+                    }
+                    max
+                }
+                _ => full,
+            };
+            lengths.push(kept as i64);
+        }
+        let mut width = match options.width {
+            Width::Longest => lengths.iter().copied().max().unwrap_or(0) as usize,
+            Width::MaxLength => options.max_length.unwrap_or(0),
+        };
+        if let Some(multiple) = options.pad_to_multiple_of {
+            width = width.div_ceil(multiple) * multiple;
+        }
+        let mut input_ids = vec![options.pad_id; rows * width];
+        let mut attention_mask = vec![0i64; rows * width];
+        if width > 0 {
+            parallel::install(|| {
+                input_ids
+                    .par_chunks_mut(width)
+                    .zip(attention_mask.par_chunks_mut(width))
+                    .enumerate()
+                    .for_each(|(row, (ids, mask))| {
+                        let len = lengths[row] as usize;
+                        let start = match options.padding_side {
+                            Side::Right => 0,
+                            Side::Left => width - len,
+                        };
+                        let keep = len - num_special;
+                        let ids_of_row = content(row);
+                        let kept = match options.truncation_side {
+                            Side::Right => &ids_of_row[..keep],
+                            Side::Left => &ids_of_row[ids_of_row.len() - keep..],
+                        };
+                        let out = &mut ids[start..start + len];
+                        let mut at = 0;
+                        if let Some(bos) = bos {
+                            out[0] = bos as i64;
+                            at = 1;
+                        }
+                        for (slot, &id) in out[at..at + keep].iter_mut().zip(kept) {
+                            *slot = id as i64;
+                        }
+                        if let Some(eos) = eos {
+                            out[len - 1] = eos as i64;
+                        }
+                        mask[start..start + len].fill(1);
+                    })
+            })?;
+        }
+        Ok(Batch {
+            rows,
+            width,
+            input_ids,
+            attention_mask,
+            lengths,
+        })
+    }
+}

@@ -1,0 +1,299 @@
+//! Bindings of the tokenizers: one pyclass wrapping the core tokenizer. Texts are borrowed
+//! as UTF-8 from the Python strings (no copies); batch encoding runs with the GIL released
+//! and returns numpy arrays.
+
+use ferrofix_core::Error;
+use ferrofix_core::tokenizer::batch::{BatchOptions, Side, Width};
+use ferrofix_core::tokenizer::{Config, Role, Tokenizer};
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use crate::convert::contiguous;
+use crate::errors::{to_py, wrong_type};
+
+/// The native tokenizer behind `ferrofix.tokenizers`.
+#[pyclass(name = "Tokenizer", module = "ferrofix._core", frozen)]
+struct PyTokenizer {
+    inner: Tokenizer,
+}
+
+fn config(special_tokens: Vec<String>, unk_fallback: bool, add_bos: bool, add_eos: bool) -> Config {
+    Config {
+        specials: special_tokens,
+        unk_fallback,
+        add_bos,
+        add_eos,
+    }
+}
+
+/// Borrow every text of a list as `&str`; anything but `str` is a `DtypeError`.
+fn borrow_texts<'a, 'py>(texts: &'a [Bound<'py, PyAny>]) -> PyResult<Vec<&'a str>> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            text.cast::<PyString>()
+                .map_err(|_| wrong_type(&format!("text[{i}]"), "str", text))?
+                .to_str()
+        })
+        .collect()
+}
+
+fn list_items<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    match texts.cast::<PyList>() {
+        Ok(list) => Ok(list.iter().collect()),
+        Err(_) => Err(wrong_type("text", "a list of str", texts)),
+    }
+}
+
+fn grid<'py>(
+    py: Python<'py>,
+    data: Vec<i64>,
+    rows: usize,
+    columns: usize,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    Array2::from_shape_vec((rows, columns), data)
+        .map(|a| a.into_pyarray(py))
+        .map_err(|e| to_py(Error::invalid("batch", e.to_string())))
+}
+
+#[pymethods]
+impl PyTokenizer {
+    /// A word tokenizer over `vocab`.
+    #[staticmethod]
+    fn simple(
+        vocab: Vec<String>,
+        special_tokens: Vec<String>,
+        unk_fallback: bool,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> PyResult<Self> {
+        let config = config(special_tokens, unk_fallback, add_bos, add_eos);
+        let inner = Tokenizer::word(vocab, config).map_err(to_py)?;
+        Ok(Self { inner })
+    }
+
+    /// A character tokenizer over `alphabet` (a list of one-character strings).
+    #[staticmethod]
+    fn char(
+        alphabet: Vec<char>,
+        special_tokens: Vec<String>,
+        unk_fallback: bool,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> PyResult<Self> {
+        let config = config(special_tokens, unk_fallback, add_bos, add_eos);
+        let inner = Tokenizer::char(alphabet, config).map_err(to_py)?;
+        Ok(Self { inner })
+    }
+
+    /// A byte tokenizer.
+    #[staticmethod]
+    fn byte(special_tokens: Vec<String>, add_bos: bool, add_eos: bool) -> PyResult<Self> {
+        let config = config(special_tokens, false, add_bos, add_eos);
+        let inner = Tokenizer::byte(config).map_err(to_py)?;
+        Ok(Self { inner })
+    }
+
+    /// A byte-level BPE tokenizer from (left, right) merges in rank order.
+    #[staticmethod]
+    fn bpe(
+        merges: Vec<(String, String)>,
+        special_tokens: Vec<String>,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> PyResult<Self> {
+        let config = config(special_tokens, false, add_bos, add_eos);
+        let inner = Tokenizer::bpe(&merges, config).map_err(to_py)?;
+        Ok(Self { inner })
+    }
+
+    /// Train a byte-level BPE tokenizer on a list of texts (GIL released).
+    #[staticmethod]
+    fn train_bpe(
+        py: Python<'_>,
+        corpus: &Bound<'_, PyAny>,
+        vocab_size: usize,
+        min_frequency: u64,
+        special_tokens: Vec<String>,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> PyResult<Self> {
+        let items = list_items(corpus)?;
+        let texts = borrow_texts(&items)?;
+        let config = config(special_tokens, false, add_bos, add_eos);
+        let inner = py
+            .detach(|| Tokenizer::train_bpe(&texts, vocab_size, min_frequency, config))
+            .map_err(to_py)?;
+        Ok(Self { inner })
+    }
+
+    /// "simple", "char", "byte" or "bpe".
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.kind().name()
+    }
+
+    /// The number of ids.
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Every token string, by id.
+    fn tokens(&self) -> Vec<String> {
+        self.inner.tokens().to_vec()
+    }
+
+    /// The special tokens (ids 0..k).
+    fn special_tokens(&self) -> Vec<String> {
+        self.inner.config().specials.clone()
+    }
+
+    /// (unk_fallback, add_bos, add_eos).
+    fn flags(&self) -> (bool, bool, bool) {
+        let c = self.inner.config();
+        (c.unk_fallback, c.add_bos, c.add_eos)
+    }
+
+    /// {role: id} for the special tokens whose names give them a role.
+    fn role_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for role in Role::ALL {
+            if let Some(id) = self.inner.role_id(role) {
+                out.set_item(role.name(), id)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Merges as (left, right) token strings in rank order.
+    fn merges(&self) -> Vec<(String, String)> {
+        self.inner.merges()
+    }
+
+    /// The id of a token string.
+    fn token_id(&self, token: &str) -> PyResult<u32> {
+        self.inner.token_id(token).map_err(to_py)
+    }
+
+    /// The token strings of int64 ids.
+    fn id_tokens(&self, ids: PyReadonlyArray1<'_, i64>) -> PyResult<Vec<String>> {
+        let ids = contiguous(&ids, "ids")?;
+        let tokens = self.inner.id_tokens(ids).map_err(to_py)?;
+        Ok(tokens.into_iter().map(str::to_string).collect())
+    }
+
+    /// The ids of one text as a list.
+    fn encode(&self, text: &Bound<'_, PyAny>, add_special_tokens: bool) -> PyResult<Vec<u32>> {
+        let text = text
+            .cast::<PyString>()
+            .map_err(|_| wrong_type("text", "str", text))?;
+        self.inner
+            .encode(text.to_str()?, add_special_tokens)
+            .map_err(to_py)
+    }
+
+    /// The ids of one text as a 1-D int64 array.
+    fn encode_array<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        add_special_tokens: bool,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let text = text
+            .cast::<PyString>()
+            .map_err(|_| wrong_type("text", "str", text))?;
+        let ids = self
+            .inner
+            .encode(text.to_str()?, add_special_tokens)
+            .map_err(to_py)?;
+        Ok(PyArray1::from_iter(py, ids.into_iter().map(i64::from)))
+    }
+
+    /// The text of int64 ids.
+    fn decode(
+        &self,
+        ids: PyReadonlyArray1<'_, i64>,
+        skip_special_tokens: bool,
+    ) -> PyResult<String> {
+        let ids = contiguous(&ids, "ids")?;
+        self.inner.decode(ids, skip_special_tokens).map_err(to_py)
+    }
+
+    /// The texts of the rows of a (B, L) int64 array.
+    fn decode_rows(
+        &self,
+        ids: PyReadonlyArray2<'_, i64>,
+        skip_special_tokens: bool,
+    ) -> PyResult<Vec<String>> {
+        let ids = ids.as_array();
+        ids.rows()
+            .into_iter()
+            .map(|row| {
+                let row: Vec<i64> = row.to_vec();
+                self.inner.decode(&row, skip_special_tokens).map_err(to_py)
+            })
+            .collect()
+    }
+
+    /// Encode a list of texts into (input_ids, attention_mask, lengths), int64.
+    #[pyo3(signature = (
+        texts, *, add_special_tokens, max_length, truncation, truncation_side, width,
+        pad_to_multiple_of, padding_side, pad_id
+    ))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn encode_batch<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        add_special_tokens: bool,
+        max_length: Option<usize>,
+        truncation: bool,
+        truncation_side: &str,
+        width: &str,
+        pad_to_multiple_of: Option<usize>,
+        padding_side: &str,
+        pad_id: i64,
+    ) -> PyResult<(
+        Bound<'py, PyArray2<i64>>,
+        Bound<'py, PyArray2<i64>>,
+        Bound<'py, PyArray1<i64>>,
+    )> {
+        let width = match width {
+            "longest" => Width::Longest,
+            "max_length" => Width::MaxLength,
+            other => {
+                return Err(to_py(Error::invalid(
+                    "padding",
+                    format!("must be one of 'longest', 'max_length'; got '{other}'"),
+                )));
+            }
+        };
+        let options = BatchOptions {
+            add_special_tokens,
+            max_length,
+            truncation,
+            truncation_side: Side::parse(truncation_side, "truncation_side").map_err(to_py)?,
+            width,
+            pad_to_multiple_of,
+            padding_side: Side::parse(padding_side, "padding_side").map_err(to_py)?,
+            pad_id,
+        };
+        let items = list_items(texts)?;
+        let texts = borrow_texts(&items)?;
+        let batch = py
+            .detach(|| self.inner.encode_batch(&texts, &options))
+            .map_err(to_py)?;
+        Ok((
+            grid(py, batch.input_ids, batch.rows, batch.width)?,
+            grid(py, batch.attention_mask, batch.rows, batch.width)?,
+            batch.lengths.into_pyarray(py),
+        ))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyTokenizer>()
+}
