@@ -114,6 +114,8 @@ def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if array.dtype.kind not in "iu":
         raise DtypeError(f"{arg}: expected integer token ids, got dtype {array.dtype}")
+    if array.ndim == 0:
+        array = array.reshape(1)
     if array.ndim != 1:
         raise ShapeError(f"{arg}: expected shape (L,), got {array.shape}")
     return np.ascontiguousarray(array, dtype=np.int64)
@@ -293,6 +295,11 @@ class Tokenizer:
         truncate = truncation not in (False, "do_not_truncate")
         if truncate and max_length is None:
             max_length = self.model_max_length
+        if pad and truncate and max_length and multiple and max_length % multiple:
+            raise ConfigError(
+                f"pad_to_multiple_of: truncation to max_length={max_length} and padding to a "
+                f"multiple of {multiple} disagree; make max_length a multiple of {multiple}"
+            )
         single = isinstance(text, str)
         if not single and not isinstance(text, list | tuple):
             raise DtypeError(f"text: expected str or a list of str, got {type(text).__name__}")

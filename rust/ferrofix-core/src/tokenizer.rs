@@ -13,12 +13,14 @@ pub mod batch;
 pub mod bpe_train;
 pub mod byte_level;
 pub mod pretokenize;
+pub mod word_table;
 
 use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use byte_level::{MergeTable, byte_chars, char_byte};
 use pretokenize::{Segment, SpecialMatcher, byte_level_pieces, whitespace_words};
+use word_table::{Scan, WordTable};
 
 /// The default special tokens, in id order.
 pub const DEFAULT_SPECIALS: [&str; 7] = [
@@ -139,7 +141,7 @@ impl Default for Config {
 
 #[derive(Debug, Clone)]
 enum Model {
-    Word,
+    Word(WordTable),
     Char(FxHashMap<char, u32>),
     /// Byte and BPE; `pieces` runs the byte-level pre-tokenizer (BPE only).
     ByteLevel {
@@ -276,7 +278,20 @@ impl Tokenizer {
                 ),
             ));
         }
-        Self::build(Kind::Word, config, vocab, "vocab", Model::Word)
+        let mut tokenizer = Self::build(
+            Kind::Word,
+            config,
+            vocab,
+            "vocab",
+            Model::Word(WordTable::new([].into_iter(), &[false; 256])),
+        )?;
+        let words = tokenizer
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(id, token)| (token.as_str(), id as u32));
+        tokenizer.model = Model::Word(WordTable::new(words, tokenizer.specials.first_bytes()));
+        Ok(tokenizer)
     }
 
     /// A character tokenizer over `alphabet` (one token per character).
@@ -379,7 +394,20 @@ impl Tokenizer {
             });
             table.push((left_id, right_id, merged));
         }
-        let model_tokens = token_bytes.iter().map(|b| as_token(b)).collect();
+        let model_tokens: Vec<String> = token_bytes.iter().map(|b| as_token(b)).collect();
+        for (index, special) in config.specials.iter().enumerate() {
+            if let Some(position) = model_tokens.iter().position(|t| t == special) {
+                let owner = if position < 256 {
+                    format!("the byte-level token of byte {position:#04x}")
+                } else {
+                    format!("the token of merge {}", position - 256)
+                };
+                return Err(Error::invalid(
+                    "special_tokens",
+                    format!("entry '{special}' at index {index} is also {owner}"),
+                ));
+            }
+        }
         let model = Model::ByteLevel {
             table: MergeTable::new(byte_ids, &table),
             pieces: kind == Kind::Bpe,
@@ -459,6 +487,19 @@ impl Tokenizer {
 
     /// Append the ids of `text` (no BOS/EOS) to `out`.
     pub fn encode_content(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        if let Model::Word(table) = &self.model {
+            let start = out.len();
+            let unk = self.unk.filter(|_| self.config.unk_fallback);
+            match table.scan(text, unk, out) {
+                Scan::Done => return Ok(()),
+                Scan::Unknown(word) => {
+                    return Err(Error::UnknownToken {
+                        token: word.to_string(),
+                    });
+                }
+                Scan::Fallback => out.truncate(start),
+            }
+        }
         let mut failure = None;
         self.specials.split(text, |segment| match segment {
             Segment::Special(id) => out.push(id),
@@ -474,9 +515,12 @@ impl Tokenizer {
 
     fn encode_text(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
         match &self.model {
-            Model::Word => {
+            Model::Word(table) => {
                 for word in whitespace_words(text) {
-                    out.push(self.token_id(word)?);
+                    match table.get(word) {
+                        Some(id) => out.push(id),
+                        None => out.push(self.unknown(word)?),
+                    }
                 }
             }
             Model::Char(chars) => {

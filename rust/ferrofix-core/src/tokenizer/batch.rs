@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::Tokenizer;
 use crate::error::{Error, Result};
+use crate::memory::advise_huge_pages;
 use crate::parallel;
 
 /// Which end of a row padding or truncation applies to.
@@ -176,8 +177,12 @@ impl Tokenizer {
         if let Some(multiple) = options.pad_to_multiple_of {
             width = width.div_ceil(multiple) * multiple;
         }
-        let mut input_ids = vec![options.pad_id; rows * width];
+        // Zeroed allocations come from fresh pages; the workers fault them in (as huge pages
+        // where Linux allows) while writing the rows, padding included.
+        let mut input_ids = vec![0i64; rows * width];
         let mut attention_mask = vec![0i64; rows * width];
+        advise_huge_pages(&input_ids);
+        advise_huge_pages(&attention_mask);
         if width > 0 {
             parallel::install(|| {
                 input_ids
@@ -209,6 +214,10 @@ impl Tokenizer {
                             out[len - 1] = eos as i64;
                         }
                         mask[start..start + len].fill(1);
+                        if options.pad_id != 0 {
+                            ids[..start].fill(options.pad_id);
+                            ids[start + len..].fill(options.pad_id);
+                        }
                     })
             })?;
         }

@@ -47,6 +47,11 @@ impl SpecialMatcher {
         Self { tokens, first_byte }
     }
 
+    /// `first_bytes()[b]`: some special token starts with byte `b`.
+    pub fn first_bytes(&self) -> &[bool; 256] {
+        &self.first_byte
+    }
+
     /// Call `emit` with each segment of `text` in order.
     pub fn split<'a>(&self, text: &'a str, mut emit: impl FnMut(Segment<'a>)) {
         let bytes = text.as_bytes();

@@ -1,0 +1,572 @@
+"""Tokenizers: ids by hand, the HF-style surface, round trips, BPE against the slow reference,
+persistence, fixtures and the bad-input table. HF parity lives in test_tokenizers_hf.py."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from ferrofix import errors, parallel
+from ferrofix.tokenizers import (
+    BPETokenizer,
+    ByteTokenizer,
+    CharTokenizer,
+    SimpleTokenizer,
+    Tokenizer,
+    fixture_corpus,
+    load_tokenizer,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.reference import tokenizers as reference
+
+WORDS = [str(i) for i in range(50)]
+
+
+# --- ids by hand ----------------------------------------------------------------------------
+
+
+def test_simple_tokenizer_ids_follow_the_seven_specials(simple_tokenizer) -> None:
+    t = simple_tokenizer
+    assert (t.vocab_size, t.full_vocab_size, len(t)) == (57, 57, 57)
+    roles = ["pad", "cls", "mask", "eos", "bos", "sep", "unk"]
+    assert [getattr(t, f"{r}_token_id") for r in roles] == list(range(7))
+    assert [getattr(t, f"{r}_token") for r in roles] == [
+        "[PAD]",
+        "[CLS]",
+        "[MASK]",
+        "[EOS]",
+        "[BOS]",
+        "[SEP]",
+        "[UNK]",
+    ]
+    assert t.encode("0 1  49") == [7, 8, 56]
+    assert t.encode("   ") == []
+    assert t.tokenize(" 3\t4\n") == ["3", "4"]
+    assert t.encode("1[MASK]2 [SEP]") == [8, 2, 9, 5]
+    assert t.get_vocab()["49"] == 56
+    assert t.convert_tokens_to_ids(["[PAD]", "0"]) == [0, 7]
+    assert t._convert_token_to_id("10") == 17
+    assert t.convert_ids_to_tokens(17) == "10"
+    assert t.convert_ids_to_tokens([1, 7], skip_special_tokens=True) == ["0"]
+
+
+def test_unknown_words_raise_or_fall_back() -> None:
+    strict = SimpleTokenizer(WORDS)
+    with pytest.raises(errors.UnknownTokenError, match=r"^Token 'x' not in vocab$") as info:
+        strict.encode("1 x 2")
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(errors.UnknownTokenError, match=r"^Token 'é' not in vocab$"):
+        strict.encode("é")
+    lenient = SimpleTokenizer(WORDS, unk_fallback=True)
+    assert lenient.encode("1 x é 2") == [8, 6, 6, 9]
+
+
+def test_bos_eos_only_when_configured() -> None:
+    plain = SimpleTokenizer(WORDS)
+    assert plain.encode("1") == plain.encode("1", add_special_tokens=False) == [8]
+    both = SimpleTokenizer(WORDS, add_bos=True, add_eos=True)
+    assert both.encode("1") == [4, 8, 3]
+    assert both.encode("1", add_special_tokens=False) == [8]
+
+
+def test_char_and_byte_ids() -> None:
+    chars = CharTokenizer("ab ")
+    assert chars.vocab_size == 10
+    assert chars.encode("ba a") == [8, 7, 9, 7]
+    assert chars.decode([8, 7, 9, 7]) == "ba a"
+    assert CharTokenizer(["x", "y"]).encode("yx") == [8, 7]
+    b = ByteTokenizer()
+    assert b.vocab_size == 263
+    assert b.encode("A\n") == [7 + 65, 7 + 10]
+    assert b.encode("é") == [7 + 0xC3, 7 + 0xA9]
+
+
+def test_byte_decode_of_invalid_utf8_uses_the_replacement_character() -> None:
+    b = ByteTokenizer()
+    assert b.decode([7 + 0xC3]) == "\ufffd"
+    assert b.decode([7 + 0xFF, 7 + 65]) == "\ufffdA"
+
+
+def test_decode_accepts_lists_arrays_tensors_and_ints(simple_tokenizer) -> None:
+    ids = [1, 8, 9, 5]
+    expected = "[CLS] 1 2 [SEP]"
+    t = simple_tokenizer
+    assert t.decode(ids) == expected
+    assert t.decode(np.array(ids, dtype=np.int32)) == expected
+    assert t.decode(torch.tensor(ids)) == expected
+    assert t.decode(8) == "1"
+    assert t.decode(torch.tensor(8)) == "1"
+    assert t.decode(ids, skip_special_tokens=True) == "1 2"
+    assert t.batch_decode([[8], [9, 10]]) == ["1", "2 3"]
+    assert t.batch_decode(torch.tensor([[8, 0], [9, 10]]), skip_special_tokens=True) == ["1", "2 3"]
+    assert t.batch_decode(np.array([[8, 0]])) == ["1 [PAD]"]
+
+
+# --- __call__ and batch_encode -------------------------------------------------------------
+
+
+def test_call_single_and_batch_without_padding(simple_tokenizer) -> None:
+    t = simple_tokenizer
+    assert t("1 2") == {"input_ids": [8, 9], "attention_mask": [1, 1]}
+    out = t(["1 2", "3"])
+    assert out["input_ids"] == [[8, 9], [10]]
+    assert out.attention_mask == [[1, 1], [1]]
+    assert "attention_mask" not in t("1", return_attention_mask=False)
+
+
+def test_call_padding_truncation_and_tensors(simple_tokenizer) -> None:
+    t = simple_tokenizer
+    out = t(["1 2 3", "4"], padding=True, return_tensors="np")
+    np.testing.assert_array_equal(out["input_ids"], [[8, 9, 10], [11, 0, 0]])
+    np.testing.assert_array_equal(out["attention_mask"], [[1, 1, 1], [1, 0, 0]])
+    assert out["input_ids"].dtype == np.int64
+    out = t(["1 2 3", "4"], padding="max_length", max_length=4, return_tensors="pt")
+    assert out["input_ids"].dtype == torch.int64
+    assert out["input_ids"].tolist() == [[8, 9, 10, 0], [11, 0, 0, 0]]
+    out = t(["1 2 3", "4"], padding=True, truncation=True, max_length=2)
+    assert out["input_ids"] == [[8, 9], [11, 0]]
+    out = t(["1 2 3"], padding=True, pad_to_multiple_of=4)
+    assert out["input_ids"] == [[8, 9, 10, 0]]
+    single = t("1 2", return_tensors="pt")
+    assert single["input_ids"].shape == (1, 2)
+
+
+def test_truncation_keeps_bos_and_eos() -> None:
+    t = SimpleTokenizer(WORDS, add_bos=True, add_eos=True)
+    assert t("1 2 3 4", truncation=True, max_length=4)["input_ids"] == [4, 8, 9, 3]
+    t.truncation_side = "left"
+    assert t("1 2 3 4", truncation=True, max_length=4)["input_ids"] == [4, 10, 11, 3]
+
+
+def test_left_padding() -> None:
+    t = SimpleTokenizer(WORDS, padding_side="left")
+    out = t(["1 2", "3"], padding=True)
+    assert out["input_ids"] == [[8, 9], [0, 10]]
+    assert out["attention_mask"] == [[1, 1], [0, 1]]
+
+
+def test_batch_encode_is_one_padded_int64_array(simple_tokenizer) -> None:
+    ids, mask, lengths = simple_tokenizer.batch_encode(["1 2 3", "", "4"])
+    np.testing.assert_array_equal(ids, [[8, 9, 10], [0, 0, 0], [11, 0, 0]])
+    np.testing.assert_array_equal(mask, [[1, 1, 1], [0, 0, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(lengths, [3, 0, 1])
+    assert ids.dtype == mask.dtype == lengths.dtype == np.int64
+    ids, _, _ = simple_tokenizer.batch_encode(["1"], max_length=3, pad_to_multiple_of=4)
+    assert ids.shape == (1, 4)
+    ids, _, lengths = simple_tokenizer.batch_encode(["1 2 3"], max_length=2, truncation=True)
+    assert ids.tolist() == [[8, 9]]
+    assert lengths.tolist() == [2]
+
+
+def test_empty_batch_gives_zero_by_zero_arrays(simple_tokenizer) -> None:
+    ids, mask, lengths = simple_tokenizer.batch_encode([])
+    assert ids.shape == mask.shape == (0, 0)
+    assert lengths.shape == (0,)
+    assert simple_tokenizer([], padding=True, return_tensors="np")["input_ids"].shape == (0, 0)
+
+
+def test_batch_encode_matches_single_encodes_for_every_model(make_tokenizer) -> None:
+    texts = [*fixture_corpus()[:300], "", "  ", "[MASK] hello [SEP]x", "é ü 中文 😀"]
+    for kind in ("byte", "bpe"):
+        t = make_tokenizer(kind)
+        ids, _, lengths = t.batch_encode(texts)
+        for row, n, text in zip(ids, lengths, texts, strict=True):
+            assert row[:n].tolist() == t.encode(text)
+
+
+def test_batch_encode_does_not_depend_on_the_thread_count(bpe_tokenizer) -> None:
+    texts = fixture_corpus() * 3
+    results = []
+    for threads in (1, 2, 3):
+        parallel.set_num_threads(threads)
+        try:
+            results.append(bpe_tokenizer.batch_encode(texts)[0])
+        finally:
+            parallel.set_num_threads(None)
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+
+
+# --- pad -----------------------------------------------------------------------------------
+
+
+def test_pad_pads_sequence_keys_and_passes_others_through(simple_tokenizer) -> None:
+    features = [{"input_ids": [8, 9, 10], "label": 1}, {"input_ids": [11], "label": 0}]
+    out = simple_tokenizer.pad(features, return_tensors="np")
+    np.testing.assert_array_equal(out["input_ids"], [[8, 9, 10], [11, 0, 0]])
+    np.testing.assert_array_equal(out["attention_mask"], [[1, 1, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(out["label"], [1, 0])
+    out = simple_tokenizer.pad(
+        [{"input_ids": torch.tensor([8]), "special_tokens_mask": [0]}],
+        padding="max_length",
+        max_length=3,
+    )
+    assert isinstance(out["input_ids"], torch.Tensor)  # tensors in, tensors out (as HF)
+    assert out["input_ids"].tolist() == [[8, 0, 0]]
+    assert out["special_tokens_mask"].tolist() == [[0, 1, 1]]
+    assert out["attention_mask"].tolist() == [[1, 0, 0]]
+    out = simple_tokenizer.pad({"input_ids": [8, 9]}, padding="max_length", max_length=3)
+    assert out == {"input_ids": [8, 9, 0], "attention_mask": [1, 1, 0]}
+
+
+# --- round trips ----------------------------------------------------------------------------
+
+WORD_TEXTS = st.lists(st.sampled_from(WORDS), max_size=30).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=WORD_TEXTS)
+def test_simple_round_trip(text: str) -> None:
+    t = SimpleTokenizer(WORDS)
+    assert t.decode(t.encode(text)) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet="abc xyz.", max_size=40))
+def test_char_round_trip(text: str) -> None:
+    t = CharTokenizer("abc xyz.")
+    assert t.decode(t.encode(text)) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=60))
+def test_byte_and_bpe_round_trip_any_unicode(text: str) -> None:
+    for t in (ByteTokenizer(), _bpe()):
+        assert t.decode(t.encode(text)) == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(ids=st.lists(st.integers(7, 262), max_size=30))
+def test_byte_encode_of_decode_is_stable(ids: list[int]) -> None:
+    t = ByteTokenizer()
+    text = t.decode(ids)
+    assert t.decode(t.encode(text)) == text
+
+
+def _bpe() -> BPETokenizer:
+    from ferrofix.tokenizers import _trained_bpe
+
+    return _trained_bpe()
+
+
+# --- BPE against the reference ------------------------------------------------------------
+
+BPE_CORPUS = [
+    "the cat sat on the mat, the cat's hat",
+    "low lower lowest newer newest wider",
+    "aaaa aaa aa a  aaaaaaa",
+    "numbers 1234 12 1234 and 12 again!",
+]
+
+
+@pytest.mark.parametrize(("merges", "min_frequency"), [(40, 2), (200, 1)])
+def test_bpe_training_matches_the_reference(merges: int, min_frequency: int) -> None:
+    t = BPETokenizer.train(BPE_CORPUS, 7 + 256 + merges, min_frequency=min_frequency)
+    chars = {c: b for b, c in enumerate(reference.byte_chars())}
+    ours = [
+        (bytes(chars[c] for c in left), bytes(chars[c] for c in right)) for left, right in t.merges
+    ]
+    assert ours == reference.train(BPE_CORPUS, merges, min_frequency)
+
+
+def test_bpe_training_stops_at_vocab_size_and_min_frequency() -> None:
+    t = BPETokenizer.train(BPE_CORPUS, 7 + 256 + 10)
+    assert len(t) == 7 + 256 + 10
+    assert len(BPETokenizer.train(["ab"], 1000, min_frequency=2)) == 263
+
+
+@pytest.mark.parametrize("text", [*BPE_CORPUS, "unseen words: cathat lowlow", "\n\t  x"])
+def test_bpe_encoding_matches_the_reference(bpe_tokenizer, text: str) -> None:
+    chars = {c: b for b, c in enumerate(reference.byte_chars())}
+    merges = [
+        (bytes(chars[c] for c in left), bytes(chars[c] for c in right))
+        for left, right in bpe_tokenizer.merges
+    ]
+    tokens = [bytes(chars[c] for c in token) for token in bpe_tokenizer.tokenize(text)]
+    assert tokens == reference.encode(text, merges)
+
+
+def test_bpe_training_is_deterministic_across_thread_counts() -> None:
+    corpus = fixture_corpus()
+    merges = []
+    for threads in (1, 2, 4):
+        parallel.set_num_threads(threads)
+        try:
+            merges.append(BPETokenizer.train(corpus, 600).merges)
+        finally:
+            parallel.set_num_threads(None)
+    assert merges[0] == merges[1] == merges[2]
+
+
+def test_from_merges_rebuilds_the_same_tokenizer(bpe_tokenizer) -> None:
+    lines = [f"{left} {right}" for left, right in bpe_tokenizer.merges]
+    rebuilt = BPETokenizer.from_merges(lines)
+    assert rebuilt.get_vocab() == bpe_tokenizer.get_vocab()
+    text = " ".join(fixture_corpus()[:20])
+    assert rebuilt.encode(text) == bpe_tokenizer.encode(text)
+
+
+# --- persistence ----------------------------------------------------------------------------
+
+ALL_KINDS = ["simple", "char", "byte", "bpe"]
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_pickle_copy_and_save_round_trip(kind: str, make_tokenizer, tmp_path) -> None:
+    t = make_tokenizer(kind, add_eos=True, padding_side="left")
+    text = "1 2 3" if kind == "simple" else "hello world 12"
+    written = t.save_pretrained(tmp_path)
+    assert sorted(p.rsplit("/", 1)[1] for p in written) == [
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
+    for clone in (
+        pickle.loads(pickle.dumps(t)),
+        copy.copy(t),
+        copy.deepcopy(t),
+        load_tokenizer(tmp_path),
+    ):
+        assert type(clone) is type(t)
+        assert clone == t
+        assert clone.encode(text) == t.encode(text)
+        assert clone.padding_side == "left"
+
+
+def test_pad_token_can_be_reassigned_and_survives_pickle(simple_tokenizer) -> None:
+    simple_tokenizer.pad_token = "[EOS]"
+    assert simple_tokenizer.pad_token_id == 3
+    assert simple_tokenizer(["1 2", "3"], padding=True)["input_ids"] == [[8, 9], [10, 3]]
+    assert pickle.loads(pickle.dumps(simple_tokenizer)).pad_token_id == 3
+
+
+def test_from_pretrained_checks_the_class(tmp_path) -> None:
+    SimpleTokenizer(WORDS).save_pretrained(tmp_path)
+    assert isinstance(Tokenizer.from_pretrained(tmp_path), SimpleTokenizer)
+    with pytest.raises(errors.ConfigError, match="holds a SimpleTokenizer, not a ByteTokenizer"):
+        ByteTokenizer.from_pretrained(tmp_path)
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+def test_fixtures(small_vocab, char_tokenizer, byte_tokenizer, bpe_tokenizer) -> None:
+    assert small_vocab == WORDS
+    small_vocab.append("changed")  # a fresh list per test: nothing leaks
+    assert char_tokenizer.decode(char_tokenizer.encode("hi there!")) == "hi there!"
+    assert byte_tokenizer.vocab_size == 263
+    assert bpe_tokenizer.vocab_size == 512
+
+
+def test_bpe_fixture_gives_each_test_its_own_copy(bpe_tokenizer, make_tokenizer) -> None:
+    other = make_tokenizer("bpe")
+    assert other is not bpe_tokenizer
+    bpe_tokenizer.padding_side = "left"
+    assert other.padding_side == "right"
+
+
+def test_make_tokenizer_options(make_tokenizer) -> None:
+    assert make_tokenizer().vocab_size == 57
+    assert make_tokenizer("simple", vocab=["a"], add_bos=True).encode("a") == [4, 7]
+    assert make_tokenizer("bpe", vocab_size=300).vocab_size == 300
+    with pytest.raises(errors.ConfigError, match="kind: must be one of 'simple', 'char'"):
+        make_tokenizer("wordpiece")
+
+
+def test_for_numbers() -> None:
+    assert SimpleTokenizer.for_numbers(3).get_vocab() == {
+        **{s: i for i, s in enumerate(reference_specials())},
+        "0": 7,
+        "1": 8,
+        "2": 9,
+    }
+
+
+def reference_specials() -> list[str]:
+    return ["[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]"]
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+SIMPLE = SimpleTokenizer(WORDS)
+
+BAD_INPUT = [
+    (lambda: SIMPLE.encode("1 nope"), errors.UnknownTokenError, "Token 'nope' not in vocab"),
+    (lambda: SIMPLE(["1", "nope"]), errors.UnknownTokenError, "Token 'nope' not in vocab"),
+    (lambda: SIMPLE.convert_tokens_to_ids("nope"), errors.UnknownTokenError, "not in vocab"),
+    (lambda: SIMPLE.decode([0, 57]), errors.ConfigError, "ids: id 57 at position 1 is outside"),
+    (
+        lambda: SIMPLE.decode([-1]),
+        errors.ConfigError,
+        r"ids: id -1 at position 0 is outside \[0, 57\)",
+    ),
+    (lambda: SIMPLE.decode([1.5]), errors.DtypeError, "ids: expected integer token ids"),
+    (lambda: SIMPLE.decode([[1]]), errors.ShapeError, r"ids: expected shape \(L,\)"),
+    (lambda: SIMPLE.encode(3), errors.DtypeError, "text: expected str, got int"),
+    (lambda: SIMPLE(["1", 2]), errors.DtypeError, r"text\[1\]: expected str, got int"),
+    (lambda: SIMPLE(3), errors.DtypeError, "text: expected str or a list of str, got int"),
+    (lambda: SIMPLE.batch_encode("1 2"), errors.DtypeError, "text: expected a list of str"),
+    (
+        lambda: SIMPLE("1", max_length=0),
+        errors.ConfigError,
+        "max_length: must be at least 1, got 0",
+    ),
+    (lambda: SIMPLE.batch_encode(["1"], max_length=-2), errors.ConfigError, "max_length: must be"),
+    (
+        lambda: SIMPLE("1", padding="longer"),
+        errors.ConfigError,
+        "padding: must be one of False, True, 'longest', 'max_length', 'do_not_pad'; got 'longer'",
+    ),
+    (
+        lambda: SIMPLE("1", return_tensors="tf"),
+        errors.ConfigError,
+        "return_tensors: must be one of None, 'np', 'pt'; got 'tf'",
+    ),
+    (lambda: SIMPLE("1", truncation="sideways"), errors.ConfigError, "truncation: must be one of"),
+    (
+        lambda: SIMPLE("1", padding="max_length"),
+        errors.ConfigError,
+        "max_length: padding='max_length' needs max_length",
+    ),
+    (
+        lambda: SIMPLE("1 2 3", max_length=2),
+        errors.ConfigError,
+        "truncation: text 0 has 3 tokens, more than max_length=2; pass truncation=True",
+    ),
+    (
+        lambda: SIMPLE.batch_encode(["1", "1 2 3"], max_length=2),
+        errors.ConfigError,
+        "text 1 has 3 tokens",
+    ),
+    (
+        lambda: SIMPLE(["1", "1 2"], return_tensors="np"),
+        errors.ConfigError,
+        "padding: the texts have different lengths",
+    ),
+    (
+        lambda: SIMPLE("1", padding=True, truncation=True, max_length=5, pad_to_multiple_of=4),
+        errors.ConfigError,
+        "pad_to_multiple_of: truncation to max_length=5 and padding to a multiple of 4 disagree",
+    ),
+    (
+        lambda: SIMPLE("1", pad_to_multiple_of=0, padding=True),
+        errors.ConfigError,
+        "pad_to_multiple_of: must be at least 1",
+    ),
+    (
+        lambda: SimpleTokenizer(WORDS, add_bos=True, add_eos=True)(
+            "1 2", truncation=True, max_length=1
+        ),
+        errors.ConfigError,
+        "max_length: must be at least 2",
+    ),
+    (
+        lambda: SIMPLE.pad([{"input_ids": [1, 2, 3]}], padding="max_length", max_length=2),
+        errors.ConfigError,
+        "features: row 0 has 3 tokens, more than max_length=2; pad never truncates",
+    ),
+    (lambda: SIMPLE.pad([{"labels": [1]}]), errors.ConfigError, "features: must have 'input_ids'"),
+    (
+        lambda: SIMPLE.pad([{"input_ids": [1]}, {"input_ids": [1], "x": 1}]),
+        errors.ConfigError,
+        r"features\[1\]: has keys",
+    ),
+    (lambda: SIMPLE.pad("text"), errors.DtypeError, "features: expected a list of dicts"),
+    (
+        lambda: SimpleTokenizer(["a", "a"]),
+        errors.ConfigError,
+        "vocab: entry 'a' at index 1 is a duplicate",
+    ),
+    (
+        lambda: SimpleTokenizer(["[MASK]"]),
+        errors.ConfigError,
+        r"vocab: entry '\[MASK\]' at index 0 is a special token",
+    ),
+    (
+        lambda: SimpleTokenizer(["a b"]),
+        errors.ConfigError,
+        'vocab: entry "a b" at index 0 is empty or contains whitespace',
+    ),
+    (lambda: SimpleTokenizer("abc"), errors.DtypeError, "vocab: expected a list of str, got str"),
+    (lambda: SimpleTokenizer([1]), errors.DtypeError, r"vocab\[0\]: expected str, got int"),
+    (
+        lambda: SimpleTokenizer(WORDS, special_tokens=["[PAD]", "[PAD]"]),
+        errors.ConfigError,
+        "special_tokens: duplicate entry '\\[PAD\\]' at index 1",
+    ),
+    (
+        lambda: SimpleTokenizer(WORDS, special_tokens=["[PAD]"], add_bos=True),
+        errors.ConfigError,
+        r"add_bos: needs a BOS special token such as \[BOS\]",
+    ),
+    (
+        lambda: SimpleTokenizer(WORDS, special_tokens=[], unk_fallback=True),
+        errors.ConfigError,
+        "unk_fallback: needs an UNK special token",
+    ),
+    (
+        lambda: SimpleTokenizer(WORDS, padding_side="up"),
+        errors.ConfigError,
+        "padding_side: must be one of 'right', 'left'; got 'up'",
+    ),
+    (lambda: SimpleTokenizer.for_numbers(-1), errors.ConfigError, "n: must be a non-negative int"),
+    (
+        lambda: CharTokenizer(["ab"]),
+        errors.ConfigError,
+        r"alphabet\[0\]: must be a single character, got 'ab'",
+    ),
+    (
+        lambda: CharTokenizer("aba"),
+        errors.ConfigError,
+        "alphabet: entry 'a' at index 2 is a duplicate",
+    ),
+    (lambda: CharTokenizer("ab").encode("abc"), errors.UnknownTokenError, "Token 'c' not in vocab"),
+    (
+        lambda: BPETokenizer.train(["x"], 100),
+        errors.ConfigError,
+        r"vocab_size: must be at least 263 \(the 7 special tokens and 256 bytes\), got 100",
+    ),
+    (
+        lambda: BPETokenizer.train(["x"], 300, min_frequency=0),
+        errors.ConfigError,
+        "min_frequency: must be at least 1, got 0",
+    ),
+    (lambda: BPETokenizer.train([1], 300), errors.DtypeError, r"text\[0\]: expected str, got int"),
+    (
+        lambda: BPETokenizer.from_merges([("a", "b"), ("ab", "zz")]),
+        errors.ConfigError,
+        'merges: merge 1: "zz" is neither a byte nor made by an earlier merge',
+    ),
+    (
+        lambda: BPETokenizer.from_merges([("€", "b")]),
+        errors.ConfigError,
+        "merges: merge 0: \"€\" has '€', which is not a byte-level character",
+    ),
+    (
+        lambda: BPETokenizer.from_merges(["a b c"]),
+        errors.ConfigError,
+        r"merges\[0\]: must be a \(left, right\) pair",
+    ),
+    (
+        lambda: ByteTokenizer(special_tokens=["a"]),
+        errors.ConfigError,
+        "special_tokens: entry 'a' at index 0 is also the byte-level token of byte 0x61",
+    ),
+    (
+        lambda: load_tokenizer("/nonexistent/dir"),
+        errors.ConfigError,
+        "has no tokenizer_config.json",
+    ),
+    (lambda: Tokenizer(), TypeError, "use SimpleTokenizer, CharTokenizer"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), BAD_INPUT)
+def test_bad_input(call, error, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()

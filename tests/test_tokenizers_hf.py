@@ -1,0 +1,207 @@
+"""Hugging Face parity: the exported tokenizer.json gives our ids in ``tokenizers`` and
+``transformers``, and ``__call__``/``pad`` return what ``PreTrainedTokenizerFast`` returns."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ferrofix import errors
+from ferrofix.tokenizers import CHAR_FIXTURE_ALPHABET, fixture_corpus
+
+tokenizers = pytest.importorskip("tokenizers")
+transformers = pytest.importorskip("transformers")
+
+KINDS = ["simple", "char", "byte", "bpe"]
+# Mixed scripts, whitespace runs, contractions, digits, emoji and special tokens mid-word.
+BYTE_ALPHABET = "abcdefgh  \n\t'sdtmlrve.,!?0123456789éü€中文😀\u00a0\u2028[MASK]"
+
+
+def random_texts(kind: str, n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    if kind == "simple":
+        words = [*map(str, range(50)), "[MASK]", "[SEP]"]
+        return [" ".join(rng.choices(words, k=rng.randrange(0, 25))) for _ in range(n)]
+    if kind == "char":
+        return [
+            "".join(rng.choices(CHAR_FIXTURE_ALPHABET, k=rng.randrange(0, 40))) for _ in range(n)
+        ]
+    corpus = fixture_corpus()
+    return [
+        "".join(rng.choices(BYTE_ALPHABET, k=rng.randrange(0, 40)))
+        if i % 2
+        else " ".join(rng.choices(corpus, k=2))[: rng.randrange(1, 200)]
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(params=KINDS)
+def exported(request, make_tokenizer, tmp_path):
+    """(ours, directory) for each kind, with BOS/EOS on for the word model."""
+    kind = request.param
+    options = {"add_bos": True, "add_eos": True} if kind == "simple" else {}
+    ours = make_tokenizer(kind, **options)
+    ours.save_pretrained(tmp_path)
+    return ours, tmp_path
+
+
+def test_tokenizer_json_gives_identical_ids_in_hf_tokenizers(exported) -> None:
+    ours, directory = exported
+    hf = tokenizers.Tokenizer.from_file(os.path.join(directory, "tokenizer.json"))
+    texts = random_texts(ours.kind, 1000)
+    for text in texts:
+        assert hf.encode(text).ids == ours.encode(text), text
+    assert [e.ids for e in hf.encode_batch(texts[:50])] == [ours.encode(t) for t in texts[:50]]
+    assert hf.get_vocab_size() == ours.vocab_size
+
+
+def test_tokenizer_json_loads_in_transformers_with_identical_ids_and_text(exported) -> None:
+    ours, directory = exported
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=os.path.join(directory, "tokenizer.json")
+    )
+    auto = transformers.AutoTokenizer.from_pretrained(directory)
+    texts = random_texts(ours.kind, 200, seed=1)
+    for text in texts:
+        ids = ours.encode(text)
+        assert fast.encode(text) == ids
+        assert auto.encode(text) == ids
+        assert auto.decode(ids) == ours.decode(ids)
+        assert auto.decode(ids, skip_special_tokens=True) == ours.decode(
+            ids, skip_special_tokens=True
+        )
+        assert auto.convert_ids_to_tokens(ids) == ours.convert_ids_to_tokens(ids)
+    assert auto.pad_token_id == ours.pad_token_id
+    assert auto.mask_token_id == ours.mask_token_id
+
+
+def _lists(encoding) -> dict:
+    out = {}
+    for key in ("input_ids", "attention_mask"):
+        if key in encoding:
+            value = encoding[key]
+            out[key] = value.tolist() if hasattr(value, "tolist") else value
+    return out
+
+
+def _ours_is_stricter(error: Exception, padding, truncation, max_length) -> bool:
+    """The combinations where ferrofix raises on purpose and HF silently does something else."""
+    message = str(error)
+    return (
+        (padding == "max_length" and max_length is None and "needs max_length" in message)
+        or ("pass truncation=True" in message and not truncation)
+        or "different lengths" in message
+    )
+
+
+CALL_GRID = list(
+    itertools.product(
+        [False, True, "longest", "max_length"],  # padding
+        [False, True],  # truncation
+        [None, 5, 12],  # max_length
+        [None, 4],  # pad_to_multiple_of
+        [None, "np", "pt"],  # return_tensors
+    )
+)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_call_matches_pretrained_tokenizer_fast(make_tokenizer, tmp_path, side: str) -> None:
+    ours = make_tokenizer("simple", add_bos=True, add_eos=True, padding_side=side)
+    ours.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert hf.padding_side == side
+    batches = [["1 2 3", "4", "5 6 7 8 9 10 11 12 13 14"], ["7 8"], "1 2 3"]
+    compared = 0
+    for texts, (padding, truncation, max_length, multiple, tensors) in itertools.product(
+        batches, CALL_GRID
+    ):
+        kwargs = dict(
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            pad_to_multiple_of=multiple,
+            return_tensors=tensors,
+        )
+        with warnings.catch_warnings():  # HF warns about ignored max_length; we compare
+            warnings.simplefilter("ignore")
+            try:
+                expected = hf(texts, **kwargs)
+            except ValueError:
+                with pytest.raises(errors.ConfigError):
+                    ours(texts, **kwargs)
+                continue
+        try:
+            got = ours(texts, **kwargs)
+        except errors.ConfigError as error:
+            assert _ours_is_stricter(error, padding, truncation, max_length), (kwargs, error)
+            continue
+        assert _lists(got) == _lists(expected), (texts, kwargs)
+        if tensors == "pt":
+            assert got["input_ids"].dtype == expected["input_ids"].dtype == torch.int64
+        compared += 1
+    assert compared > 100
+
+
+PAD_GRID = list(
+    itertools.product(
+        [True, "longest", "max_length", False],  # padding
+        [None, 8],  # max_length
+        [None, 3],  # pad_to_multiple_of
+        [None, "np", "pt"],  # return_tensors
+    )
+)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_pad_matches_pretrained_tokenizer_fast(make_tokenizer, tmp_path, side: str) -> None:
+    ours = make_tokenizer("simple", padding_side=side)
+    ours.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    feature_sets = [
+        [{"input_ids": [8, 9, 10]}, {"input_ids": [11]}, {"input_ids": [12, 13]}],
+        [
+            {"input_ids": [8, 9], "attention_mask": [1, 1]},
+            {"input_ids": [7], "attention_mask": [1]},
+        ],
+        [{"input_ids": [8, 9, 10]}, {"input_ids": [7, 8, 9]}],
+    ]
+    compared = 0
+    for features, (padding, max_length, multiple, tensors) in itertools.product(
+        feature_sets, PAD_GRID
+    ):
+        kwargs = dict(
+            padding=padding,
+            max_length=max_length,
+            pad_to_multiple_of=multiple,
+            return_tensors=tensors,
+        )
+        try:
+            got = ours.pad([dict(f) for f in features], **kwargs)
+        except errors.ConfigError as error:
+            assert _ours_is_stricter(error, padding, True, max_length), (kwargs, error)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = hf.pad([dict(f) for f in features], **kwargs)
+        assert _lists(got) == _lists(expected), (features, kwargs)
+        compared += 1
+    assert compared > 100
+
+
+def test_pad_with_numpy_rows_and_extra_keys_matches(simple_tokenizer, tmp_path) -> None:
+    simple_tokenizer.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    features = [
+        {"input_ids": np.array([8, 9]), "labels": 1},
+        {"input_ids": np.array([10]), "labels": 0},
+    ]
+    got = simple_tokenizer.pad(features, return_tensors="pt")
+    expected = hf.pad(features, return_tensors="pt")
+    for key in ("input_ids", "attention_mask", "labels"):
+        assert got[key].tolist() == expected[key].tolist()
