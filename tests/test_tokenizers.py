@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from ferrofix import errors, parallel
+from ferrofix.mixins import TokenizerContract
 from ferrofix.tokenizers import (
     BPETokenizer,
     ByteTokenizer,
@@ -570,3 +571,45 @@ BAD_INPUT = [
 def test_bad_input(call, error, message: str) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+# --- the contract ---------------------------------------------------------------------------
+
+
+class TestOurTokenizersMeetTheContract(TokenizerContract):
+    @pytest.fixture(params=ALL_KINDS)
+    def tokenizer(self, request, make_tokenizer):
+        return make_tokenizer(request.param, add_bos=True, add_eos=True)
+
+
+class TestHFTokenizerMeetsTheContract(TokenizerContract):
+    @pytest.fixture
+    def tokenizer(self, bpe_tokenizer, tmp_path):
+        transformers = pytest.importorskip("transformers")
+        bpe_tokenizer.save_pretrained(tmp_path)
+        return transformers.AutoTokenizer.from_pretrained(tmp_path)
+
+
+BROKEN_CONTRACT = """
+from ferrofix.mixins import TokenizerContract
+from ferrofix.tokenizers import SimpleTokenizer
+import pytest
+
+
+class Lossy(SimpleTokenizer):
+    def decode(self, ids, skip_special_tokens=False):
+        return " ".join(super().decode(ids, skip_special_tokens).split()[:-1])  # drops a word
+
+
+class TestLossy(TokenizerContract):
+    @pytest.fixture
+    def tokenizer(self):
+        return Lossy(["a", "b"])
+"""
+
+
+def test_the_contract_names_the_fixture_when_it_fails(pytester) -> None:
+    pytester.makepyfile(BROKEN_CONTRACT)
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=6, failed=1)
+    result.stdout.fnmatch_lines(["*tokenizer fixture: decode(encode(*)) gave *"])

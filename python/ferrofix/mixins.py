@@ -14,6 +14,9 @@ fixture, a suite's own included::
 Schedules are called with float64 numpy arrays; a torch-only schedule overrides
 ``as_input`` (e.g. ``torch.from_numpy``). Results may be numpy arrays or tensors on any
 device.
+
+``TokenizerContract`` checks any tokenizer with the HF surface (ours, a
+``PreTrainedTokenizerFast``, a suite's own) given by a ``tokenizer`` fixture.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-__all__ = ["NoiseScheduleContract"]
+__all__ = ["NoiseScheduleContract", "TokenizerContract"]
 
 
 def _numpy(value: Any) -> Any:
@@ -164,4 +167,121 @@ class NoiseScheduleContract:
             rtol=1e-6,
             atol=1e-12,
             err_msg="schedule fixture: mask_probability != 1 - exp(-total_noise)",
+        )
+
+
+class TokenizerContract:
+    """Properties every HF-style tokenizer must have; needs a ``tokenizer`` fixture.
+
+    Checks: special ids distinct and inside the vocabulary, vocabulary ids dense, ``encode``
+    returns ints in range, decode of encode gives the text back, token/id conversions
+    invert each other, ``padding=True`` pads to the longest text with ``pad_token_id`` and a
+    matching attention mask, and ``padding="max_length"`` with truncation gives exactly
+    ``max_length`` columns. Texts come from ``texts()``: by default decodes of random
+    non-special ids; override it for tokenizers that normalise text.
+    """
+
+    __test__ = False
+
+    #: Columns of the max_length padding/truncation check.
+    max_length: ClassVar[int] = 4
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__test__" not in cls.__dict__:
+            cls.__test__ = cls.__name__.startswith("Test")
+
+    def texts(self, tokenizer: Any) -> list[str]:
+        """Texts the round-trip and padding checks use (override for your own)."""
+        import random
+
+        rng = random.Random(0)
+        special = set(getattr(tokenizer, "all_special_ids", []))
+        ordinary = [i for i in range(len(tokenizer)) if i not in special]
+        return [tokenizer.decode(rng.choices(ordinary, k=rng.randrange(1, 13))) for _ in range(8)]
+
+    def _special_ids(self, tokenizer: Any) -> dict[str, int]:
+        roles = ("pad", "cls", "mask", "eos", "bos", "sep", "unk")
+        ids = {role: getattr(tokenizer, f"{role}_token_id", None) for role in roles}
+        return {role: i for role, i in ids.items() if i is not None}
+
+    def test_special_ids_are_distinct_and_in_range(self, tokenizer: Any) -> None:
+        ids = self._special_ids(tokenizer)
+        for role, i in ids.items():
+            assert 0 <= i < len(tokenizer), (
+                f"tokenizer fixture: {role}_token_id {i} is outside [0, {len(tokenizer)})"
+            )
+        assert len(set(ids.values())) == len(ids), (
+            f"tokenizer fixture: special token ids collide: {ids}"
+        )
+
+    def test_vocabulary_ids_are_dense(self, tokenizer: Any) -> None:
+        ids = sorted(tokenizer.get_vocab().values())
+        assert ids == list(range(len(tokenizer))), (
+            f"tokenizer fixture: get_vocab() ids are not 0..{len(tokenizer) - 1} "
+            f"(len(tokenizer) = {len(tokenizer)}, {len(ids)} vocabulary entries)"
+        )
+
+    def test_encode_returns_ints_in_range(self, tokenizer: Any) -> None:
+        for text in self.texts(tokenizer):
+            ids = tokenizer.encode(text)
+            assert isinstance(ids, list), (
+                f"tokenizer fixture: encode() returned {type(ids).__name__}, not a list"
+            )
+            bad = [i for i in ids if not (isinstance(i, int) and 0 <= i < len(tokenizer))]
+            assert not bad, f"tokenizer fixture: encode({text!r}) gave ids {bad} out of range"
+
+    def test_decode_of_encode_round_trips(self, tokenizer: Any) -> None:
+        for text in self.texts(tokenizer):
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            decoded = tokenizer.decode(ids)
+            assert decoded == text, (
+                f"tokenizer fixture: decode(encode({text!r})) gave {decoded!r} (ids {ids})"
+            )
+
+    def test_tokens_and_ids_convert_both_ways(self, tokenizer: Any) -> None:
+        for text in self.texts(tokenizer):
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            tokens = tokenizer.convert_ids_to_tokens(ids)
+            back = tokenizer.convert_tokens_to_ids(tokens)
+            assert back == ids, (
+                f"tokenizer fixture: convert_tokens_to_ids(convert_ids_to_tokens({ids})) "
+                f"gave {back} (tokens {tokens})"
+            )
+
+    def test_padding_to_the_longest(self, tokenizer: Any) -> None:
+        import numpy as np
+
+        texts = self.texts(tokenizer)
+        lengths = [len(tokenizer.encode(t)) for t in texts]
+        out = tokenizer(texts, padding=True, return_tensors="np")
+        ids, mask = np.asarray(out["input_ids"]), np.asarray(out["attention_mask"])
+        assert ids.shape == mask.shape == (len(texts), max(lengths)), (
+            f"tokenizer fixture: padding=True gave shapes {ids.shape} and {mask.shape}, "
+            f"expected {(len(texts), max(lengths))}"
+        )
+        assert mask.sum(axis=1).tolist() == lengths, (
+            f"tokenizer fixture: attention_mask row sums {mask.sum(axis=1).tolist()} "
+            f"differ from the encoded lengths {lengths}"
+        )
+        assert (ids[mask == 0] == tokenizer.pad_token_id).all(), (
+            f"tokenizer fixture: padding positions do not all hold pad_token_id "
+            f"{tokenizer.pad_token_id}"
+        )
+
+    def test_max_length_padding_and_truncation(self, tokenizer: Any) -> None:
+        import numpy as np
+
+        texts = self.texts(tokenizer)
+        out = tokenizer(
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="np",
+        )
+        shape = np.asarray(out["input_ids"]).shape
+        assert shape == (len(texts), self.max_length), (
+            f"tokenizer fixture: padding='max_length', truncation=True, "
+            f"max_length={self.max_length} gave shape {shape}"
         )

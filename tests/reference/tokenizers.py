@@ -4,6 +4,7 @@ split comes from HF ``tokenizers`` (an independent implementation of the same re
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 SPECIAL_COUNT = 7
@@ -43,7 +44,7 @@ def train(texts: list[str], num_merges: int, min_frequency: int) -> list[tuple[b
         counts: Counter[tuple[int, int]] = Counter()
         for word, freq in words.items():
             seq = seqs[word]
-            for pair in zip(seq, seq[1:], strict=False):
+            for pair in itertools.pairwise(seq):
                 counts[pair] += freq
         if not counts:
             break

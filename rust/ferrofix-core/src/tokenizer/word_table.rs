@@ -84,7 +84,7 @@ pub struct WordTable {
     slots: Vec<Slot>,
     mask: usize,
     arena: Vec<u8>,
-    classes: [u8; 256],
+    classes: Box<[u8; 256]>,
 }
 
 impl WordTable {
@@ -99,7 +99,7 @@ impl WordTable {
             slots: vec![Slot::default(); capacity],
             mask: capacity - 1,
             arena: Vec::new(),
-            classes: [WORD; 256],
+            classes: Box::new([WORD; 256]),
         };
         for (b, class) in table.classes.iter_mut().enumerate() {
             let b = b as u8;
