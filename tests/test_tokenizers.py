@@ -227,6 +227,26 @@ def test_simple_round_trip(text: str) -> None:
     assert t.decode(t.encode(text)) == text
 
 
+SPACES = " \t\n\r\x0b\x0c\u00a0\u2028\u3000"
+SPECIALS = ["[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]"]
+WORD_PARTS = st.lists(
+    st.sampled_from([*WORDS, "é", "wörd", *SPECIALS]) | st.text(alphabet=SPACES, min_size=1),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=WORD_PARTS)
+def test_simple_encode_matches_the_reference(parts: list[str]) -> None:
+    vocab = [*WORDS, "é", "wörd"]
+    # Words get a leading space only, so a special may touch the word before it: "3[MASK]".
+    text = "".join(p if p in SPECIALS or p.isspace() else f" {p}" for p in parts)
+    t = SimpleTokenizer(vocab)
+    assert t.encode(text) == reference.word_encode(text, vocab, SPECIALS)
+    ids, _, lengths = t.batch_encode([text, text + " 1"])
+    assert ids[0, : lengths[0]].tolist() == t.encode(text)
+
+
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(alphabet="abc xyz.", max_size=40))
 def test_char_round_trip(text: str) -> None:
@@ -344,6 +364,16 @@ def test_pad_token_can_be_reassigned_and_survives_pickle(simple_tokenizer) -> No
     assert simple_tokenizer.pad_token_id == 3
     assert simple_tokenizer(["1 2", "3"], padding=True)["input_ids"] == [[8, 9], [10, 3]]
     assert pickle.loads(pickle.dumps(simple_tokenizer)).pad_token_id == 3
+
+
+def test_from_pretrained_rejects_directories_it_did_not_write(tmp_path) -> None:
+    (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer"}')
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(errors.ConfigError, match="was not written by a ferrofix tokenizer"):
+        load_tokenizer(tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text("{not json")
+    with pytest.raises(errors.ConfigError, match="is not valid JSON"):
+        load_tokenizer(tmp_path)
 
 
 def test_from_pretrained_checks_the_class(tmp_path) -> None:
@@ -564,6 +594,34 @@ BAD_INPUT = [
         "has no tokenizer_config.json",
     ),
     (lambda: Tokenizer(), TypeError, "use SimpleTokenizer, CharTokenizer"),
+    (
+        lambda: SIMPLE.batch_decode(np.array([[1.5]])),
+        errors.DtypeError,
+        "sequences: expected integer ids, got dtype float64",
+    ),
+    (lambda: SIMPLE.tokenize(3), errors.DtypeError, "text: expected str, got int"),
+    (lambda: SIMPLE.encode_array(None), errors.DtypeError, "text: expected str, got NoneType"),
+    (
+        lambda: SIMPLE.encode("1", return_tensors="tf"),
+        errors.ConfigError,
+        "return_tensors: must be",
+    ),
+    (
+        lambda: SIMPLE.convert_ids_to_tokens([99]),
+        errors.ConfigError,
+        r"ids: id 99 at position 0 is outside \[0, 57\)",
+    ),
+    (lambda: SIMPLE._convert_token_to_id(3), errors.DtypeError, "token: expected str, got int"),
+    (
+        lambda: SIMPLE.pad([{"input_ids": [1.5]}]),
+        errors.DtypeError,
+        r"input_ids\[0\]: expected integer token ids",
+    ),
+    (
+        lambda: BPETokenizer.train(["x"], "big"),
+        errors.ConfigError,
+        "vocab_size: must be a non-negative int, got 'big'",
+    ),
 ]
 
 

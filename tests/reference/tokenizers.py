@@ -92,3 +92,22 @@ def encode(text: str, merges: list[tuple[bytes, bytes]]) -> list[bytes]:
             parts[i : i + 2] = [parts[i] + parts[i + 1]]
         out.extend(parts)
     return out
+
+
+def word_encode(text: str, vocab: list[str], specials: list[str]) -> list[int]:
+    """Word-model ids: special tokens found anywhere (leftmost, longest first), the text
+    between them split on whitespace and looked up (specials are ids 0..k, then ``vocab``)."""
+    ids = {token: i for i, token in enumerate([*specials, *vocab])}
+    by_length = sorted(specials, key=len, reverse=True)
+    out, start, i = [], 0, 0
+    while i < len(text):
+        match = next((s for s in by_length if text.startswith(s, i)), None)
+        if match is None:
+            i += 1
+            continue
+        out.extend(ids[w] for w in text[start:i].split())
+        out.append(ids[match])
+        i += len(match)
+        start = i
+    out.extend(ids[w] for w in text[start:].split())
+    return out
