@@ -217,7 +217,11 @@ def bpe_rows(args: argparse.Namespace) -> list[list[str]]:
     ours_ms = timed(lambda: BPETokenizer.train(corpus, args.vocab_size), train_repeats)
     hf_ms = timed(hf_train, train_repeats)
     ours = BPETokenizer.train(corpus, args.vocab_size)
-    label = f"BPE training, {corpus_mb:.1f} MB to vocab {args.vocab_size}"
+    reached = (len(ours), hf_train().get_vocab_size())
+    label = (
+        f"BPE training, {corpus_mb:.1f} MB to vocab {args.vocab_size} "
+        f"(reached: ferrofix {reached[0]}, HF {reached[1]})"
+    )
     rows.append([label, "ferrofix BPETokenizer.train", f"{ours_ms:.0f}", "1.0x"])
     rows.append(
         [label, "HF tokenizers BpeTrainer (byte-level)", f"{hf_ms:.0f}", f"{hf_ms / ours_ms:.1f}x"]

@@ -81,3 +81,64 @@ def uniform_corrupt(
     protect_positions: np.ndarray | None = None,
     protect_ids: list[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]: ...
+
+class Tokenizer:
+    """The native tokenizer behind ``ferrofix.tokenizers`` (immutable)."""
+
+    kind: str
+    @staticmethod
+    def simple(
+        vocab: list[str],
+        special_tokens: list[str],
+        unk_fallback: bool,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> Tokenizer: ...
+    @staticmethod
+    def char(
+        alphabet: list[str],
+        special_tokens: list[str],
+        unk_fallback: bool,
+        add_bos: bool,
+        add_eos: bool,
+    ) -> Tokenizer: ...
+    @staticmethod
+    def byte(special_tokens: list[str], add_bos: bool, add_eos: bool) -> Tokenizer: ...
+    @staticmethod
+    def bpe(
+        merges: list[tuple[str, str]], special_tokens: list[str], add_bos: bool, add_eos: bool
+    ) -> Tokenizer: ...
+    @staticmethod
+    def train_bpe(
+        corpus: list[str],
+        vocab_size: int,
+        min_frequency: int,
+        special_tokens: list[str],
+        add_bos: bool,
+        add_eos: bool,
+    ) -> Tokenizer: ...
+    def __len__(self) -> int: ...
+    def tokens(self) -> list[str]: ...
+    def special_tokens(self) -> list[str]: ...
+    def flags(self) -> tuple[bool, bool, bool]: ...
+    def role_ids(self) -> dict[str, int]: ...
+    def merges(self) -> list[tuple[str, str]]: ...
+    def token_id(self, token: str) -> int: ...
+    def id_tokens(self, ids: np.ndarray) -> list[str]: ...
+    def encode(self, text: str, add_special_tokens: bool) -> list[int]: ...
+    def encode_array(self, text: str, add_special_tokens: bool) -> np.ndarray: ...
+    def decode(self, ids: np.ndarray, skip_special_tokens: bool) -> str: ...
+    def decode_rows(self, ids: np.ndarray, skip_special_tokens: bool) -> list[str]: ...
+    def encode_batch(
+        self,
+        texts: list[str],
+        *,
+        add_special_tokens: bool,
+        max_length: int | None,
+        truncation: bool,
+        truncation_side: str,
+        width: str,
+        pad_to_multiple_of: int | None,
+        padding_side: str,
+        pad_id: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
