@@ -19,6 +19,14 @@ def test_all(ferrofix_seed, fixed_seed, temp_dir, request):
 
 def test_ferrofix_fixtures_exports_every_fixture() -> None:
     assert set(ferrofix.fixtures.__all__) == {
+        "mock_dataset",
+        "mock_model",
+        "mock_optimizer",
+        "mock_scheduler",
+        "small_batch",
+        "tiny_model",
+        "tiny_model_kwargs",
+        "vocab_size",
         "bpe_tokenizer",
         "byte_tokenizer",
         "causal_lm_loss_fixture",

@@ -17,15 +17,41 @@ device.
 
 ``TokenizerContract`` checks any tokenizer with the HF surface (ours, a
 ``PreTrainedTokenizerFast``, a suite's own) given by a ``tokenizer`` fixture.
+
+Model families get one mixin per kind of component (shapes: batch 2, sequence 16)::
+
+    class TestMyModel(BaseModelTests):        # needs `model`, `run_forward`
+    class TestMyLoss(BaseLossTests):          # needs `loss_fn`, `batch`
+    class TestMyCollator(BaseCollatorTests):  # needs `collator`, `raw_examples`
+
+Family-specific tests are extra methods on the subclass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import pytest
 
-__all__ = ["NoiseScheduleContract", "TokenizerContract"]
+__all__ = [
+    "BaseCollatorTests",
+    "BaseLossTests",
+    "BaseModelTests",
+    "NoiseScheduleContract",
+    "TokenizerContract",
+]
+
+
+class _Mixin:
+    """Collected only through a user's ``Test*`` subclass."""
+
+    __test__ = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__test__" not in cls.__dict__:
+            cls.__test__ = cls.__name__.startswith("Test")
 
 
 def _numpy(value: Any) -> Any:
@@ -36,7 +62,7 @@ def _numpy(value: Any) -> Any:
     return np.asarray(value, dtype=np.float64)
 
 
-class NoiseScheduleContract:
+class NoiseScheduleContract(_Mixin):
     """Properties every continuous noise schedule must have; needs a ``schedule`` fixture.
 
     Checks: σ(0) is the schedule's minimum (and equals ``schedule.sigma_min`` when it has
@@ -46,19 +72,12 @@ class NoiseScheduleContract:
     [0, 1], increases and equals 1 - exp(-σ).
     """
 
-    __test__ = False
-
     #: Grid resolution for monotonicity and derivative checks.
     grid_points: ClassVar[int] = 257
     #: Relative tolerance of σ' against the central difference of σ.
     derivative_rtol: ClassVar[float] = 1e-4
     #: Absolute tolerance of inverse round trips in t.
     inverse_atol: ClassVar[float] = 1e-6
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "__test__" not in cls.__dict__:
-            cls.__test__ = cls.__name__.startswith("Test")
 
     def as_input(self, t: Any) -> Any:
         """Convert a float64 numpy array into what the schedule takes (default: itself)."""
@@ -170,7 +189,7 @@ class NoiseScheduleContract:
         )
 
 
-class TokenizerContract:
+class TokenizerContract(_Mixin):
     """Properties every HF-style tokenizer must have; needs a ``tokenizer`` fixture.
 
     Checks: special ids distinct and inside the vocabulary, vocabulary ids dense, ``encode``
@@ -181,15 +200,8 @@ class TokenizerContract:
     non-special ids; override it for tokenizers that normalise text.
     """
 
-    __test__ = False
-
     #: Columns of the max_length padding/truncation check.
     max_length: ClassVar[int] = 4
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "__test__" not in cls.__dict__:
-            cls.__test__ = cls.__name__.startswith("Test")
 
     def texts(self, tokenizer: Any) -> list[str]:
         """Texts the round-trip and padding checks use (override for your own)."""
@@ -285,3 +297,180 @@ class TokenizerContract:
             f"tokenizer fixture: padding='max_length', truncation=True, "
             f"max_length={self.max_length} gave shape {shape}"
         )
+
+
+def _gradient_report(parameters: Any) -> tuple[bool, list[str]]:
+    """(whether some parameter has a non-zero gradient, names of those without one)."""
+    flowing, missing = False, []
+    for name, parameter in parameters:
+        if not parameter.requires_grad:
+            continue
+        grad = parameter.grad
+        if grad is None or not bool(grad.ne(0).any()):
+            missing.append(name)
+        else:
+            flowing = True
+    return flowing, missing
+
+
+def _names(params: Any) -> list[str]:
+    """Parameter names from a dict, (name, param) pairs or bare names."""
+    if isinstance(params, Mapping):
+        return list(params)
+    names = []
+    for item in params:
+        names.append(item[0] if isinstance(item, tuple) else item)
+    return names
+
+
+class BaseModelTests(_Mixin):
+    """Forward shapes and gradient flow of a language model.
+
+    Needs ``model`` (a torch module) and ``run_forward``, a callable
+    ``run_forward(batch_size=2, seq_len=16, partial_mask=False)`` returning logits
+    ``(B, L, V)``; V is the ``vocab_size`` fixture (default ``simple_tokenizer.vocab_size``).
+    ``partial_mask=True`` asks for a forward with part of the attention mask zeroed.
+    """
+
+    batch_size: ClassVar[int] = 2
+    seq_len: ClassVar[int] = 16
+
+    def _logits(self, run_forward: Any, **kwargs: Any) -> Any:
+        return run_forward(batch_size=self.batch_size, seq_len=self.seq_len, **kwargs)
+
+    def _check_shape(self, logits: Any, vocab_size: int, what: str) -> None:
+        expected = (self.batch_size, self.seq_len, vocab_size)
+        assert tuple(logits.shape) == expected, (
+            f"run_forward fixture: {what} gave logits of shape {tuple(logits.shape)}, "
+            f"expected (batch, seq_len, vocab_size) = {expected}"
+        )
+
+    def test_forward_output_shape(self, run_forward: Any, vocab_size: int) -> None:
+        self._check_shape(self._logits(run_forward), vocab_size, "run_forward()")
+
+    def test_forward_with_partial_mask(self, run_forward: Any, vocab_size: int) -> None:
+        logits = self._logits(run_forward, partial_mask=True)
+        self._check_shape(logits, vocab_size, "run_forward(partial_mask=True)")
+        assert bool(logits.isfinite().all()), (
+            "run_forward fixture: run_forward(partial_mask=True) gave non-finite logits "
+            "(a fully masked attention row divides by zero?)"
+        )
+
+    def test_gradient_flows(self, model: Any, run_forward: Any) -> None:
+        model.zero_grad(set_to_none=True)
+        logits = self._logits(run_forward)
+        assert logits.requires_grad, (
+            "run_forward fixture: the logits do not require grad (is the forward under "
+            "torch.no_grad(), or detached?)"
+        )
+        logits.sum().backward()
+        flowing, missing = _gradient_report(model.named_parameters())
+        assert flowing, (
+            f"model fixture: no parameter got a non-zero gradient from logits.sum(); "
+            f"without one: {missing}"
+        )
+
+    def test_weight_decay_param_split(self, model: Any) -> None:
+        decay = getattr(model, "get_named_params_for_weight_decay", None)
+        no_decay = getattr(model, "get_named_params_for_no_weight_decay", None)
+        if decay is None or no_decay is None:
+            pytest.skip(
+                "model has no get_named_params_for_weight_decay / "
+                "get_named_params_for_no_weight_decay"
+            )
+        with_decay, without = set(_names(decay())), set(_names(no_decay()))
+        every = {name for name, _ in model.named_parameters()}
+        both = sorted(with_decay & without)
+        assert not both, f"model fixture: parameters in both weight-decay groups: {both}"
+        assert with_decay | without == every, (
+            f"model fixture: weight-decay groups miss {sorted(every - with_decay - without)} "
+            f"and name unknown parameters {sorted((with_decay | without) - every)}"
+        )
+
+
+class BaseLossTests(_Mixin):
+    """A loss module's output and gradients.
+
+    Needs ``loss_fn`` (called as ``loss_fn(batch)``, returning a dict with ``"loss"``; its
+    model at ``loss_fn.model``) and ``batch``.
+    """
+
+    def _output(self, loss_fn: Any, batch: Any) -> Mapping[str, Any]:
+        out = loss_fn(batch)
+        assert isinstance(out, Mapping), (
+            f"loss_fn fixture: loss_fn(batch) returned {type(out).__name__}, not a dict"
+        )
+        return out
+
+    def _loss(self, loss_fn: Any, batch: Any) -> Any:
+        out = self._output(loss_fn, batch)
+        assert "loss" in out, f"loss_fn fixture: no 'loss' key in its output (keys: {list(out)})"
+        return out["loss"]
+
+    def test_returns_loss_key(self, loss_fn: Any, batch: Any) -> None:
+        self._loss(loss_fn, batch)
+
+    def test_loss_is_scalar(self, loss_fn: Any, batch: Any) -> None:
+        shape = tuple(self._loss(loss_fn, batch).shape)
+        assert shape == (), f"loss_fn fixture: the loss has shape {shape}, expected a scalar"
+
+    def test_loss_is_finite(self, loss_fn: Any, batch: Any) -> None:
+        loss = self._loss(loss_fn, batch)
+        assert bool(loss.isfinite().all()), (
+            f"loss_fn fixture: the loss is {loss.item() if loss.numel() == 1 else loss} "
+            "on the batch fixture"
+        )
+
+    def test_loss_requires_grad(self, loss_fn: Any, batch: Any) -> None:
+        assert self._loss(loss_fn, batch).requires_grad, (
+            "loss_fn fixture: the loss does not require grad (computed under no_grad, "
+            "detached, or from a model without trainable parameters?)"
+        )
+
+    def test_gradients_reach_model(self, loss_fn: Any, batch: Any) -> None:
+        model = getattr(loss_fn, "model", None)
+        assert model is not None, "loss_fn fixture: has no .model to check gradients on"
+        model.zero_grad(set_to_none=True)
+        self._loss(loss_fn, batch).backward()
+        flowing, missing = _gradient_report(model.named_parameters())
+        assert flowing, (
+            f"loss_fn fixture: backward() left every parameter of loss_fn.model without a "
+            f"gradient: {missing}"
+        )
+
+
+class BaseCollatorTests(_Mixin):
+    """A collator's output keys and shapes.
+
+    Needs ``collator`` (called as ``collator(raw_examples)``) and ``raw_examples`` (a list).
+    The targets are looked up under ``target_key`` (``"target_ids"``; set ``"labels"`` for
+    HF-style collators).
+    """
+
+    target_key: ClassVar[str] = "target_ids"
+
+    def test_output_has_target_ids(self, collator: Any, raw_examples: Any) -> None:
+        out = collator(raw_examples)
+        assert self.target_key in out, (
+            f"collator fixture: no {self.target_key!r} in its output (keys: {list(out)})"
+        )
+
+    def test_output_shapes_consistent(self, collator: Any, raw_examples: Any) -> None:
+        out = collator(raw_examples)
+        ids = out["input_ids"]
+        assert ids.shape[0] == len(raw_examples), (
+            f"collator fixture: input_ids has batch dimension {ids.shape[0]} for "
+            f"{len(raw_examples)} raw_examples"
+        )
+        if "attention_mask" in out:
+            mask_shape = tuple(out["attention_mask"].shape)
+            assert mask_shape == tuple(ids.shape), (
+                f"collator fixture: attention_mask shape {mask_shape} differs from "
+                f"input_ids shape {tuple(ids.shape)}"
+            )
+        block_size = getattr(collator, "block_size", None)
+        if block_size is not None:
+            assert ids.shape[-1] <= block_size, (
+                f"collator fixture: sequences of length {ids.shape[-1]} exceed "
+                f"collator.block_size = {block_size}"
+            )

@@ -24,6 +24,7 @@ pytest_plugins = [
     "ferrofix.seeding",
     "ferrofix.devices",
     "ferrofix.fixtures.paths",
+    "ferrofix.fixtures.models",
     "ferrofix.loss",
     "ferrofix.noise",
     "ferrofix.packing",
