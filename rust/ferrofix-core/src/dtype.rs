@@ -55,6 +55,52 @@ fn supported_list(supported: &[DType]) -> String {
     names.join(", ")
 }
 
+/// A float element type: read as f64, written back rounded once.
+pub trait Real: Copy + Send + Sync + 'static {
+    /// The exact value as f64.
+    fn to_f64(self) -> f64;
+    /// The nearest value of this type.
+    fn from_f64(value: f64) -> Self;
+}
+
+impl Real for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+}
+
+impl Real for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+}
+
+macro_rules! real_half {
+    ($($t:ty),*) => {$(
+        impl Real for $t {
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                <$t>::to_f64(self)
+            }
+            #[inline(always)]
+            fn from_f64(value: f64) -> Self {
+                <$t>::from_f64(value)
+            }
+        }
+    )*};
+}
+real_half!(half::f16, half::bf16);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! One concern per module; later concerns (tokenizer, noise_schedule, packing, loss,
 //! compare) land as sibling modules with the same stem as their binding and Python module.
 
+pub mod compare;
 pub mod dtype;
 pub mod error;
 pub mod loss;

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod compare;
 mod convert;
 mod errors;
 mod loss;
@@ -30,6 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     loss::register(m)?;
     noise_schedule::register(m)?;
     packing::register(m)?;
+    compare::register(m)?;
     tokenizer::register(m)?;
     errors::register(m)?;
     Ok(())

@@ -1,0 +1,374 @@
+"""Assertions for model tests: tensor closeness with RMS and max metrics, finiteness,
+gradient flow, batch independence, causality, overfitting and determinism.
+
+``compare_tensors`` computes every metric in one native pass over float64/32/16 or bfloat16
+numpy arrays or torch tensors (CUDA tensors are copied to the host; the two sides may have
+different dtypes). ``assert_close`` judges them Fast-LLM style: with
+``scale = sqrt(mean(expected²) + rms_eps²)``, the RMS of the difference fails when it exceeds
+both ``rms_abs`` and ``rms_rel · scale``, the largest absolute difference when it exceeds both
+``max_abs`` and ``max_rel · scale`` (every tolerance times ``compare_factor``), and any
+position where one side is NaN/inf and the other is not fails. Failures raise
+``AssertionError`` listing every failing metric and the worst elements with their indices.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ferrofix import _native, _torch
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+
+__all__ = [
+    "PRESETS",
+    "Comparison",
+    "assert_batch_independence",
+    "assert_can_overfit",
+    "assert_causal",
+    "assert_close",
+    "assert_deterministic",
+    "assert_finite",
+    "assert_gradients_flow",
+    "compare_tensors",
+]
+
+#: (rms_rel, rms_abs) per preset; the max tolerances are 10x the RMS ones.
+PRESETS = {"fp32": (1e-3, 1e-4), "bf16": (1.5e-2, 1.5e-3), "fp16": (1.2e-3, 3e-4)}
+DEFAULT_RMS_EPS = 1e-4
+WORST_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Statistics of ``actual - expected`` over the positions where both are finite."""
+
+    numel: int
+    rms: float
+    max_abs: float
+    max_index: tuple[int, ...]
+    scale: float
+    non_finite: int
+    non_finite_mismatch: int
+
+    @property
+    def rms_rel(self) -> float:
+        return self.rms / self.scale
+
+    @property
+    def max_rel(self) -> float:
+        return self.max_abs / self.scale
+
+
+def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
+    """(C-contiguous numpy data, dtype name): 16-bit floats as uint16 bits."""
+    import numpy as np
+
+    if _torch.is_tensor(value):
+        tensor = value.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()
+        name = _torch.dtype_name(tensor)
+        if not tensor.is_floating_point():
+            tensor, name = tensor.double(), "float64"
+        return np.ascontiguousarray(_torch.numpy_view(tensor.contiguous())), name
+    array = np.asarray(value)
+    if array.dtype.kind in "biu":
+        array = array.astype(np.float64)
+    if array.dtype.name not in ("float64", "float32", "float16"):
+        raise DtypeError(
+            f"{arg}: compare_tensors supports float64, float32, float16 and bfloat16 "
+            f"(torch) data, got {array.dtype}"
+        )
+    if array.dtype == np.float16:
+        return np.ascontiguousarray(array).view(np.uint16), "float16"
+    return np.require(array, requirements="C"), array.dtype.name
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    import numpy as np
+
+    return tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+
+
+def compare_tensors(actual: Any, expected: Any, *, rms_eps: float = DEFAULT_RMS_EPS) -> Comparison:
+    """RMS and max of ``actual - expected``, the index of the max, the RMS scale of
+    ``expected`` and the non-finite counts, in one native pass."""
+    import numpy as np
+
+    shape = _shape(expected)
+    if _shape(actual) != shape:
+        raise ShapeError(f"actual: expected shape {shape} (that of expected), got {_shape(actual)}")
+    if not (isinstance(rms_eps, int | float) and rms_eps >= 0 and math.isfinite(rms_eps)):
+        raise ConfigError(f"rms_eps: must be a finite number >= 0, got {rms_eps!r}")
+    a, a_dtype = _host(actual, "actual")
+    e, e_dtype = _host(expected, "expected")
+    numel, sq, sq_ref, max_abs, index, non_finite, mismatch = _native.core().compare_arrays(
+        a.reshape(-1), a_dtype, e.reshape(-1), e_dtype
+    )
+    finite = max(numel - non_finite, 1)
+    return Comparison(
+        numel=numel,
+        rms=math.sqrt(sq / finite),
+        max_abs=max_abs,
+        max_index=tuple(int(i) for i in np.unravel_index(index, shape)) if numel else (),
+        scale=math.sqrt(sq_ref / finite + rms_eps * rms_eps),
+        non_finite=non_finite,
+        non_finite_mismatch=mismatch,
+    )
+
+
+def _tolerances(preset: str | None, overrides: dict[str, float | None]) -> dict[str, float]:
+    if preset is not None and preset not in PRESETS:
+        allowed = ", ".join(repr(p) for p in PRESETS)
+        raise ConfigError(f"preset: must be one of {allowed} or None; got {preset!r}")
+    base: dict[str, float] = {}
+    if preset is not None:
+        rel, abs_ = PRESETS[preset]
+        base = {"rms_rel": rel, "rms_abs": abs_, "max_rel": 10 * rel, "max_abs": 10 * abs_}
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if not (isinstance(value, int | float) and value >= 0):
+            raise ConfigError(f"{name}: must be a number >= 0, got {value!r}")
+        base[name] = float(value)
+    return base
+
+
+def _worst(actual: Any, expected: Any, shape: tuple[int, ...]) -> list[str]:
+    import numpy as np
+
+    a = _as_float64(actual)
+    e = _as_float64(expected)
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(a - e).reshape(-1)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    k = min(WORST_SHOWN, diff.size)
+    if k == 0:
+        return []
+    order = np.argsort(-diff, kind="stable")[:k]
+    lines = []
+    for flat in order:
+        if not diff[flat] > 0:
+            break
+        index = tuple(int(i) for i in np.unravel_index(flat, shape))
+        lines.append(
+            f"  at {index}: actual {float(a.reshape(-1)[flat])!r}, "
+            f"expected {float(e.reshape(-1)[flat])!r}"
+        )
+    return lines
+
+
+def _as_float64(value: Any) -> np.ndarray:
+    import numpy as np
+
+    if _torch.is_tensor(value):
+        return value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+def assert_close(
+    actual: Any,
+    expected: Any,
+    *,
+    preset: str | None = "fp32",
+    rms_abs: float | None = None,
+    rms_rel: float | None = None,
+    max_abs: float | None = None,
+    max_rel: float | None = None,
+    rms_eps: float = DEFAULT_RMS_EPS,
+    compare_factor: float = 1.0,
+) -> Comparison:
+    """Fail unless ``actual`` is close to ``expected`` (see the module docstring); returns the
+    comparison. A metric without both tolerances (``preset=None`` and none given) is
+    judged by the one it has."""
+    __tracebackhide__ = True
+    if not (isinstance(compare_factor, int | float) and compare_factor > 0):
+        raise ConfigError(f"compare_factor: must be a number > 0, got {compare_factor!r}")
+    tolerances = _tolerances(
+        preset, {"rms_abs": rms_abs, "rms_rel": rms_rel, "max_abs": max_abs, "max_rel": max_rel}
+    )
+    if not tolerances:
+        raise ConfigError("preset: with preset=None give at least one of rms_abs, rms_rel, ...")
+    result = compare_tensors(actual, expected, rms_eps=rms_eps)
+    t = {name: value * compare_factor for name, value in tolerances.items()}
+    failures = []
+    for metric, value, rel_value in (
+        ("rms", result.rms, result.rms_rel),
+        ("max", result.max_abs, result.max_rel),
+    ):
+        abs_tol, rel_tol = t.get(f"{metric}_abs"), t.get(f"{metric}_rel")
+        over_abs = abs_tol is None or value > abs_tol
+        over_rel = rel_tol is None or rel_value > rel_tol
+        if (abs_tol is not None or rel_tol is not None) and over_abs and over_rel:
+            failures.append(
+                f"{metric} difference {value:.3e} (relative {rel_value:.3e}) exceeds "
+                f"abs {_fmt(abs_tol)} and rel {_fmt(rel_tol)}"
+            )
+    if result.non_finite_mismatch:
+        failures.append(f"{result.non_finite_mismatch} positions are NaN/inf on one side only")
+    if failures:
+        shape = _shape(expected)
+        lines = [
+            f"tensors differ (shape {shape}, scale {result.scale:.3e}, "
+            f"compare_factor {compare_factor}):",
+            *(f"- {f}" for f in failures),
+            "worst elements:",
+            *_worst(actual, expected, shape),
+        ]
+        raise AssertionError("\n".join(lines))
+    return result
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3e}"
+
+
+def assert_finite(value: Any, name: str = "tensor") -> None:
+    """Fail when ``value`` holds NaN or inf, naming how many and the first index."""
+    __tracebackhide__ = True
+    import numpy as np
+
+    array = _as_float64(value)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{name} has {int(bad.sum())} non-finite values of {array.size}; first at {first}: "
+            f"{array[first]!r}"
+        )
+
+
+def assert_gradients_flow(model: Any, loss: Any) -> None:
+    """Backpropagate ``loss`` (from zeroed gradients) and fail naming every trainable
+    parameter of ``model`` left with a missing or all-zero gradient."""
+    __tracebackhide__ = True
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    missing = [
+        name
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad
+        and (parameter.grad is None or not bool(parameter.grad.ne(0).any()))
+    ]
+    if missing:
+        raise AssertionError(
+            f"{len(missing)} parameters got no gradient (None or all zero): {', '.join(missing)}"
+        )
+
+
+def assert_batch_independence(
+    model_fn: Callable[[Any], Any], inputs: Any, index: int = 0, **close: Any
+) -> None:
+    """Row ``index`` of ``model_fn(inputs)`` equals ``model_fn(inputs[index:index+1])``: no
+    information leaks between batch rows (``close`` goes to ``assert_close``)."""
+    __tracebackhide__ = True
+    if not 0 <= index < len(inputs):
+        raise ConfigError(f"index: must be in [0, {len(inputs)}), got {index}")
+    together = model_fn(inputs)[index : index + 1]
+    alone = model_fn(inputs[index : index + 1])
+    try:
+        assert_close(together, alone, **close)
+    except AssertionError as error:
+        raise AssertionError(f"row {index} changes with the rest of the batch:\n{error}") from None
+
+
+def assert_causal(model_fn: Callable[[Any], Any], input_ids: Any, **close: Any) -> None:
+    """Changing the last token of ``input_ids`` (B, L) leaves outputs at positions < L-1
+    unchanged."""
+    __tracebackhide__ = True
+    if len(_shape(input_ids)) != 2 or _shape(input_ids)[1] < 2:
+        raise ShapeError(f"input_ids: expected shape (B, L) with L >= 2, got {_shape(input_ids)}")
+    before = model_fn(input_ids)
+    changed = input_ids.clone() if hasattr(input_ids, "clone") else input_ids.copy()
+    changed[:, -1] = (changed[:, -1] + 1) % max(int(input_ids.max()) + 2, 2)
+    after = model_fn(changed)
+    try:
+        assert_close(after[:, :-1], before[:, :-1], **close)
+    except AssertionError as error:
+        raise AssertionError(
+            f"outputs before the last position changed with the last token (not causal):\n{error}"
+        ) from None
+
+
+def assert_can_overfit(
+    model: Any,
+    batch: Any,
+    loss_fn: Callable[[Any, Any], Any],
+    *,
+    steps: int = 200,
+    lr: float = 1e-2,
+    threshold: float = 0.01,
+) -> float:
+    """Train a copy of ``model`` on one ``batch`` with Adam and fail unless
+    ``loss_fn(model, batch)`` falls below ``threshold``; returns the final loss."""
+    __tracebackhide__ = True
+    import torch
+
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ConfigError(f"steps: must be an int >= 1, got {steps!r}")
+    trained = copy.deepcopy(model)
+    optimizer = torch.optim.Adam(trained.parameters(), lr=lr)
+    initial = float(loss_fn(trained, batch).detach())
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(trained, batch).backward()
+        optimizer.step()
+    final = float(loss_fn(trained, batch).detach())
+    if not final < threshold:
+        raise AssertionError(
+            f"could not overfit one batch: loss {initial:.4g} -> {final:.4g} after {steps} "
+            f"Adam steps at lr {lr:g} (threshold {threshold:g})"
+        )
+    return final
+
+
+def assert_deterministic(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Two calls of ``fn(*args, **kwargs)`` give bit-identical results (tensors, arrays,
+    numbers, or tuples/lists/dicts of them)."""
+    __tracebackhide__ = True
+    first, second = fn(*args, **kwargs), fn(*args, **kwargs)
+    difference = _first_difference(first, second, "result")
+    if difference is not None:
+        raise AssertionError(f"two calls differ: {difference}")
+
+
+def _first_difference(a: Any, b: Any, path: str) -> str | None:
+    import numpy as np
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return f"{path} keys {sorted(a)} vs {sorted(b)}"
+        for key in a:
+            found = _first_difference(a[key], b[key], f"{path}[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        if len(a) != len(b):
+            return f"{path} lengths {len(a)} vs {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if _torch.is_tensor(a) or isinstance(a, np.ndarray):
+        x = a.detach().cpu() if _torch.is_tensor(a) else a
+        y = b.detach().cpu() if _torch.is_tensor(b) else b
+        if tuple(x.shape) != tuple(y.shape):
+            return f"{path} shapes {tuple(x.shape)} vs {tuple(y.shape)}"
+        if _torch.is_tensor(x):
+            x = _torch.numpy_view(x.contiguous())
+            y = _torch.numpy_view(y.contiguous())
+        if x.tobytes() != y.tobytes():
+            same = np.asarray(x) == np.asarray(y)
+            first = tuple(int(i) for i in np.argwhere(~same)[0]) if (~same).any() else ()
+            return f"{path} differs at {first}"
+        return None
+    return None if a == b else f"{path}: {a!r} vs {b!r}"

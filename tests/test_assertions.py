@@ -1,0 +1,235 @@
+"""Assertions: compare_tensors against the numpy reference (hypothesis, every dtype pair),
+assert_close presets and messages, the model assertions, and the bad-input table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from ferrofix import errors
+from ferrofix.assertions import (
+    assert_batch_independence,
+    assert_can_overfit,
+    assert_causal,
+    assert_close,
+    assert_deterministic,
+    assert_finite,
+    assert_gradients_flow,
+    compare_tensors,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tests.reference import compare as reference
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32) | st.floats(-10, 10, width=32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pair=st.integers(0, 300).flatmap(
+        lambda n: st.tuples(
+            hnp.arrays(np.float32, n, elements=FLOATS), hnp.arrays(np.float32, n, elements=FLOATS)
+        )
+    )
+)
+def test_compare_tensors_matches_numpy(pair) -> None:
+    actual, expected = pair
+    got = compare_tensors(actual, expected, rms_eps=1e-3)
+    want = reference.compare(actual, expected, 1e-3)
+    assert math.isclose(got.rms, want["rms"], rel_tol=1e-9, abs_tol=1e-300)
+    assert math.isclose(got.scale, want["scale"], rel_tol=1e-9)
+    assert got.max_abs == want["max_abs"]
+    if actual.size:
+        assert np.ravel_multi_index(got.max_index, actual.shape) == want["max_index"]
+    assert got.non_finite == want["non_finite"]
+    assert got.non_finite_mismatch == want["non_finite_mismatch"]
+
+
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("actual_dtype", DTYPES)
+@pytest.mark.parametrize("expected_dtype", DTYPES)
+def test_every_dtype_pair_reads_the_exact_values(actual_dtype, expected_dtype) -> None:
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(3, 70_001, generator=gen)  # several chunks, odd length
+    actual, expected = base.to(actual_dtype), (base * 1.01).to(expected_dtype)
+    got = compare_tensors(actual, expected)
+    want = reference.compare(actual.double().numpy(), expected.double().numpy(), 1e-4)
+    assert math.isclose(got.rms, want["rms"], rel_tol=1e-9)
+    assert got.max_abs == want["max_abs"]
+    assert np.ravel_multi_index(got.max_index, (3, 70_001)) == want["max_index"]
+
+
+def test_hand_computed_case() -> None:
+    got = compare_tensors(np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert got.rms == 0.5
+    assert got.max_abs == 1.0
+    assert got.max_index == (1, 1)
+    assert got.scale == math.sqrt((1 + 4 + 9 + 16) / 4 + 1e-8)
+    assert got.numel == 4
+
+
+def test_presets_pass_rounding_noise_and_fail_real_differences() -> None:
+    x = torch.randn(64, 64, generator=torch.Generator().manual_seed(1))
+    assert_close(x.float(), x.double())
+    assert_close(x.bfloat16(), x, preset="bf16")
+    with pytest.raises(AssertionError):
+        assert_close(x.bfloat16(), x)  # bf16 rounding is far above the fp32 tolerances
+    assert_close(x.bfloat16(), x, compare_factor=100)
+    assert_close(x.half(), x, preset="fp16")
+
+
+def test_a_metric_fails_only_above_both_its_tolerances() -> None:
+    big = np.full(100, 1000.0)
+    assert_close(big + 0.05, big)  # abs 0.05 > 1e-4 but relative 5e-5 < 1e-3
+    tiny = np.full(100, 1e-6)
+    assert_close(tiny + 5e-5, tiny)  # relative huge, absolute 5e-5 < 1e-4
+
+
+def test_failure_message_lists_metrics_and_worst_elements() -> None:
+    expected = np.zeros((2, 3))
+    actual = expected.copy()
+    actual[1, 2] = 0.5
+    with pytest.raises(AssertionError) as info:
+        assert_close(actual, expected)
+    message = str(info.value)
+    assert message.startswith("tensors differ (shape (2, 3), scale 1.000e-04, compare_factor 1.0):")
+    assert (
+        "- rms difference 2.041e-01 (relative 2.041e+03) exceeds abs 1.000e-04 and rel 1.000e-03"
+        in message
+    )
+    assert "- max difference 5.000e-01" in message
+    assert "  at (1, 2): actual 0.5, expected 0.0" in message
+
+
+def test_non_finite_mismatches_fail_and_matching_ones_pass() -> None:
+    assert_close(np.array([np.nan, np.inf, 1.0]), np.array([np.nan, np.inf, 1.0]))
+    with pytest.raises(AssertionError, match="1 positions are NaN/inf on one side only"):
+        assert_close(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))
+
+
+def test_cuda_free_torch_and_lists_work() -> None:
+    assert compare_tensors([1.0, 2.0], torch.tensor([1.0, 2.0])).rms == 0.0
+    assert compare_tensors(np.arange(3), np.arange(3)).max_abs == 0.0
+
+
+# --- model assertions ---------------------------------------------------------------------
+
+
+def test_assert_finite() -> None:
+    assert_finite(torch.ones(3))
+    with pytest.raises(
+        AssertionError, match=r"logits has 2 non-finite values of 4; first at \(0, 1\)"
+    ):
+        assert_finite(np.array([[0, np.nan], [np.inf, 1]]), "logits")
+
+
+def test_assert_gradients_flow_names_the_dead_parameters() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    assert_gradients_flow(model, model(torch.randn(2, 4)).sum())
+    frozen_out = model[0](torch.randn(2, 4)).sum()  # the second layer is unused
+    with pytest.raises(AssertionError, match=r"2 parameters got no gradient.*: 1\.weight, 1\.bias"):
+        assert_gradients_flow(model, frozen_out)
+
+
+def test_assert_batch_independence() -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    inputs = torch.randn(5, 4)
+    assert_batch_independence(layer, inputs, index=2)
+    with pytest.raises(AssertionError, match="row 1 changes with the rest of the batch"):
+        assert_batch_independence(lambda x: x - x.mean(0), inputs, index=1)
+
+
+def test_assert_causal() -> None:
+    ids = torch.tensor([[1, 2, 3, 4], [4, 3, 2, 1]])
+    assert_causal(lambda x: x.float().cumsum(1), ids)
+    with pytest.raises(AssertionError, match="not causal"):
+        assert_causal(lambda x: x.float().flip(1).cumsum(1).flip(1), ids)
+
+
+def test_assert_can_overfit(small_batch, tiny_model) -> None:
+    def loss_fn(model, batch):
+        inputs, labels = batch
+        return torch.nn.functional.cross_entropy(model(inputs), labels)
+
+    final = assert_can_overfit(tiny_model, small_batch, loss_fn, steps=200, lr=1e-2)
+    assert final < 0.01
+    frozen = torch.nn.Sequential(torch.nn.Linear(32, 4))
+    with pytest.raises(AssertionError, match=r"could not overfit one batch: loss .* after 3 Adam"):
+        assert_can_overfit(frozen, small_batch, loss_fn, steps=3)
+
+
+def test_assert_deterministic() -> None:
+    assert_deterministic(lambda x: {"a": x * 2, "b": [x.sum()]}, torch.ones(3))
+    counter = iter(range(10))
+    with pytest.raises(AssertionError, match=r"two calls differ: result\[0\] differs at \(0,\)"):
+        assert_deterministic(lambda: (np.array([next(counter)]),))
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+BAD_INPUT = [
+    (
+        lambda: compare_tensors(np.zeros(3), np.zeros(4)),
+        errors.ShapeError,
+        r"actual: expected shape \(4,\)",
+    ),
+    (
+        lambda: compare_tensors(np.zeros(3, complex), np.zeros(3)),
+        errors.DtypeError,
+        "actual: compare_tensors supports",
+    ),
+    (
+        lambda: compare_tensors(np.zeros(3), np.zeros(3), rms_eps=-1),
+        errors.ConfigError,
+        "rms_eps: must be a finite number >= 0",
+    ),
+    (
+        lambda: assert_close(np.zeros(3), np.zeros(3), preset="fp8"),
+        errors.ConfigError,
+        "preset: must be one of 'fp32', 'bf16', 'fp16' or None; got 'fp8'",
+    ),
+    (
+        lambda: assert_close(np.zeros(3), np.zeros(3), preset=None),
+        errors.ConfigError,
+        "preset: with preset=None give at least one",
+    ),
+    (
+        lambda: assert_close(np.zeros(3), np.zeros(3), rms_abs=-1.0),
+        errors.ConfigError,
+        "rms_abs: must be a number >= 0",
+    ),
+    (
+        lambda: assert_close(np.zeros(3), np.zeros(3), compare_factor=0),
+        errors.ConfigError,
+        "compare_factor: must be a number > 0",
+    ),
+    (
+        lambda: assert_batch_independence(lambda x: x, np.zeros((2, 3)), index=5),
+        errors.ConfigError,
+        r"index: must be in \[0, 2\), got 5",
+    ),
+    (
+        lambda: assert_causal(lambda x: x, torch.zeros(3, dtype=torch.long)),
+        errors.ShapeError,
+        r"input_ids: expected shape \(B, L\) with L >= 2",
+    ),
+    (
+        lambda: assert_can_overfit(torch.nn.Linear(1, 1), None, None, steps=0),
+        errors.ConfigError,
+        "steps: must be an int >= 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), BAD_INPUT)
+def test_bad_input(call, error, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()
