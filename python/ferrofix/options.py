@@ -2,9 +2,9 @@
 
 Every option exists as ``--ferrofix-<name>`` in the ``ferrofix`` group with an ini key
 ``ferrofix_<name>``. The short aliases (``--skip-slow``, ``--run-extra-slow``,
-``--show-skipped``) are added only after the initial conftests have registered their own
-options, and only when no conftest took the name: a suite that defines ``--skip-slow``
-keeps its meaning, and the matching feature of ours stays off.
+``--show-skipped``, ``--show-gpu-memory N``) are added only after the initial conftests have
+registered their own options, and only when no conftest took the name: a suite that defines
+``--skip-slow`` keeps its meaning, and the matching feature of ours stays off.
 """
 
 from __future__ import annotations
@@ -34,7 +34,14 @@ _FLAGS = {
     "run_extra_slow": "Run tests marked extra_slow (they are deselected otherwise).",
     "show_skipped": "Report deselected slow/extra_slow tests as skipped, with the reason.",
     "require_gpu": "Fail gpu-marked tests instead of skipping them when CUDA is missing.",
+    "xdist_gpus": "Give each pytest-xdist worker its own GPU (CUDA_VISIBLE_DEVICES).",
 }
+# Friendly alias -> the ferrofix option with a value it stands for.
+VALUE_ALIASES = {"--show-gpu-memory": "show_gpu_memory"}
+_GPU_MEMORY_HELP = (
+    "List the N tests with the highest peak CUDA memory (allocated and reserved) in the "
+    "terminal summary, across xdist workers."
+)
 
 _OWNED_ALIASES_KEY = pytest.StashKey[frozenset[str]]()
 SETTINGS_KEY = pytest.StashKey["Settings"]()
@@ -48,6 +55,8 @@ class Settings:
     run_extra_slow: bool = False
     show_skipped: bool = False
     require_gpu: bool = False
+    xdist_gpus: bool = False
+    show_gpu_memory: int = 0
     gate_extra_slow: bool = True  # False when the suite defines its own --run-extra-slow
     seed: int = 0
     threads: int | None = None
@@ -78,6 +87,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--ferrofix-threads", dest=_dest("threads"), default=None, metavar="N", help=threads_help
     )
     parser.addini(_dest("threads"), threads_help, default="")
+    group.addoption(
+        "--ferrofix-show-gpu-memory",
+        dest=_dest("show_gpu_memory"),
+        default=None,
+        metavar="N",
+        help=_GPU_MEMORY_HELP,
+    )
+    parser.addini(_dest("show_gpu_memory"), _GPU_MEMORY_HELP, default="0")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -103,6 +120,18 @@ def _add_free_aliases(parser: pytest.Parser) -> list[str]:
             )
         except (ValueError, argparse.ArgumentError):
             continue  # a conftest or another plugin owns this name: its meaning wins
+        owned.append(alias)
+    for alias, name in VALUE_ALIASES.items():
+        try:
+            group.addoption(
+                alias,
+                default=None,
+                metavar="N",
+                dest=f"_ferrofix_alias_{name}",
+                help=f"Alias of --ferrofix-{name.replace('_', '-')}: {_GPU_MEMORY_HELP}",
+            )
+        except (ValueError, argparse.ArgumentError):
+            continue
         owned.append(alias)
     return owned
 
@@ -130,6 +159,20 @@ def _threads(config: pytest.Config) -> int | None:
     return int(text)
 
 
+def _count(config: pytest.Config, name: str, alias_owned: bool) -> int:
+    """A non-negative integer option: --ferrofix-<name>, its alias, then the ini key."""
+    text = config.getoption(_dest(name))
+    if text is None and alias_owned:
+        text = config.getoption(f"_ferrofix_alias_{name}", default=None)
+    if text is None:
+        text = config.getini(_dest(name))
+    text = str(text).strip()
+    if not text.isdecimal():
+        flag = "--ferrofix-" + name.replace("_", "-")
+        raise pytest.UsageError(f"{flag} must be an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def _positive_int(text: str) -> bool:
     text = text.strip()
     return text.isdecimal() and int(text) >= 1
@@ -150,6 +193,8 @@ def pytest_configure(config: pytest.Config) -> None:
         run_extra_slow=_flag(config, "run_extra_slow", "--run-extra-slow" in owned),
         show_skipped=_flag(config, "show_skipped", "--show-skipped" in owned),
         require_gpu=_flag(config, "require_gpu", False),
+        xdist_gpus=_flag(config, "xdist_gpus", False),
+        show_gpu_memory=_count(config, "show_gpu_memory", "--show-gpu-memory" in owned),
         gate_extra_slow="--run-extra-slow" in owned,
         seed=seed,
         threads=threads,

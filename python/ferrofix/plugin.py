@@ -23,6 +23,7 @@ pytest_plugins = [
     "ferrofix.markers",
     "ferrofix.seeding",
     "ferrofix.devices",
+    "ferrofix.gpu_memory",
     "ferrofix.fixtures.paths",
     "ferrofix.fixtures.models",
     "ferrofix.loss",
