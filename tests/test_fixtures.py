@@ -19,6 +19,7 @@ def test_all(ferrofix_seed, fixed_seed, temp_dir, request):
 
 def test_ferrofix_fixtures_exports_every_fixture() -> None:
     assert set(ferrofix.fixtures.__all__) == {
+        "model_config",
         "mock_dataset",
         "mock_model",
         "mock_optimizer",

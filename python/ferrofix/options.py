@@ -36,12 +36,22 @@ _FLAGS = {
     "require_gpu": "Fail gpu-marked tests instead of skipping them when CUDA is missing.",
     "xdist_gpus": "Give each pytest-xdist worker its own GPU (CUDA_VISIBLE_DEVICES).",
 }
+# Options that take a value: name -> (metavar, ini default, help).
+_VALUES = {
+    "show_gpu_memory": (
+        "N",
+        "0",
+        "List the N tests with the highest peak CUDA memory (allocated and reserved) in the "
+        "terminal summary, across xdist workers.",
+    ),
+    "models": (
+        "NAMES",
+        "",
+        "Run model_config-parametrized tests only for these registered models (comma separated).",
+    ),
+}
 # Friendly alias -> the ferrofix option with a value it stands for.
-VALUE_ALIASES = {"--show-gpu-memory": "show_gpu_memory"}
-_GPU_MEMORY_HELP = (
-    "List the N tests with the highest peak CUDA memory (allocated and reserved) in the "
-    "terminal summary, across xdist workers."
-)
+VALUE_ALIASES = {"--show-gpu-memory": "show_gpu_memory", "--models": "models"}
 
 _OWNED_ALIASES_KEY = pytest.StashKey[frozenset[str]]()
 SETTINGS_KEY = pytest.StashKey["Settings"]()
@@ -57,6 +67,7 @@ class Settings:
     require_gpu: bool = False
     xdist_gpus: bool = False
     show_gpu_memory: int = 0
+    models: tuple[str, ...] | None = None
     gate_extra_slow: bool = True  # False when the suite defines its own --run-extra-slow
     seed: int = 0
     threads: int | None = None
@@ -87,14 +98,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--ferrofix-threads", dest=_dest("threads"), default=None, metavar="N", help=threads_help
     )
     parser.addini(_dest("threads"), threads_help, default="")
-    group.addoption(
-        "--ferrofix-show-gpu-memory",
-        dest=_dest("show_gpu_memory"),
-        default=None,
-        metavar="N",
-        help=_GPU_MEMORY_HELP,
-    )
-    parser.addini(_dest("show_gpu_memory"), _GPU_MEMORY_HELP, default="0")
+    for name, (metavar, default, help_text) in _VALUES.items():
+        group.addoption(
+            "--ferrofix-" + name.replace("_", "-"),
+            dest=_dest(name),
+            default=None,
+            metavar=metavar,
+            help=help_text,
+        )
+        parser.addini(_dest(name), help_text, default=default)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -122,13 +134,14 @@ def _add_free_aliases(parser: pytest.Parser) -> list[str]:
             continue  # a conftest or another plugin owns this name: its meaning wins
         owned.append(alias)
     for alias, name in VALUE_ALIASES.items():
+        metavar, _, help_text = _VALUES[name]
         try:
             group.addoption(
                 alias,
                 default=None,
-                metavar="N",
+                metavar=metavar,
                 dest=f"_ferrofix_alias_{name}",
-                help=f"Alias of --ferrofix-{name.replace('_', '-')}: {_GPU_MEMORY_HELP}",
+                help=f"Alias of --ferrofix-{name.replace('_', '-')}: {help_text}",
             )
         except (ValueError, argparse.ArgumentError):
             continue
@@ -159,18 +172,28 @@ def _threads(config: pytest.Config) -> int | None:
     return int(text)
 
 
-def _count(config: pytest.Config, name: str, alias_owned: bool) -> int:
-    """A non-negative integer option: --ferrofix-<name>, its alias, then the ini key."""
+def _value(config: pytest.Config, name: str, alias_owned: bool) -> str:
+    """A value option's text: --ferrofix-<name>, its alias, then the ini key."""
     text = config.getoption(_dest(name))
     if text is None and alias_owned:
         text = config.getoption(f"_ferrofix_alias_{name}", default=None)
     if text is None:
         text = config.getini(_dest(name))
-    text = str(text).strip()
+    return str(text).strip()
+
+
+def _count(config: pytest.Config, name: str, alias_owned: bool) -> int:
+    """A non-negative integer option."""
+    text = _value(config, name, alias_owned)
     if not text.isdecimal():
         flag = "--ferrofix-" + name.replace("_", "-")
         raise pytest.UsageError(f"{flag} must be an integer >= 0, got {text!r}")
     return int(text)
+
+
+def _names(text: str) -> tuple[str, ...] | None:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    return names or None
 
 
 def _positive_int(text: str) -> bool:
@@ -195,6 +218,7 @@ def pytest_configure(config: pytest.Config) -> None:
         require_gpu=_flag(config, "require_gpu", False),
         xdist_gpus=_flag(config, "xdist_gpus", False),
         show_gpu_memory=_count(config, "show_gpu_memory", "--show-gpu-memory" in owned),
+        models=_names(_value(config, "models", "--models" in owned)),
         gate_extra_slow="--run-extra-slow" in owned,
         seed=seed,
         threads=threads,

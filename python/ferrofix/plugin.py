@@ -24,6 +24,7 @@ pytest_plugins = [
     "ferrofix.seeding",
     "ferrofix.devices",
     "ferrofix.gpu_memory",
+    "ferrofix.groups",
     "ferrofix.fixtures.paths",
     "ferrofix.fixtures.models",
     "ferrofix.loss",
