@@ -239,3 +239,14 @@ def test_broken_and_nan_models() -> None:
     out = NaNModel()(torch.ones(2, 10))
     assert out.shape == (2, 1)
     assert torch.isnan(out).all()
+
+
+class TestModelSizesFollowAnOverriddenTokenizer:
+    @pytest.fixture
+    def simple_tokenizer(self):
+        from ferrofix.tokenizers import SimpleTokenizer
+
+        return SimpleTokenizer.for_numbers(10)
+
+    def test_vocab_size_and_embeddings(self, tiny_model_kwargs, vocab_size) -> None:
+        assert tiny_model_kwargs["num_embeddings"] == vocab_size == 17
