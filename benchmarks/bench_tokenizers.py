@@ -152,31 +152,15 @@ def tiktoken_encoding(tokenizer: BPETokenizer):  # type: ignore[no-untyped-def]
     """tiktoken with ferrofix's vocabulary: rank = id - number of specials (byte order,
     then merge order), the GPT-2 split pattern."""
     import tiktoken
-    from ferrofix._core import Tokenizer  # noqa: F401  (the extension is loaded)
 
     specials = len(tokenizer.special_tokens)
-    byte_of = {c: b for b, c in enumerate(_byte_chars())}
     ranks = {
-        bytes(byte_of[c] for c in token): i - specials
-        for i, token in enumerate(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
-        if i >= specials
+        token: i - specials for i, token in enumerate(tokenizer.token_bytes()) if i >= specials
     }
     pattern = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
     return tiktoken.Encoding(
         "ferrofix-bench", pat_str=pattern, mergeable_ranks=ranks, special_tokens={}
     )
-
-
-def _byte_chars() -> list[str]:
-    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    chars, extra = [], 0
-    for b in range(256):
-        if b in printable:
-            chars.append(chr(b))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    return chars
 
 
 def per_call_us(fn, calls: int, repeats: int) -> float:  # type: ignore[no-untyped-def]

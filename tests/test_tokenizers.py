@@ -87,6 +87,20 @@ def test_char_and_byte_ids() -> None:
     assert b.encode("é") == [7 + 0xC3, 7 + 0xA9]
 
 
+def test_token_bytes_are_raw_bytes_for_byte_level_tokens(bpe_tokenizer) -> None:
+    chars = {c: b for b, c in enumerate(reference.byte_chars())}
+    raw = bpe_tokenizer.token_bytes()
+    assert raw[:7] == [s.encode() for s in SPECIALS_IN_ORDER]
+    for token, data in zip(
+        bpe_tokenizer.convert_ids_to_tokens(list(range(7, 512))), raw[7:], strict=True
+    ):
+        assert data == bytes(chars[c] for c in token)
+    assert SimpleTokenizer(["é"]).token_bytes()[7] == "é".encode()
+
+
+SPECIALS_IN_ORDER = ["[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]"]
+
+
 def test_byte_decode_of_invalid_utf8_uses_the_replacement_character() -> None:
     b = ByteTokenizer()
     assert b.decode([7 + 0xC3]) == "\ufffd"

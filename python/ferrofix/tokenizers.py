@@ -183,6 +183,11 @@ class Tokenizer:
         """The special tokens, in id order."""
         return list(self._special_tokens)
 
+    def token_bytes(self) -> list[bytes]:
+        """The bytes each id stands for, by id: raw bytes for byte-level tokens (``b" "`` for
+        ``"Ġ"``), the UTF-8 text of every other token (e.g. to build tiktoken ranks)."""
+        return self._native.token_bytes()
+
     def _convert_token_to_id(self, token: str) -> int:
         if not isinstance(token, str):
             raise DtypeError(f"token: expected str, got {type(token).__name__}")

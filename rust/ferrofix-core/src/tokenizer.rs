@@ -440,6 +440,16 @@ impl Tokenizer {
         &self.tokens
     }
 
+    /// The bytes each id stands for: the raw bytes of byte-level tokens (not their
+    /// printable form), the UTF-8 text of every other token.
+    pub fn token_bytes(&self) -> Vec<&[u8]> {
+        if self.token_bytes.is_empty() {
+            self.tokens.iter().map(|t| t.as_bytes()).collect()
+        } else {
+            self.token_bytes.iter().map(Vec::as_slice).collect()
+        }
+    }
+
     /// The number of ids.
     pub fn len(&self) -> usize {
         self.tokens.len()

@@ -8,7 +8,7 @@ use ferrofix_core::tokenizer::{Config, Role, Tokenizer};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::convert::contiguous;
 use crate::errors::{to_py, wrong_type};
@@ -144,6 +144,15 @@ impl PyTokenizer {
     /// Every token string, by id.
     fn tokens(&self) -> Vec<String> {
         self.inner.tokens().to_vec()
+    }
+
+    /// The bytes each id stands for (raw bytes for byte-level tokens).
+    fn token_bytes<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        self.inner
+            .token_bytes()
+            .into_iter()
+            .map(|b| PyBytes::new(py, b))
+            .collect()
     }
 
     /// The special tokens (ids 0..k).
