@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ferrofix import loss
-from ferrofix.errors import ConfigError, CudaUnavailableError, DtypeError, ShapeError
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -445,9 +445,15 @@ BAD_CALLS = [
     ),
     (
         lambda: loss.causal_lm_loss(torch.zeros(2, 3, 5, device="meta"), torch.from_numpy(LABELS)),
-        CudaUnavailableError,
-        "CUDA is not available: causal_lm_loss has no kernels for meta tensors yet (the CUDA "
-        "loss is a separate feature); move the logits to the CPU",
+        ConfigError,
+        "logits: must be a CPU or CUDA tensor, got a meta tensor",
+    ),
+    (
+        lambda: loss.causal_lm_loss_and_grad(
+            torch.zeros(2, 3, 5, device="meta"), torch.from_numpy(LABELS)
+        ),
+        ConfigError,
+        "logits: must be a CPU or CUDA tensor, got a meta tensor",
     ),
     (
         lambda: loss.causal_lm_loss(torch.zeros(2, 3, 5, dtype=torch.int8), LABELS),

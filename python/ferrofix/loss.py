@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch
-from ferrofix.errors import ConfigError, CudaUnavailableError, DtypeError
+from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -190,7 +190,7 @@ def causal_lm_loss(
         ConfigError: a bad option, a label outside ``[0, V)`` (the message names its
             position) or ``V == 0``.
         DtypeError: unsupported logits or labels dtype.
-        CudaUnavailableError: CUDA tensors (the CUDA kernels are not available yet).
+        CudaUnavailableError: CUDA tensors on a machine without a usable driver.
     """
     options = _Options(
         ignore_index, reduction, shift, z_loss_scale, softcap, label_smoothing, num_items_in_batch
@@ -236,8 +236,9 @@ def causal_lm_loss_and_grad(
     if not isinstance(in_place, bool):
         raise ConfigError(f"in_place: must be True or False, got {in_place!r}")
     is_tensor = _torch.is_tensor(logits)
+    if is_tensor and _check_device(logits) == "cuda":
+        return _cuda_loss_and_grad(logits, labels, options, in_place)
     if is_tensor:
-        _check_cpu(logits)
         source = logits.detach()
         if in_place and not source.is_contiguous():
             raise ConfigError("logits: must be contiguous for an in-place gradient")
@@ -271,19 +272,18 @@ def causal_lm_loss_and_grad(
     return result, grad
 
 
-def _check_cpu(tensor: Any) -> None:
-    if tensor.device.type != "cpu":
-        raise CudaUnavailableError(
-            f"CUDA is not available: causal_lm_loss has no kernels for {tensor.device} "
-            "tensors yet (the CUDA loss is a separate feature); move the logits to the CPU"
-        )
+def _check_device(tensor: Any) -> str:
+    """``"cpu"`` or ``"cuda"``; any other device is an error naming the allowed ones."""
+    kind = tensor.device.type
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"logits: must be a CPU or CUDA tensor, got a {kind} tensor")
+    return kind
 
 
 def _torch_loss(logits: Any, labels: Any, options: _Options, return_lse: bool) -> Any:
     torch = _torch.loaded_torch()
-    _check_cpu(logits)
     name = _torch.dtype_name(logits)
-    if name not in ("float32", "float64", "float16", "bfloat16"):
+    if _check_device(logits) == "cpu" and name not in ("float32", "float64", "float16", "bfloat16"):
         raise DtypeError(f"causal_lm_loss does not support dtype {name}; supported: {_SUPPORTED}")
     wants_grad = logits.requires_grad and torch.is_grad_enabled()
     if wants_grad:
@@ -296,7 +296,9 @@ def _torch_loss(logits: Any, labels: Any, options: _Options, return_lse: bool) -
 def _torch_forward(
     logits: Any, labels: Any, options: _Options, return_lse: bool, *, with_grad: bool
 ) -> tuple[Any, Any, Any]:
-    """Run the kernel on a CPU tensor; returns (loss tensor, lse tensor or None, grad)."""
+    """Run the kernels on a tensor; returns (loss tensor, lse tensor or None, grad)."""
+    if logits.device.type == "cuda":
+        return _cuda_forward(logits, labels, options, return_lse, with_grad=with_grad)
     torch = _torch.loaded_torch()
     source = logits.detach().contiguous()
     label_array = _numpy_labels(labels)
@@ -317,6 +319,38 @@ def _torch_forward(
         loss_tensor = torch.from_numpy(_per_token(per_row, label_array.shape, shift).copy())
     lse_tensor = None if lse is None else torch.from_numpy(lse.reshape(label_array.shape))
     return loss_tensor, lse_tensor, grad
+
+
+def _cuda_forward(
+    logits: Any, labels: Any, options: _Options, return_lse: bool, *, with_grad: bool
+) -> tuple[Any, Any, Any]:
+    """The CUDA kernels' results shaped as :func:`_torch_forward` returns them."""
+    from ferrofix import _cuda
+
+    loss, lse, grad = _cuda.causal_lm_loss(logits, labels, options, with_grad=with_grad)
+    return _cuda_shaped(loss, logits, options), _cuda_lse(lse, logits, return_lse), grad
+
+
+def _cuda_shaped(loss: Any, logits: Any, options: _Options) -> Any:
+    """Per-row losses shaped like the labels (minus each last position when shifting)."""
+    if options.reduction != "none":
+        return loss
+    shaped = loss.reshape(logits.shape[:-1])
+    return shaped[..., :-1] if options.kwargs["shift"] else shaped
+
+
+def _cuda_lse(lse: Any, logits: Any, return_lse: bool) -> Any:
+    return lse.reshape(logits.shape[:-1]) if return_lse else None
+
+
+def _cuda_loss_and_grad(logits: Any, labels: Any, options: _Options, in_place: bool) -> Any:
+    """:func:`causal_lm_loss_and_grad` for CUDA tensors: the loss stays a device tensor."""
+    from ferrofix import _cuda
+
+    loss, _, grad = _cuda.causal_lm_loss(
+        logits, labels, options, with_grad=True, in_place=in_place
+    )
+    return _cuda_shaped(loss, logits, options), logits if in_place else grad
 
 
 @functools.cache

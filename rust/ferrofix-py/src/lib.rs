@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 mod compare;
 mod convert;
+mod cuda;
 mod errors;
 mod loss;
 mod noise_schedule;
@@ -33,6 +34,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     packing::register(m)?;
     compare::register(m)?;
     tokenizer::register(m)?;
+    cuda::register(m)?;
     errors::register(m)?;
     Ok(())
 }

@@ -1,0 +1,491 @@
+// Causal-LM cross-entropy on CUDA: the contract of ferrofix-core's `loss` module.
+//
+// Compiled by NVRTC at first use (no headers: 16-bit floats are handled as their bits).
+// Per contributing row, with c = softcap(x), lse = log sum exp(c), smoothing e, z-loss z:
+//   loss_row = lse - (1 - e) c[y] - (e / V) sum(c) + z lse^2
+//   dloss_row/dc_j = softmax_j (1 + 2 z lse) - e / V - (1 - e) [j = y]
+// times (1 - (c_j / s)^2) for the softcap's chain rule, times the reduction's scale.
+//
+// Launch order on the caller's stream (so no host sync is needed in between):
+//   1. ce_count: one block checks every label and counts the contributing rows;
+//      counters = {valid rows, first bad label position or INT64_MAX}.
+//   2. ce_fused_* (one block per row), or for few rows of a large vocabulary
+//      ce_split_stats_* / ce_split_finish_* / ce_split_grad_* (several blocks per row).
+//   3. ce_reduce (mean and sum only): the f64 sum of the row losses in a fixed order.
+// Every kernel that writes returns at once when counters[1] reports a bad label, so an
+// in-place gradient leaves the logits untouched behind the error the host then raises.
+// Reductions run in a fixed order for a fixed launch shape: results are bit-reproducible.
+
+typedef unsigned short u16;
+typedef long long i64;
+
+#define NO_BAD_LABEL 0x7fffffffffffffffLL
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+#define REDUCTION_MEAN 0
+#define REDUCTION_SUM 1
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
+
+// ---- element types ------------------------------------------------------------------
+
+struct F32 { typedef float storage; };
+struct F16 { typedef u16 storage; };
+struct BF16 { typedef u16 storage; };
+
+template <class D> __device__ __forceinline__ float to_f32(typename D::storage v);
+template <> __device__ __forceinline__ float to_f32<F32>(float v) { return v; }
+template <> __device__ __forceinline__ float to_f32<BF16>(u16 v) {
+    return __uint_as_float(((unsigned)v) << 16);
+}
+template <> __device__ __forceinline__ float to_f32<F16>(u16 v) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v));
+    return f;
+}
+
+template <class D> __device__ __forceinline__ typename D::storage from_f32(float v);
+template <> __device__ __forceinline__ float from_f32<F32>(float v) { return v; }
+// Round to nearest even on the bit pattern, NaN kept quiet: the CPU backend's rounding.
+template <> __device__ __forceinline__ u16 from_f32<BF16>(float v) {
+    unsigned bits = __float_as_uint(v);
+    if (v != v) return (u16)((bits >> 16) | 0x0040u);
+    return (u16)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+template <> __device__ __forceinline__ u16 from_f32<F16>(float v) {
+    u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    return h;
+}
+
+// 16 bytes of elements: one vectorised load or store.
+template <class D> struct __align__(16) Pack {
+    static const int N = 16 / sizeof(typename D::storage);
+    typename D::storage v[N];
+};
+
+// ---- per-call constants -------------------------------------------------------------
+
+struct Options {
+    float softcap;     // 0: none
+    float smoothing;   // label smoothing e
+    float z_scale;     // z-loss scale z
+    int reduction;     // REDUCTION_MEAN, REDUCTION_SUM or 2 (none)
+    float num_items;   // > 0: divisor of the mean instead of the valid-row count
+};
+
+__device__ __forceinline__ float softcapped(float x, float cap) {
+    return cap > 0.0f ? cap * tanhf(x / cap) : x;
+}
+
+__device__ __forceinline__ i64 label_at(const void* labels, int labels_i64, i64 i) {
+    return labels_i64 ? ((const i64*)labels)[i] : (i64)((const int*)labels)[i];
+}
+
+// The label row `row` is scored against, or -1 when the row contributes nothing.
+__device__ __forceinline__ i64 target_of(const void* labels, int labels_i64, i64 row,
+                                         i64 seq_len, int shift, i64 ignore_index,
+                                         int vocab) {
+    if (row % seq_len + shift >= seq_len) return -1;
+    i64 label = label_at(labels, labels_i64, row + shift);
+    if (label == ignore_index || label < 0 || label >= vocab) return -1;
+    return label;
+}
+
+__device__ __forceinline__ float gradient_scale(const Options& o, const i64* counters) {
+    if (o.reduction != REDUCTION_MEAN) return 1.0f;
+    if (o.num_items > 0.0f) return 1.0f / o.num_items;
+    i64 valid = counters[0];
+    return valid > 0 ? (float)(1.0 / (double)valid) : 0.0f;
+}
+
+// ---- streaming over a span of a row -------------------------------------------------
+
+// Calls f(index, value) for every element of row[begin, end), split over the block's
+// threads, with 16-byte loads for the aligned middle.
+template <class D, class F>
+__device__ __forceinline__ void visit(const typename D::storage* row, int begin, int end,
+                                      F f) {
+    typedef typename D::storage S;
+    const int n = Pack<D>::N;
+    unsigned long long address = (unsigned long long)(row + begin);
+    int head = (int)(((16u - (unsigned)(address & 15u)) & 15u) / sizeof(S));
+    if (head > end - begin) head = end - begin;
+    for (int i = begin + (int)threadIdx.x; i < begin + head; i += blockDim.x)
+        f(i, to_f32<D>(row[i]));
+    int body = begin + head;
+    int packs = (end - body) / n;
+    const Pack<D>* vectors = reinterpret_cast<const Pack<D>*>(row + body);
+    for (int k = threadIdx.x; k < packs; k += blockDim.x) {
+        Pack<D> p = vectors[k];
+#pragma unroll
+        for (int j = 0; j < n; ++j) f(body + k * n + j, to_f32<D>(p.v[j]));
+    }
+    for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
+        f(i, to_f32<D>(row[i]));
+}
+
+// Writes out[i] = g(i, in[i]) for row[begin, end); 16-byte stores when `in` and `out`
+// share their alignment (always true in place and for torch's allocations).
+template <class D, class G>
+__device__ __forceinline__ void rewrite(const typename D::storage* in,
+                                        typename D::storage* out, int begin, int end, G g) {
+    typedef typename D::storage S;
+    const int n = Pack<D>::N;
+    unsigned long long a = (unsigned long long)(in + begin);
+    unsigned long long b = (unsigned long long)(out + begin);
+    int head = ((a ^ b) & 15u) ? end - begin
+                               : (int)(((16u - (unsigned)(a & 15u)) & 15u) / sizeof(S));
+    if (head > end - begin) head = end - begin;
+    for (int i = begin + (int)threadIdx.x; i < begin + head; i += blockDim.x)
+        out[i] = from_f32<D>(g(i, to_f32<D>(in[i])));
+    int body = begin + head;
+    int packs = (end - body) / n;
+    const Pack<D>* source = reinterpret_cast<const Pack<D>*>(in + body);
+    Pack<D>* target = reinterpret_cast<Pack<D>*>(out + body);
+    for (int k = threadIdx.x; k < packs; k += blockDim.x) {
+        Pack<D> p = source[k];
+#pragma unroll
+        for (int j = 0; j < n; ++j) p.v[j] = from_f32<D>(g(body + k * n + j, to_f32<D>(p.v[j])));
+        target[k] = p;
+    }
+    for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
+        out[i] = from_f32<D>(g(i, to_f32<D>(in[i])));
+}
+
+template <class D>
+__device__ __forceinline__ void zero_span(typename D::storage* out, int begin, int end) {
+    for (int i = begin + (int)threadIdx.x; i < end; i += blockDim.x) out[i] = from_f32<D>(0.0f);
+}
+
+// ---- online log-sum-exp, in base 2 (exp2f is one SFU instruction) -------------------
+
+struct Stats {
+    float max2;  // running max of c * log2(e); NaN is skipped here and poisons `sum`
+    float sum;   // sum of 2^(c log2 e - max2)
+    float sum_c; // sum of c (label smoothing only)
+};
+
+__device__ __forceinline__ Stats empty_stats() {
+    Stats s;
+    s.max2 = -INFINITY;
+    s.sum = 0.0f;
+    s.sum_c = 0.0f;
+    return s;
+}
+
+__device__ __forceinline__ void add_value(Stats& s, float c) {
+    float x = c * LOG2E;
+    if (x > s.max2) {
+        s.sum = s.sum * exp2f(s.max2 - x) + 1.0f;  // exp2f(-inf) = 0 on the first value
+        s.max2 = x;
+    } else {
+        s.sum += (x == -INFINITY) ? 0.0f : exp2f(x - s.max2);  // NaN stays NaN
+    }
+    s.sum_c += c;
+}
+
+__device__ __forceinline__ Stats merge(Stats a, Stats b) {
+    Stats s;
+    s.max2 = fmaxf(a.max2, b.max2);
+    if (s.max2 == -INFINITY) {
+        s.sum = a.sum + b.sum;
+    } else {
+        float fa = a.max2 == -INFINITY ? 0.0f : exp2f(a.max2 - s.max2);
+        float fb = b.max2 == -INFINITY ? 0.0f : exp2f(b.max2 - s.max2);
+        s.sum = a.sum * fa + b.sum * fb;
+    }
+    s.sum_c = a.sum_c + b.sum_c;
+    return s;
+}
+
+// Block-wide merge in a fixed tree order; every thread gets the result.
+__device__ Stats block_merge(Stats s) {
+    __shared__ Stats warps[32];
+    __shared__ Stats total;
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        Stats o;
+        o.max2 = __shfl_xor_sync(0xffffffffu, s.max2, offset);
+        o.sum = __shfl_xor_sync(0xffffffffu, s.sum, offset);
+        o.sum_c = __shfl_xor_sync(0xffffffffu, s.sum_c, offset);
+        s = merge(s, o);
+    }
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) warps[warp] = s;
+    __syncthreads();
+    if (warp == 0) {
+        int count = (blockDim.x + 31) / 32;
+        Stats w = lane < count ? warps[lane] : empty_stats();
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            Stats o;
+            o.max2 = __shfl_xor_sync(0xffffffffu, w.max2, offset);
+            o.sum = __shfl_xor_sync(0xffffffffu, w.sum, offset);
+            o.sum_c = __shfl_xor_sync(0xffffffffu, w.sum_c, offset);
+            w = merge(w, o);
+        }
+        if (lane == 0) total = w;
+    }
+    __syncthreads();
+    Stats result = total;
+    __syncthreads();  // `total` may be reused by the next call
+    return result;
+}
+
+template <class D>
+__device__ __forceinline__ Stats span_stats(const typename D::storage* row, int begin,
+                                            int end, float cap) {
+    Stats s = empty_stats();
+    visit<D>(row, begin, end, [&](int, float x) { add_value(s, softcapped(x, cap)); });
+    return block_merge(s);
+}
+
+// lse in natural log; +inf logits give NaN, as on the CPU.
+__device__ __forceinline__ float lse_of(const Stats& s) {
+    if (s.max2 == INFINITY) return NAN;
+    return (s.max2 + log2f(s.sum)) * LN2;
+}
+
+__device__ __forceinline__ float row_loss_of(float lse, float target_c, float sum_c,
+                                             int vocab, const Options& o) {
+    return lse - (1.0f - o.smoothing) * target_c - o.smoothing / (float)vocab * sum_c
+           + o.z_scale * lse * lse;
+}
+
+// The gradient of one span, given the row's lse, target and scale.
+template <class D>
+__device__ __forceinline__ void span_gradient(const typename D::storage* row,
+                                              typename D::storage* out, int begin, int end,
+                                              float lse, i64 target, int vocab, float scale,
+                                              const Options& o) {
+    float prob_factor = (1.0f + 2.0f * o.z_scale * lse) * scale;
+    float uniform = o.smoothing / (float)vocab * scale;
+    float target_term = (1.0f - o.smoothing) * scale;
+    float lse2 = lse * LOG2E;
+    float cap = o.softcap;
+    rewrite<D>(row, out, begin, end, [&](int j, float x) {
+        float c = softcapped(x, cap);
+        float g = exp2f(c * LOG2E - lse2) * prob_factor - uniform;
+        if (j == target) g -= target_term;
+        if (cap > 0.0f) {
+            float t = c / cap;
+            g *= 1.0f - t * t;
+        }
+        return g;
+    });
+}
+
+// ---- 1. label check and valid-row count (one block) ---------------------------------
+
+extern "C" __global__ void ce_count(const void* labels, int labels_i64, i64 rows,
+                                    i64 seq_len, int shift, i64 ignore_index, int vocab,
+                                    i64* counters) {
+    __shared__ i64 valid_of[32];
+    __shared__ i64 bad_of[32];
+    i64 valid = 0, bad = NO_BAD_LABEL;
+    for (i64 i = threadIdx.x; i < rows; i += blockDim.x) {
+        i64 label = label_at(labels, labels_i64, i);
+        if (label != ignore_index && (label < 0 || label >= vocab) && i < bad) bad = i;
+        if (target_of(labels, labels_i64, i, seq_len, shift, ignore_index, vocab) >= 0)
+            ++valid;
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        valid += __shfl_xor_sync(0xffffffffu, valid, offset);
+        i64 other = __shfl_xor_sync(0xffffffffu, bad, offset);
+        bad = other < bad ? other : bad;
+    }
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) {
+        valid_of[warp] = valid;
+        bad_of[warp] = bad;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        i64 total = 0, first = NO_BAD_LABEL;
+        for (int w = 0; w < (int)(blockDim.x + 31) / 32; ++w) {
+            total += valid_of[w];
+            first = bad_of[w] < first ? bad_of[w] : first;
+        }
+        counters[0] = total;
+        counters[1] = first;
+    }
+}
+
+// ---- 2a. one block per row: statistics, loss and gradient in one kernel -------------
+
+template <class D>
+__device__ __forceinline__ void fused_row(const typename D::storage* logits,
+                                          typename D::storage* grad, const void* labels,
+                                          int labels_i64, i64 seq_len, int shift,
+                                          i64 ignore_index, int vocab, Options o,
+                                          const i64* counters, float* row_loss,
+                                          float* lse_out) {
+    if (counters[1] != NO_BAD_LABEL) return;
+    i64 row = blockIdx.x;
+    const typename D::storage* in = logits + row * (i64)vocab;
+    typename D::storage* out = grad ? grad + row * (i64)vocab : 0;
+    i64 target = target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab);
+    if (target < 0) {
+        if (threadIdx.x == 0) {
+            row_loss[row] = 0.0f;
+            lse_out[row] = NAN;
+        }
+        if (out) zero_span<D>(out, 0, vocab);
+        return;
+    }
+    // Read before the statistics' block merge: after it, an in-place gradient may
+    // already be overwriting the row.
+    float target_c = threadIdx.x == 0 ? softcapped(to_f32<D>(in[target]), o.softcap) : 0.0f;
+    Stats s = span_stats<D>(in, 0, vocab, o.softcap);
+    float lse = lse_of(s);
+    if (threadIdx.x == 0) {
+        row_loss[row] = row_loss_of(lse, target_c, s.sum_c, vocab, o);
+        lse_out[row] = lse;
+    }
+    if (out)
+        span_gradient<D>(in, out, 0, vocab, lse, target, vocab, gradient_scale(o, counters), o);
+}
+
+#define FUSED(NAME, D)                                                                      \
+    extern "C" __global__ void NAME(const D::storage* logits, D::storage* grad,             \
+                                    const void* labels, int labels_i64, i64 seq_len,        \
+                                    int shift, i64 ignore_index, int vocab, Options o,      \
+                                    const i64* counters, float* row_loss, float* lse_out) { \
+        fused_row<D>(logits, grad, labels, labels_i64, seq_len, shift, ignore_index, vocab, \
+                     o, counters, row_loss, lse_out);                                       \
+    }
+FUSED(ce_fused_f32, F32)
+FUSED(ce_fused_f16, F16)
+FUSED(ce_fused_bf16, BF16)
+
+// ---- 2b. vocabulary split: grid (rows, splits), a second reduction per row ----------
+
+__device__ __forceinline__ void split_span(int vocab, int splits, int part, int* begin,
+                                           int* end) {
+    int width = (vocab + splits - 1) / splits;
+    *begin = part * width < vocab ? part * width : vocab;
+    *end = *begin + width < vocab ? *begin + width : vocab;
+}
+
+template <class D>
+__device__ __forceinline__ void split_stats(const typename D::storage* logits,
+                                            const void* labels, int labels_i64, i64 seq_len,
+                                            int shift, i64 ignore_index, int vocab,
+                                            float softcap, const i64* counters,
+                                            Stats* partials) {
+    if (counters[1] != NO_BAD_LABEL) return;
+    i64 row = blockIdx.x;
+    if (target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab) < 0) return;
+    int begin, end;
+    split_span(vocab, gridDim.y, blockIdx.y, &begin, &end);
+    Stats s = span_stats<D>(logits + row * (i64)vocab, begin, end, softcap);
+    if (threadIdx.x == 0) partials[row * gridDim.y + blockIdx.y] = s;
+}
+
+#define SPLIT_STATS(NAME, D)                                                                \
+    extern "C" __global__ void NAME(const D::storage* logits, const void* labels,           \
+                                    int labels_i64, i64 seq_len, int shift,                 \
+                                    i64 ignore_index, int vocab, float softcap,             \
+                                    const i64* counters, Stats* partials) {                 \
+        split_stats<D>(logits, labels, labels_i64, seq_len, shift, ignore_index, vocab,     \
+                       softcap, counters, partials);                                        \
+    }
+SPLIT_STATS(ce_split_stats_f32, F32)
+SPLIT_STATS(ce_split_stats_f16, F16)
+SPLIT_STATS(ce_split_stats_bf16, BF16)
+
+// One thread per row merges its partials in order.
+template <class D>
+__device__ __forceinline__ void split_finish(const typename D::storage* logits,
+                                             const void* labels, int labels_i64, i64 rows,
+                                             i64 seq_len, int shift, i64 ignore_index,
+                                             int vocab, int splits, Options o,
+                                             const i64* counters, const Stats* partials,
+                                             float* row_loss, float* lse_out) {
+    if (counters[1] != NO_BAD_LABEL) return;
+    i64 row = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (row >= rows) return;
+    i64 target = target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab);
+    if (target < 0) {
+        row_loss[row] = 0.0f;
+        lse_out[row] = NAN;
+        return;
+    }
+    Stats s = partials[row * splits];
+    for (int k = 1; k < splits; ++k) s = merge(s, partials[row * splits + k]);
+    float lse = lse_of(s);
+    float target_c = softcapped(to_f32<D>(logits[row * (i64)vocab + target]), o.softcap);
+    row_loss[row] = row_loss_of(lse, target_c, s.sum_c, vocab, o);
+    lse_out[row] = lse;
+}
+
+#define SPLIT_FINISH(NAME, D)                                                               \
+    extern "C" __global__ void NAME(const D::storage* logits, const void* labels,           \
+                                    int labels_i64, i64 rows, i64 seq_len, int shift,       \
+                                    i64 ignore_index, int vocab, int splits, Options o,     \
+                                    const i64* counters, const Stats* partials,             \
+                                    float* row_loss, float* lse_out) {                      \
+        split_finish<D>(logits, labels, labels_i64, rows, seq_len, shift, ignore_index,     \
+                        vocab, splits, o, counters, partials, row_loss, lse_out);           \
+    }
+SPLIT_FINISH(ce_split_finish_f32, F32)
+SPLIT_FINISH(ce_split_finish_f16, F16)
+SPLIT_FINISH(ce_split_finish_bf16, BF16)
+
+// Gradient of one span per block, from the lse the finish kernel stored.
+template <class D>
+__device__ __forceinline__ void split_grad(const typename D::storage* logits,
+                                           typename D::storage* grad, const void* labels,
+                                           int labels_i64, i64 seq_len, int shift,
+                                           i64 ignore_index, int vocab, Options o,
+                                           const i64* counters, const float* lse) {
+    if (counters[1] != NO_BAD_LABEL) return;
+    i64 row = blockIdx.x;
+    int begin, end;
+    split_span(vocab, gridDim.y, blockIdx.y, &begin, &end);
+    typename D::storage* out = grad + row * (i64)vocab;
+    i64 target = target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab);
+    if (target < 0) {
+        zero_span<D>(out, begin, end);
+        return;
+    }
+    span_gradient<D>(logits + row * (i64)vocab, out, begin, end, lse[row], target, vocab,
+                     gradient_scale(o, counters), o);
+}
+
+#define SPLIT_GRAD(NAME, D)                                                                 \
+    extern "C" __global__ void NAME(const D::storage* logits, D::storage* grad,             \
+                                    const void* labels, int labels_i64, i64 seq_len,        \
+                                    int shift, i64 ignore_index, int vocab, Options o,      \
+                                    const i64* counters, const float* lse) {                \
+        split_grad<D>(logits, grad, labels, labels_i64, seq_len, shift, ignore_index,       \
+                      vocab, o, counters, lse);                                             \
+    }
+SPLIT_GRAD(ce_split_grad_f32, F32)
+SPLIT_GRAD(ce_split_grad_f16, F16)
+SPLIT_GRAD(ce_split_grad_bf16, BF16)
+
+// ---- 3. the reduced loss: f64 sum of the row losses in a fixed order (one block) ----
+
+extern "C" __global__ void ce_reduce(const float* row_loss, i64 rows, Options o,
+                                     const i64* counters, float* result) {
+    __shared__ double sums[32];
+    if (counters[1] != NO_BAD_LABEL) {  // the host raises; NaN for anyone who reads on
+        if (threadIdx.x == 0) result[0] = NAN;
+        return;
+    }
+    double s = 0.0;
+    for (i64 i = threadIdx.x; i < rows; i += blockDim.x) s += (double)row_loss[i];
+    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) sums[warp] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double total = 0.0;
+        for (int w = 0; w < (int)(blockDim.x + 31) / 32; ++w) total += sums[w];
+        if (o.reduction == REDUCTION_MEAN) {
+            double divisor = o.num_items > 0.0f ? (double)o.num_items : (double)counters[0];
+            total = divisor > 0.0 ? total / divisor : 0.0;
+        }
+        result[0] = (float)total;
+    }
+}

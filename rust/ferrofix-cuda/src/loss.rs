@@ -1,0 +1,460 @@
+//! The causal-LM loss on CUDA: ferrofix-core's contract, launched on the caller's stream.
+//!
+//! The caller (the binding, on behalf of torch) validates shapes with
+//! [`ferrofix_core::loss::Problem`], allocates every buffer and passes raw device pointers;
+//! nothing here allocates or synchronises. Launch order on the stream:
+//! `ce_count` (label check and valid-row count into `counters`), then either `ce_fused_*`
+//! (one block per row) or, for few rows of a large vocabulary, `ce_split_stats_*`,
+//! `ce_split_finish_*` and `ce_split_grad_*` (several blocks per row and a second
+//! reduction), then `ce_reduce` for `mean`/`sum`. A bad label makes every later kernel
+//! return without writing; the caller reads `counters[1]` and raises.
+
+use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg, sys};
+use ferrofix_core::dtype::DType;
+use ferrofix_core::loss::{LossOptions, Problem, Reduction};
+
+use crate::kernels::{CROSS_ENTROPY, function};
+use crate::runtime::{context, device_info, driver_error, guarded};
+use crate::{Error, Result};
+
+/// The operation's name in error messages.
+const OP: &str = "causal_lm_loss";
+/// Threads of the one-block kernels (label count, final reduction).
+const SINGLE_BLOCK: u32 = 1024;
+/// Threads per block of the split kernels and of the per-row finish.
+const SPLIT_BLOCK: u32 = 512;
+const FINISH_BLOCK: u32 = 128;
+/// Vocabulary elements one split block should stream at least.
+const SPLIT_SPAN: usize = 16_384;
+/// Size of one `Stats` record of the split workspace: `{max2, sum, sum_c}` as f32.
+pub const STATS_BYTES: usize = 12;
+
+/// The options as the kernels take them (`struct Options` in `cross_entropy.cu`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct KernelOptions {
+    softcap: f32,
+    smoothing: f32,
+    z_scale: f32,
+    reduction: i32,
+    num_items: f32,
+}
+
+// SAFETY: a plain `repr(C)` struct of 4-byte scalars, laid out as the kernels' `Options`.
+unsafe impl DeviceRepr for KernelOptions {}
+
+impl KernelOptions {
+    fn new(options: &LossOptions) -> Self {
+        Self {
+            softcap: options.softcap.unwrap_or(0.0) as f32,
+            smoothing: options.label_smoothing as f32,
+            z_scale: options.z_loss_scale as f32,
+            reduction: match options.reduction {
+                Reduction::Mean => 0,
+                Reduction::Sum => 1,
+                Reduction::None => 2,
+            },
+            num_items: options.num_items_in_batch.unwrap_or(0.0) as f32,
+        }
+    }
+}
+
+/// How the rows are spread over blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Blocks per row: 1 runs the fused kernel, more the vocabulary-split path.
+    pub splits: u32,
+    /// Threads per block of the row kernels.
+    pub threads: u32,
+}
+
+impl Plan {
+    /// The plan for `rows × vocab` on a device with `multiprocessors` SMs: one block per
+    /// row whenever that fills the device (or the vocabulary is small), else enough
+    /// vocabulary splits to give every SM a few blocks.
+    pub fn choose(rows: usize, vocab: usize, multiprocessors: usize) -> Self {
+        let wanted_blocks = 4 * multiprocessors.max(1);
+        let splits = if rows >= wanted_blocks / 2 || vocab < 4 * SPLIT_SPAN {
+            1
+        } else {
+            let by_vocab = vocab / SPLIT_SPAN;
+            let by_device = wanted_blocks.div_ceil(rows.max(1));
+            by_vocab.min(by_device).clamp(1, 1024)
+        };
+        Self::with_splits(splits as u32, vocab)
+    }
+
+    /// The plan with a given number of blocks per row (tests force the split path).
+    pub fn with_splits(splits: u32, vocab: usize) -> Self {
+        if splits > 1 {
+            return Self {
+                splits,
+                threads: SPLIT_BLOCK,
+            };
+        }
+        // About 16 elements per thread, in whole warps, at most 1024 threads.
+        let threads = vocab.div_ceil(16).div_ceil(32) * 32;
+        Self {
+            splits: 1,
+            threads: threads.clamp(32, 1024) as u32,
+        }
+    }
+
+    /// Bytes of device workspace the plan needs (the split path's per-row partials).
+    pub fn workspace_bytes(&self, rows: usize) -> usize {
+        if self.splits > 1 {
+            rows * self.splits as usize * STATS_BYTES
+        } else {
+            0
+        }
+    }
+}
+
+/// The plan for a call on device `ordinal`, or with `splits` blocks per row when given.
+///
+/// # Errors
+/// As [`device_info`]; [`Error::InvalidArgument`] for `splits` outside [1, 65535].
+pub fn plan(ordinal: usize, rows: usize, vocab: usize, splits: Option<u32>) -> Result<Plan> {
+    if let Some(splits) = splits {
+        if !(1..=65_535).contains(&splits) {
+            return Err(Error::invalid(
+                "splits",
+                format!("must be in [1, 65535], got {splits}"),
+            ));
+        }
+        return Ok(Plan::with_splits(splits, vocab));
+    }
+    let sms = device_info(ordinal)?.multiprocessors;
+    Ok(Plan::choose(rows, vocab, sms))
+}
+
+/// Device pointers of one call. Every buffer is the caller's, on device `device`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceBuffers {
+    /// Contiguous `rows × vocab` logits.
+    pub logits: u64,
+    /// Where the gradient goes (`rows × vocab`, logits dtype); 0 for none, `logits` for
+    /// in place.
+    pub grad: u64,
+    /// `rows` contiguous labels, int32 or int64.
+    pub labels: u64,
+    /// Whether the labels are int64.
+    pub labels_i64: bool,
+    /// `rows` f32: each row's loss (0 where it contributes nothing).
+    pub row_loss: u64,
+    /// `rows` f32: each row's log-sum-exp (NaN where it contributes nothing).
+    pub lse: u64,
+    /// 2 i64: valid rows, then the first bad label's position or `i64::MAX`.
+    pub counters: u64,
+    /// 1 f32: the reduced loss (`mean` and `sum`).
+    pub result: u64,
+    /// [`Plan::workspace_bytes`] bytes, 16-byte aligned (0 when the plan needs none).
+    pub workspace: u64,
+}
+
+/// Check what the kernels cannot: dtype, vocabulary width, options, the plan's workspace.
+fn validate(
+    dtype: DType,
+    problem: &Problem,
+    options: &LossOptions,
+    plan: &Plan,
+    buffers: &DeviceBuffers,
+) -> Result<()> {
+    options.validate()?;
+    if !matches!(dtype, DType::Float32 | DType::Float16 | DType::BFloat16) {
+        return Err(Error::UnsupportedDtype {
+            dtype: dtype.name().into(),
+            op: "causal_lm_loss on CUDA",
+            supported: "float32, bfloat16, float16".into(),
+        });
+    }
+    if problem.vocab > i32::MAX as usize {
+        return Err(Error::invalid(
+            "logits",
+            format!(
+                "the vocabulary dimension V must be < 2**31 on CUDA, got {}",
+                problem.vocab
+            ),
+        ));
+    }
+    if plan.splits == 0 || plan.splits > 65_535 {
+        return Err(Error::invalid(
+            "splits",
+            format!("must be in [1, 65535], got {}", plan.splits),
+        ));
+    }
+    if plan.splits > 1 && buffers.workspace == 0 {
+        return Err(Error::invalid(
+            "workspace",
+            "the vocabulary-split plan needs a workspace buffer",
+        ));
+    }
+    let required = [
+        ("logits", buffers.logits),
+        ("labels", buffers.labels),
+        ("row_loss", buffers.row_loss),
+        ("lse", buffers.lse),
+        ("counters", buffers.counters),
+        ("result", buffers.result),
+    ];
+    if let Some((name, _)) = required.iter().find(|(_, pointer)| *pointer == 0) {
+        return Err(Error::invalid(
+            "buffers",
+            format!("{name} must be a device pointer, got null"),
+        ));
+    }
+    Ok(())
+}
+
+fn suffix(dtype: DType) -> &'static str {
+    match dtype {
+        DType::Float16 => "f16",
+        DType::BFloat16 => "bf16",
+        _ => "f32",
+    }
+}
+
+fn grid(x: usize, y: u32, threads: u32) -> Result<LaunchConfig> {
+    let x = u32::try_from(x)
+        .ok()
+        .filter(|&x| x < (1 << 31))
+        .ok_or_else(|| Error::invalid("logits", format!("too many rows for one launch: {x}")))?;
+    Ok(LaunchConfig {
+        grid_dim: (x, y, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+/// Launch the loss on `stream` (a raw `CUstream` of device `device`, 0 for the legacy
+/// default stream). Returns as soon as the kernels are queued.
+///
+/// # Safety
+/// Every pointer in `buffers` must be a live allocation on device `device` of the size
+/// the field documents for `problem`, and must stay alive until the stream has run the
+/// kernels; `stream` must be a live stream of that device's primary context.
+///
+/// # Errors
+/// [`Error::CudaUnavailable`] without a driver, [`Error::UnsupportedDtype`] for f64,
+/// [`Error::InvalidArgument`] for bad options, [`Error::Cuda`] when a launch fails.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn launch(
+    device: usize,
+    stream: u64,
+    dtype: DType,
+    problem: &Problem,
+    options: &LossOptions,
+    plan: &Plan,
+    buffers: &DeviceBuffers,
+) -> Result<()> {
+    validate(dtype, problem, options, plan, buffers)?;
+    let ctx = context(device)?;
+    let count = function(&CROSS_ENTROPY, "ce_count", device)?;
+    let reduce = function(&CROSS_ENTROPY, "ce_reduce", device)?;
+    let kind = suffix(dtype);
+    let row_kernels = if plan.splits == 1 {
+        vec![function(
+            &CROSS_ENTROPY,
+            &format!("ce_fused_{kind}"),
+            device,
+        )?]
+    } else {
+        ["stats", "finish", "grad"]
+            .iter()
+            .map(|step| function(&CROSS_ENTROPY, &format!("ce_split_{step}_{kind}"), device))
+            .collect::<Result<_>>()?
+    };
+    guarded(OP, || {
+        // SAFETY: the caller guarantees `stream` is a live stream of this context.
+        let stream = unsafe { ctx.wrap_borrowed_stream(stream as sys::CUstream) };
+        let fail = |step: &'static str| move |err| driver_error(&format!("{OP} ({step})"), err);
+        let options_arg = KernelOptions::new(options);
+        let labels_i64 = i32::from(buffers.labels_i64);
+        let rows = problem.rows as i64;
+        let seq_len = problem.seq_len as i64;
+        let shift = i32::from(problem.shift);
+        let ignore = options.ignore_index;
+        let vocab = problem.vocab as i32;
+        let single = grid(1, 1, SINGLE_BLOCK)?;
+
+        // Every launch below passes the kernel's parameter list in `cross_entropy.cu` one
+        // for one; the caller guarantees the pointers and their sizes.
+        let mut args = stream.launch_builder(&count);
+        args.arg(&buffers.labels)
+            .arg(&labels_i64)
+            .arg(&rows)
+            .arg(&seq_len);
+        args.arg(&shift)
+            .arg(&ignore)
+            .arg(&vocab)
+            .arg(&buffers.counters);
+        // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+        unsafe { args.launch(single) }.map_err(fail("ce_count"))?;
+
+        if problem.rows > 0 && plan.splits == 1 {
+            let mut args = stream.launch_builder(&row_kernels[0]);
+            args.arg(&buffers.logits)
+                .arg(&buffers.grad)
+                .arg(&buffers.labels);
+            args.arg(&labels_i64)
+                .arg(&seq_len)
+                .arg(&shift)
+                .arg(&ignore)
+                .arg(&vocab);
+            args.arg(&options_arg)
+                .arg(&buffers.counters)
+                .arg(&buffers.row_loss);
+            args.arg(&buffers.lse);
+            let config = grid(problem.rows, 1, plan.threads)?;
+            // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+            unsafe { args.launch(config) }.map_err(fail("ce_fused"))?;
+        } else if problem.rows > 0 {
+            let softcap = options_arg.softcap;
+            let splits = plan.splits as i32;
+            let split_grid = grid(problem.rows, plan.splits, plan.threads)?;
+            let mut args = stream.launch_builder(&row_kernels[0]);
+            args.arg(&buffers.logits)
+                .arg(&buffers.labels)
+                .arg(&labels_i64);
+            args.arg(&seq_len)
+                .arg(&shift)
+                .arg(&ignore)
+                .arg(&vocab)
+                .arg(&softcap);
+            args.arg(&buffers.counters).arg(&buffers.workspace);
+            // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+            unsafe { args.launch(split_grid) }.map_err(fail("ce_split_stats"))?;
+
+            let mut args = stream.launch_builder(&row_kernels[1]);
+            args.arg(&buffers.logits)
+                .arg(&buffers.labels)
+                .arg(&labels_i64)
+                .arg(&rows);
+            args.arg(&seq_len)
+                .arg(&shift)
+                .arg(&ignore)
+                .arg(&vocab)
+                .arg(&splits);
+            args.arg(&options_arg)
+                .arg(&buffers.counters)
+                .arg(&buffers.workspace);
+            args.arg(&buffers.row_loss).arg(&buffers.lse);
+            let finish = grid(
+                problem.rows.div_ceil(FINISH_BLOCK as usize),
+                1,
+                FINISH_BLOCK,
+            )?;
+            // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+            unsafe { args.launch(finish) }.map_err(fail("ce_split_finish"))?;
+
+            if buffers.grad != 0 {
+                let mut args = stream.launch_builder(&row_kernels[2]);
+                args.arg(&buffers.logits)
+                    .arg(&buffers.grad)
+                    .arg(&buffers.labels);
+                args.arg(&labels_i64)
+                    .arg(&seq_len)
+                    .arg(&shift)
+                    .arg(&ignore)
+                    .arg(&vocab);
+                args.arg(&options_arg)
+                    .arg(&buffers.counters)
+                    .arg(&buffers.lse);
+                // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+                unsafe { args.launch(split_grid) }.map_err(fail("ce_split_grad"))?;
+            }
+        }
+
+        if options.reduction != Reduction::None {
+            let mut args = stream.launch_builder(&reduce);
+            args.arg(&buffers.row_loss).arg(&rows).arg(&options_arg);
+            args.arg(&buffers.counters).arg(&buffers.result);
+            // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+            unsafe { args.launch(single) }.map_err(fail("ce_reduce"))?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_fuse_when_rows_fill_the_device_and_split_otherwise() {
+        let big = Plan::choose(8192, 128_256, 132);
+        assert_eq!(
+            big,
+            Plan {
+                splits: 1,
+                threads: 1024
+            }
+        );
+        assert_eq!(big.workspace_bytes(8192), 0);
+        let small_vocab = Plan::choose(4, 1000, 132);
+        assert_eq!(small_vocab.splits, 1);
+        assert_eq!(small_vocab.threads, 64);
+        let few_rows = Plan::choose(4, 262_144, 132);
+        assert_eq!(few_rows.splits, 16); // 262144 / 16384, fewer than the device wants
+        assert_eq!(few_rows.threads, SPLIT_BLOCK);
+        assert_eq!(few_rows.workspace_bytes(4), 4 * 16 * STATS_BYTES);
+        assert_eq!(Plan::choose(1, 1, 132).threads, 32);
+    }
+
+    #[test]
+    fn bad_calls_are_rejected_before_any_driver_call() {
+        let problem = Problem::new(&[2, 4, 10], &[2, 4], true).unwrap();
+        let buffers = DeviceBuffers {
+            logits: 16,
+            grad: 0,
+            labels: 32,
+            labels_i64: true,
+            row_loss: 48,
+            lse: 64,
+            counters: 80,
+            result: 96,
+            workspace: 0,
+        };
+        let plan = Plan::choose(8, 10, 132);
+        let options = LossOptions::default();
+        let err = validate(DType::Float64, &problem, &options, &plan, &buffers).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "causal_lm_loss on CUDA does not support dtype float64; supported: float32, \
+             bfloat16, float16"
+        );
+        let split = Plan {
+            splits: 4,
+            threads: 512,
+        };
+        let err = validate(DType::Float32, &problem, &options, &split, &buffers).unwrap_err();
+        assert!(err.to_string().starts_with("workspace:"), "{err}");
+        let null = DeviceBuffers { lse: 0, ..buffers };
+        let err = validate(DType::Float32, &problem, &options, &plan, &null).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "buffers: lse must be a device pointer, got null"
+        );
+        let bad_option = LossOptions {
+            label_smoothing: 2.0,
+            ..options
+        };
+        assert!(validate(DType::BFloat16, &problem, &bad_option, &plan, &buffers).is_err());
+        assert!(validate(DType::BFloat16, &problem, &options, &plan, &buffers).is_ok());
+    }
+
+    #[test]
+    fn options_reach_the_kernel_in_its_layout() {
+        assert_eq!(std::mem::size_of::<KernelOptions>(), 20);
+        let options = LossOptions {
+            softcap: Some(30.0),
+            reduction: Reduction::Sum,
+            ..LossOptions::default()
+        };
+        let kernel = KernelOptions::new(&options);
+        assert_eq!(
+            (kernel.softcap, kernel.reduction, kernel.num_items),
+            (30.0, 1, 0.0)
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! The CUDA driver: availability, one primary context per device, device facts.
+//!
+//! Every call into cudarc goes through [`guarded`]: the driver library is probed with
+//! `is_culib_present` first (cudarc panics when a library it needs cannot be loaded), and
+//! any panic that still escapes cudarc becomes an error instead of crossing into Python.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::{CudaContext, DriverError, sys};
+
+use crate::{Error, Result};
+
+/// Why the driver cannot be used, or None when `libcuda` loads.
+fn driver_missing() -> Option<String> {
+    // SAFETY: probing only dlopens candidate library names; it calls nothing in them.
+    let present = catch_unwind(|| unsafe { sys::is_culib_present() }).unwrap_or(false);
+    (!present).then(|| "the CUDA driver library (libcuda.so) was not found".to_string())
+}
+
+/// Run `f`, which calls cudarc, turning a missing driver or an escaped panic into errors.
+pub(crate) fn guarded<T>(op: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if let Some(reason) = driver_missing() {
+        return Err(Error::CudaUnavailable { reason });
+    }
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(Error::Cuda {
+            op: op.to_string(),
+            message: "the CUDA bindings panicked (see stderr)".into(),
+        })
+    })
+}
+
+/// A driver error as a core error naming the operation.
+pub(crate) fn driver_error(op: &str, err: DriverError) -> Error {
+    let message = match err.error_string() {
+        Ok(text) => format!("{:?}: {}", err.0, text.to_string_lossy()),
+        Err(_) => format!("{:?}", err.0),
+    };
+    Error::Cuda {
+        op: op.to_string(),
+        message,
+    }
+}
+
+/// Whether a CUDA driver is present and reports at least one device. Never panics.
+pub fn cuda_available() -> bool {
+    device_count().is_ok_and(|count| count > 0)
+}
+
+/// Number of CUDA devices the driver reports.
+///
+/// # Errors
+/// [`Error::CudaUnavailable`] without a driver or when it fails to initialise.
+pub fn device_count() -> Result<usize> {
+    guarded("cuDeviceGetCount", || {
+        let unavailable = |err: DriverError| Error::CudaUnavailable {
+            reason: format!("the CUDA driver failed to initialise ({:?})", err.0),
+        };
+        cudarc::driver::result::init().map_err(unavailable)?;
+        let count = cudarc::driver::result::device::get_count().map_err(unavailable)?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    })
+}
+
+/// The driver's CUDA version as `(major, minor)`, e.g. `(13, 0)`.
+///
+/// # Errors
+/// [`Error::CudaUnavailable`] without a driver.
+pub fn driver_version() -> Result<(i32, i32)> {
+    guarded("cuDriverGetVersion", || {
+        let mut version = 0;
+        // SAFETY: the driver library is loaded (checked by `guarded`); `version` is a valid
+        // out-pointer for the duration of the call.
+        unsafe { sys::cuDriverGetVersion(&mut version) }
+            .result()
+            .map_err(|err| driver_error("cuDriverGetVersion", err))?;
+        Ok((version / 1000, (version % 1000) / 10))
+    })
+}
+
+/// The primary context of device `ordinal`, retained once per process and shared with
+/// torch (which also runs on the primary context), bound to the calling thread.
+///
+/// # Errors
+/// [`Error::CudaUnavailable`] without a driver; [`Error::InvalidArgument`] for a device
+/// that does not exist; [`Error::Cuda`] when the driver fails.
+pub fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
+    static CONTEXTS: OnceLock<Mutex<HashMap<usize, Arc<CudaContext>>>> = OnceLock::new();
+    let count = device_count()?;
+    if count == 0 {
+        return Err(Error::CudaUnavailable {
+            reason: "the CUDA driver reports no device".into(),
+        });
+    }
+    if ordinal >= count {
+        return Err(Error::invalid(
+            "device",
+            format!("must be a CUDA device index in [0, {count}), got {ordinal}"),
+        ));
+    }
+    guarded("cuDevicePrimaryCtxRetain", || {
+        let mut contexts = CONTEXTS
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ctx = match contexts.get(&ordinal) {
+            Some(ctx) => ctx.clone(),
+            None => {
+                let ctx = CudaContext::new(ordinal)
+                    .map_err(|err| driver_error("cuDevicePrimaryCtxRetain", err))?;
+                contexts.insert(ordinal, ctx.clone());
+                ctx
+            }
+        };
+        ctx.bind_to_thread()
+            .map_err(|err| driver_error("cuCtxSetCurrent", err))?;
+        Ok(ctx)
+    })
+}
+
+/// What `python -m ferrofix doctor` reports about one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device index.
+    pub ordinal: usize,
+    /// Marketing name, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    /// Compute capability `(major, minor)`.
+    pub compute_capability: (i32, i32),
+    /// Total memory in bytes.
+    pub total_memory: usize,
+    /// Number of streaming multiprocessors.
+    pub multiprocessors: usize,
+}
+
+/// Facts about device `ordinal`.
+///
+/// # Errors
+/// As [`context`].
+pub fn device_info(ordinal: usize) -> Result<DeviceInfo> {
+    let ctx = context(ordinal)?;
+    guarded("cuDeviceGetAttribute", || {
+        let fail = |err| driver_error("cuDeviceGetAttribute", err);
+        let sms = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(fail)?;
+        Ok(DeviceInfo {
+            ordinal,
+            name: ctx.name().map_err(fail)?,
+            compute_capability: ctx.compute_capability().map_err(fail)?,
+            total_memory: ctx.total_mem().map_err(fail)?,
+            multiprocessors: usize::try_from(sms).unwrap_or(1).max(1),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_never_panic_and_agree_with_each_other() {
+        // Runs on every machine: without a driver each probe reports, never panics.
+        let available = cuda_available();
+        match device_count() {
+            Ok(count) => assert_eq!(available, count > 0),
+            Err(err) => {
+                assert!(!available);
+                assert!(matches!(err, Error::CudaUnavailable { .. }), "{err}");
+            }
+        }
+        if !available {
+            let err = context(0).unwrap_err();
+            assert!(matches!(err, Error::CudaUnavailable { .. }), "{err}");
+        }
+    }
+}
