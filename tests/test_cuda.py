@@ -59,7 +59,7 @@ BAD_CALLS = [
     (
         lambda n: n.cuda_compile("nope.cu", "compute_80"),
         ConfigError,
-        "kernel: must be one of cross_entropy.cu, got \"nope.cu\"",
+        'kernel: must be one of cross_entropy.cu, got "nope.cu"',
     ),
     (
         lambda n: n.cuda_compile("cross_entropy.cu", "sm90"),
@@ -92,11 +92,11 @@ def test_probes_answer_without_a_gpu() -> None:
     assert isinstance(available, bool)
     if available:
         pytest.skip("this machine has a CUDA device")
-    with pytest.raises(CudaUnavailableError, match="^CUDA is not available: "):
+    with pytest.raises(CudaUnavailableError, match=r"^CUDA is not available: "):
         native.cuda_devices()
-    with pytest.raises(CudaUnavailableError, match="^CUDA is not available: "):
+    with pytest.raises(CudaUnavailableError, match=r"^CUDA is not available: "):
         native.cuda_loss_plan(0, 8, 100)
-    with pytest.raises(CudaUnavailableError, match="^CUDA is not available: "):
+    with pytest.raises(CudaUnavailableError, match=r"^CUDA is not available: "):
         native.cuda_causal_lm_loss(
             0, 0, "float32", [2, 3, 5], [2, 3], shift=True, ignore_index=-100,
             reduction="mean", z_loss_scale=0.0, softcap=None, label_smoothing=0.0,

@@ -82,8 +82,7 @@ def _labels_on(labels: Any, device: Any) -> Any:
         labels = torch.from_numpy(np.ascontiguousarray(array.astype(np.int64, copy=False)))
     elif labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise DtypeError(
-            f"causal_lm_loss labels: expected an integer tensor, got "
-            f"{_torch.dtype_name(labels)}"
+            f"causal_lm_loss labels: expected an integer tensor, got {_torch.dtype_name(labels)}"
         )
     if labels.dtype not in (torch.int32, torch.int64):
         labels = labels.to(torch.int64)

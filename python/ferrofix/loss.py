@@ -347,9 +347,7 @@ def _cuda_loss_and_grad(logits: Any, labels: Any, options: _Options, in_place: b
     """:func:`causal_lm_loss_and_grad` for CUDA tensors: the loss stays a device tensor."""
     from ferrofix import _cuda
 
-    loss, _, grad = _cuda.causal_lm_loss(
-        logits, labels, options, with_grad=True, in_place=in_place
-    )
+    loss, _, grad = _cuda.causal_lm_loss(logits, labels, options, with_grad=True, in_place=in_place)
     return _cuda_shaped(loss, logits, options), logits if in_place else grad
 
 
