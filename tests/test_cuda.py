@@ -3,6 +3,7 @@ never crash, and a CPU-only machine gets clear errors."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -138,3 +139,30 @@ def test_doctor_reports_cuda_and_compiles_every_kernel() -> None:
         compiled = [line for line in lines if line.startswith("kernels: ")]
         assert compiled, lines
         assert not any("FAILED" in line for line in compiled), compiled
+
+
+def test_disk_cache_keeps_one_image_per_source_and_architecture(tmp_path) -> None:
+    nvrtc_or_skip()
+    code = (
+        "from ferrofix import _cuda; n = _cuda.core(); "
+        "a = n.cuda_compile('cross_entropy.cu', 'compute_80', cached=True)[0]; "
+        "b = n.cuda_compile('cross_entropy.cu', 'compute_80', cached=True)[0]; "
+        "c = n.cuda_compile('cross_entropy.cu', 'compute_80')[0]; "
+        "print(a == b == c)"
+    )
+    env = dict(os.environ, FERROFIX_KERNEL_CACHE=str(tmp_path))
+    for _ in range(2):  # the second process reads the image the first one wrote
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        assert out.stdout.strip() == "True"
+        files = sorted(p.name for p in tmp_path.iterdir())
+        assert len(files) == 1
+        assert re.fullmatch(r"cross_entropy-compute_80-[0-9a-f]{16}\.ptx", files[0])
+
+
+def test_cuda_available_is_public_and_agrees_with_the_probes() -> None:
+    import ferrofix
+
+    native = _cuda.core()
+    assert ferrofix.cuda_available() is (native.cuda_available() and native.nvrtc_available())

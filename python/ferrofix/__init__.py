@@ -21,6 +21,7 @@ _LAZY = {
     "causal_lm_loss_and_grad": "ferrofix.loss",
     "CausalLoss": "ferrofix.loss",
     "ChunkedCausalLoss": "ferrofix.loss",
+    "cuda_available": "ferrofix._cuda",
     "noise": "ferrofix.noise",
     "ddpm": "ferrofix.ddpm",
     "mixins": "ferrofix.mixins",

@@ -29,6 +29,44 @@ def causal_lm_loss(
     in_place: bool = False,
     return_lse: bool = False,
 ) -> tuple[float, np.ndarray | None, np.ndarray | None, int]: ...
+
+# CUDA backend (rust/ferrofix-cuda): probes, the NVRTC compile check, the loss launch.
+def cuda_available() -> bool: ...
+def cuda_driver_version() -> tuple[int, int]: ...
+def cuda_devices() -> list[tuple[int, str, tuple[int, int], int, int]]: ...
+def nvrtc_available() -> bool: ...
+def nvrtc_version() -> tuple[int, int]: ...
+def cuda_kernel_files() -> list[tuple[str, list[str]]]: ...
+def cuda_compile(file: str, arch: str, *, cached: bool = False) -> tuple[bytes, str]: ...
+def cuda_loss_plan(
+    device: int, rows: int, vocab: int, splits: int | None = None
+) -> tuple[int, int, int]: ...
+def cuda_causal_lm_loss(
+    device: int,
+    stream: int,
+    dtype: str,
+    logits_shape: list[int],
+    labels_shape: list[int],
+    *,
+    shift: bool,
+    ignore_index: int,
+    reduction: str,
+    z_loss_scale: float,
+    softcap: float | None,
+    label_smoothing: float,
+    num_items_in_batch: float | None,
+    logits: int,
+    grad: int,
+    labels: int,
+    labels_i64: bool,
+    row_loss: int,
+    lse: int,
+    counters: int,
+    result: int,
+    workspace: int,
+    splits: int,
+    threads: int,
+) -> None: ...
 def pack(
     lengths: np.ndarray, capacity: int, strategy: str, overflow: str
 ) -> dict[str, np.ndarray]: ...

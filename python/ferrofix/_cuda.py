@@ -68,6 +68,15 @@ def core() -> Any:
     return _native.core()
 
 
+def cuda_available() -> bool:
+    """Whether ferrofix's CUDA kernels can run here: a driver with a device, and NVRTC.
+
+    Never raises and never imports torch; probes the libraries with dlopen only.
+    """
+    native = core()
+    return bool(native.cuda_available() and native.nvrtc_available())
+
+
 def _labels_on(labels: Any, device: Any) -> Any:
     """Labels as a contiguous int32/int64 tensor on ``device``."""
     torch = _torch.loaded_torch()

@@ -84,14 +84,27 @@ fn parse_target(arch: &str) -> Result<Target> {
     })
 }
 
-/// Compile one kernel source for `arch` without the caches; returns `(image bytes, log)`.
-/// Compile errors and warnings raise `CudaError` with NVRTC's log.
+/// Compile one kernel source for `arch`; returns `(image bytes, log)`. `cached` goes
+/// through the per-process and disk caches the device path uses. Compile errors and
+/// warnings raise `CudaError` with NVRTC's log.
 #[pyfunction]
-fn cuda_compile(py: Python<'_>, file: &str, arch: &str) -> PyResult<(Vec<u8>, String)> {
+#[pyo3(signature = (file, arch, *, cached=false))]
+fn cuda_compile(
+    py: Python<'_>,
+    file: &str,
+    arch: &str,
+    cached: bool,
+) -> PyResult<(Vec<u8>, String)> {
     let kernel = by_file(file).map_err(to_py)?;
     let target = parse_target(arch).map_err(to_py)?;
     let image = py
-        .detach(|| nvrtc::compile_uncached(kernel, target))
+        .detach(|| {
+            if cached {
+                nvrtc::compile(kernel, target).map(|image| (*image).clone())
+            } else {
+                nvrtc::compile_uncached(kernel, target)
+            }
+        })
         .map_err(to_py)?;
     Ok((image.bytes, image.log))
 }
