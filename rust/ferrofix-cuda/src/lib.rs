@@ -11,6 +11,7 @@
 //! and work is ordered with the caller's own kernels without a host sync.
 
 pub mod kernels;
+mod library;
 pub mod loss;
 pub mod nvrtc;
 pub mod runtime;

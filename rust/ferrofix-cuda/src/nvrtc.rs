@@ -8,13 +8,13 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::nvrtc::sys;
 
 use crate::kernels::KernelSource;
+use crate::library::NVRTC;
 use crate::{Error, Result};
 
 /// What to compile to.
@@ -41,32 +41,13 @@ impl Target {
 /// Options every kernel is compiled with.
 const OPTIONS: [&str; 2] = ["-std=c++17", "--fmad=true"];
 
-/// Why NVRTC cannot be used, or None when `libnvrtc` loads.
-fn nvrtc_missing() -> Option<String> {
-    // SAFETY: probing only dlopens candidate library names.
-    let present = catch_unwind(|| unsafe { sys::is_culib_present() }).unwrap_or(false);
-    (!present).then(|| {
-        "the NVRTC library (libnvrtc.so) was not found; install torch or the \
-         nvidia-cuda-nvrtc package and import ferrofix through Python, which preloads it"
-            .to_string()
-    })
-}
-
 fn guarded<T>(op: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    if let Some(reason) = nvrtc_missing() {
-        return Err(Error::CudaUnavailable { reason });
-    }
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(Error::Cuda {
-            op: op.to_string(),
-            message: "the NVRTC bindings panicked (see stderr)".into(),
-        })
-    })
+    NVRTC.guarded(op, f)
 }
 
 /// Whether NVRTC can be loaded. Never panics.
 pub fn nvrtc_available() -> bool {
-    nvrtc_missing().is_none()
+    NVRTC.present()
 }
 
 /// NVRTC's version as `(major, minor)`.

@@ -1,35 +1,19 @@
 //! The CUDA driver: availability, one primary context per device, device facts.
 //!
-//! Every call into cudarc goes through [`guarded`]: the driver library is probed with
-//! `is_culib_present` first (cudarc panics when a library it needs cannot be loaded), and
-//! any panic that still escapes cudarc becomes an error instead of crossing into Python.
+//! Every call into cudarc goes through [`guarded`] (see `library.rs`), so a machine without
+//! a driver gets [`Error::CudaUnavailable`], never a panic.
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaContext, DriverError, sys};
 
+use crate::library::DRIVER;
 use crate::{Error, Result};
 
-/// Why the driver cannot be used, or None when `libcuda` loads.
-fn driver_missing() -> Option<String> {
-    // SAFETY: probing only dlopens candidate library names; it calls nothing in them.
-    let present = catch_unwind(|| unsafe { sys::is_culib_present() }).unwrap_or(false);
-    (!present).then(|| "the CUDA driver library (libcuda.so) was not found".to_string())
-}
-
-/// Run `f`, which calls cudarc, turning a missing driver or an escaped panic into errors.
+/// Run `f`, which calls the driver through cudarc, guarded by the driver probe.
 pub(crate) fn guarded<T>(op: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    if let Some(reason) = driver_missing() {
-        return Err(Error::CudaUnavailable { reason });
-    }
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        Err(Error::Cuda {
-            op: op.to_string(),
-            message: "the CUDA bindings panicked (see stderr)".into(),
-        })
-    })
+    DRIVER.guarded(op, f)
 }
 
 /// A driver error as a core error naming the operation.
