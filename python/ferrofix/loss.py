@@ -1,4 +1,4 @@
-"""Fused causal-LM cross-entropy on the CPU: exact, memory-flat, numpy and torch autograd.
+"""Fused causal-LM cross-entropy: exact, memory-flat, numpy and torch autograd (CPU, CUDA).
 
 ``causal_lm_loss(logits, labels)`` is the loss an LM suite computes as
 ``F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1))``, without the
@@ -166,7 +166,9 @@ def causal_lm_loss(
 
     Args:
         logits: ``(B, T, V)`` or ``(N, V)``; a numpy array (float32/float16/float64, or
-            ml_dtypes bfloat16) or a torch CPU tensor (float32/bfloat16/float16/float64).
+            ml_dtypes bfloat16), a torch CPU tensor (float32/bfloat16/float16/float64) or a
+            torch CUDA tensor (float32/bfloat16/float16; ferrofix's CUDA kernels, on the
+            current stream; labels may live on any device).
         labels: ``(B, T)`` or ``(N,)`` integer ids, before the shift.
         ignore_index: Label value that contributes nothing.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
@@ -221,14 +223,15 @@ def causal_lm_loss_and_grad(
 ) -> tuple[Any, Any]:
     """The loss and its gradient with respect to ``logits``, in one fused pass.
 
-    Takes the arguments of :func:`causal_lm_loss` (numpy arrays or torch CPU tensors,
+    Takes the arguments of :func:`causal_lm_loss` (numpy arrays or torch tensors,
     no autograd). The gradient has the logits' shape and dtype and is already scaled by
     the reduction (for ``"none"``, each row's unscaled gradient). ``in_place=True``
     overwrites ``logits`` with the gradient and returns it, for callers that no longer
     need the logits (the logits must then be contiguous and writable).
 
     Returns:
-        ``(loss, grad)``; the loss as :func:`causal_lm_loss` returns it for numpy input.
+        ``(loss, grad)``; the loss as :func:`causal_lm_loss` returns it for numpy input,
+        except for CUDA tensors, where it stays a float32 device tensor (no host copy).
     """
     options = _Options(
         ignore_index, reduction, shift, z_loss_scale, softcap, label_smoothing, num_items_in_batch
@@ -458,6 +461,6 @@ def causal_lm_loss_fixture() -> Callable[..., Any]:
     """The fused causal-LM cross-entropy function (:func:`ferrofix.loss.causal_lm_loss`).
 
     Shift inside, ``ignore_index=-100``, mean over contributing tokens; numpy arrays or
-    torch CPU tensors (with autograd).
+    torch CPU or CUDA tensors (with autograd).
     """
     return causal_lm_loss
