@@ -288,7 +288,7 @@ pub unsafe fn launch(
             .arg(&ignore)
             .arg(&vocab)
             .arg(&buffers.counters);
-        // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+        // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
         unsafe { args.launch(single) }.map_err(fail("ce_count"))?;
 
         if problem.rows > 0 && plan.splits == 1 {
@@ -306,7 +306,7 @@ pub unsafe fn launch(
                 .arg(&buffers.row_loss);
             args.arg(&buffers.lse);
             let config = grid(problem.rows, 1, plan.threads)?;
-            // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+            // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(config) }.map_err(fail("ce_fused"))?;
         } else if problem.rows > 0 {
             let softcap = options_arg.softcap;
@@ -322,7 +322,7 @@ pub unsafe fn launch(
                 .arg(&vocab)
                 .arg(&softcap);
             args.arg(&buffers.counters).arg(&buffers.workspace);
-            // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+            // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(split_grid) }.map_err(fail("ce_split_stats"))?;
 
             let mut args = stream.launch_builder(&row_kernels[1]);
@@ -344,7 +344,7 @@ pub unsafe fn launch(
                 1,
                 FINISH_BLOCK,
             )?;
-            // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+            // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(finish) }.map_err(fail("ce_split_finish"))?;
 
             if buffers.grad != 0 {
@@ -360,7 +360,7 @@ pub unsafe fn launch(
                 args.arg(&options_arg)
                     .arg(&buffers.counters)
                     .arg(&buffers.lse);
-                // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+                // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
                 unsafe { args.launch(split_grid) }.map_err(fail("ce_split_grad"))?;
             }
         }
@@ -369,7 +369,7 @@ pub unsafe fn launch(
             let mut args = stream.launch_builder(&reduce);
             args.arg(&buffers.row_loss).arg(&rows).arg(&options_arg);
             args.arg(&buffers.counters).arg(&buffers.result);
-            // SAFETY: arguments match the kernel signature; pointers are the caller\'s (see above).
+            // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(single) }.map_err(fail("ce_reduce"))?;
         }
         Ok(())
