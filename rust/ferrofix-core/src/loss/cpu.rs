@@ -49,6 +49,16 @@ pub trait Compute:
     const NEG_INFINITY: Self;
     /// `e^self`; exact to a few ulp, NaN in gives NaN out, very negative gives 0.
     fn exp(self) -> Self;
+    /// Max of a chunk, ignoring NaN.
+    fn chunk_max(chunk: &[Self]) -> Self {
+        chunk_max(chunk)
+    }
+    /// Replace each `x` of a chunk by `exp(x − max)` and return their sum; `upcoming` is
+    /// the memory the caller reads next (a hint for prefetching).
+    fn exp_shifted_sum(chunk: &mut [Self], max: Self, upcoming: Upcoming) -> f64 {
+        let _ = upcoming;
+        chunk_exp_sum(chunk, max)
+    }
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
     /// `self·a + b`, fused where the CPU has FMA.
@@ -61,6 +71,28 @@ pub trait Compute:
     fn to_f64(self) -> f64;
 }
 
+/// The constants of f32 `exp`: `e^x = 2^n · e^r` with `n = round(x·log2 e)` and
+/// `r = x − n·ln 2` (ln 2 split in two for exactness), `e^r ≈ 1 + r + r²·P(r)`.
+pub(super) mod exp_constants {
+    pub const LOG2E: f32 = std::f32::consts::LOG2_E;
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    /// Below LO the result is subnormal or 0; above HI it would overflow 2^n.
+    pub const LO: f32 = -87.33;
+    pub const HI: f32 = 88.3;
+    /// Adding 1.5·2^23 rounds to an integer and leaves it in the low mantissa bits.
+    pub const ROUND: f32 = 12_582_912.0;
+    /// Cephes' polynomial, highest degree first.
+    pub const P: [f32; 6] = [
+        1.987_569_2e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ];
+}
+
 impl Compute for f32 {
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
 
@@ -68,29 +100,42 @@ impl Compute for f32 {
     /// vectorises; libm's `expf` is a call per element.
     #[inline(always)]
     fn exp(self) -> Self {
-        const LOG2E: f32 = std::f32::consts::LOG2_E;
-        const LN2_HI: f32 = 0.693_359_4;
-        const LN2_LO: f32 = -2.121_944_4e-4;
-        // Below LO the result is subnormal or 0; above HI it would overflow 2^k.
-        const LO: f32 = -87.33;
-        const HI: f32 = 88.3;
-        // Adding 1.5·2^23 rounds to an integer and leaves it in the low mantissa bits.
-        const ROUND: f32 = 12_582_912.0;
+        use exp_constants::{HI, LN2_HI, LN2_LO, LO, LOG2E, P, ROUND};
         let x = self.clamp(LO, HI); // NaN stays NaN and propagates
         let shifted = x.mul_add(LOG2E, ROUND);
         let k = shifted - ROUND;
         let k_int = (shifted.to_bits() as i32).wrapping_sub(0x4B40_0000);
         let r = (-k).mul_add(LN2_LO, (-k).mul_add(LN2_HI, x));
         let r2 = r * r;
-        let p = 1.987_569_2e-4_f32;
-        let p = p.mul_add(r, 1.398_199_9e-3);
-        let p = p.mul_add(r, 8.333_452e-3);
-        let p = p.mul_add(r, 4.166_579_6e-2);
-        let p = p.mul_add(r, 1.666_666_5e-1);
-        let p = p.mul_add(r, 0.5);
+        // Estrin's scheme: three levels of FMAs instead of Horner's five.
+        let high = P[0].mul_add(r, P[1]);
+        let mid = P[2].mul_add(r, P[3]);
+        let low = P[4].mul_add(r, P[5]);
+        let p = high.mul_add(r2, mid).mul_add(r2, low);
         let y = p.mul_add(r2, r + 1.0);
         let scale = f32::from_bits(((k_int + 127) as u32) << 23);
         if self < LO { 0.0 } else { y * scale }
+    }
+
+    #[inline(always)]
+    fn chunk_max(chunk: &[Self]) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx2::available() {
+            // SAFETY: the running CPU supports AVX2 and FMA (checked just above).
+            return unsafe { super::avx2::chunk_max(chunk) };
+        }
+        chunk_max(chunk)
+    }
+
+    #[inline(always)]
+    fn exp_shifted_sum(chunk: &mut [Self], max: Self, upcoming: Upcoming) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx2::available() && max != f32::NEG_INFINITY {
+            // SAFETY: the running CPU supports AVX2 and FMA (checked just above).
+            return unsafe { super::avx2::exp_shifted_sum(chunk, max, upcoming) };
+        }
+        let _ = upcoming;
+        chunk_exp_sum(chunk, max)
     }
 
     #[inline(always)]
@@ -213,6 +258,25 @@ impl Logit for bf16 {
     }
 }
 
+/// An address range to prefetch (possibly past the end of the logits: prefetches of
+/// addresses nothing maps are dropped, never faulted).
+#[derive(Clone, Copy)]
+pub struct Upcoming {
+    pub(super) start: usize,
+    pub(super) end: usize,
+}
+
+impl Upcoming {
+    /// The memory right after `chunk`, as long as `chunk` itself.
+    pub fn after<T>(chunk: &[T]) -> Self {
+        let start = chunk.as_ptr_range().end as usize;
+        Self {
+            start,
+            end: start + std::mem::size_of_val(chunk),
+        }
+    }
+}
+
 /// Per-call constants of the row kernel.
 struct RowConfig<C> {
     softcap: Option<(C, C)>,
@@ -233,7 +297,7 @@ fn apply_softcap<C: Compute>(chunk: &mut [C], softcap: Option<(C, C)>) {
 
 /// Max of a chunk, ignoring NaN (NaN is propagated through the exponentials instead).
 #[inline(always)]
-fn chunk_max<C: Compute>(chunk: &[C]) -> C {
+pub(super) fn chunk_max<C: Compute>(chunk: &[C]) -> C {
     let mut lanes = [C::NEG_INFINITY; LANES];
     let mut blocks = chunk.chunks_exact(LANES);
     for block in &mut blocks {
@@ -265,7 +329,7 @@ fn chunk_sum<C: Compute>(chunk: &[C]) -> f64 {
 /// Replace each `x` of a chunk by `exp(x − max)` and return their sum. A chunk whose max
 /// is −inf (all −inf or NaN) becomes zeros, or NaN where it held NaN.
 #[inline(always)]
-fn chunk_exp_sum<C: Compute>(chunk: &mut [C], max: C) -> f64 {
+pub(super) fn chunk_exp_sum<C: Compute>(chunk: &mut [C], max: C) -> f64 {
     if max == C::NEG_INFINITY {
         let mut total = 0.0;
         for value in chunk.iter_mut() {
@@ -319,9 +383,9 @@ fn row_statistics<T: Logit>(
         if config.smoothing > 0.0 {
             sum_logits += chunk_sum(staged);
         }
-        let chunk_max = chunk_max(staged);
+        let chunk_max = T::C::chunk_max(staged);
         *slot = chunk_max;
-        let chunk_sum_exp = chunk_exp_sum(staged, chunk_max);
+        let chunk_sum_exp = T::C::exp_shifted_sum(staged, chunk_max, Upcoming::after(chunk));
         let chunk_max = chunk_max.to_f64();
         if chunk_max > max {
             sum_exp = sum_exp * (max - chunk_max).exp() + chunk_sum_exp;

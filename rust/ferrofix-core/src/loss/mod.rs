@@ -18,6 +18,8 @@
 //! (shapes, label range) is checked here before a single row is computed, so an in-place
 //! gradient never leaves a half-written buffer behind an error.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 pub mod cpu;
 
 use crate::error::{Error, Result};

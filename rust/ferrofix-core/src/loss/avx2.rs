@@ -1,0 +1,218 @@
+//! Hand-vectorised f32 hot loops of pass 1 (chunk max, `exp(x − max)` and its sum).
+//!
+//! LLVM vectorises the portable loops in `cpu.rs`, but the clamp, the select and the
+//! float `2^k` there cost about twice the instructions of this version, and pass 1 is what
+//! bounds the whole loss (the logits stream in at well under the memory bandwidth). The
+//! arithmetic is the portable `exp`'s, operation for operation (same constants, the same
+//! fused multiply-adds, the same rounding), and lane `i` of the 16 accumulators sums the
+//! elements `≡ i (mod 16)` as `cpu.rs`'s do, so results are bit-identical with or without
+//! AVX2.
+
+use std::arch::x86_64::{
+    __m256, _CMP_LT_OQ, _MM_HINT_T0, _mm_prefetch, _mm256_add_epi32, _mm256_add_ps,
+    _mm256_andnot_ps, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_fmadd_ps,
+    _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_mul_ps, _mm256_set1_epi32,
+    _mm256_set1_ps, _mm256_setzero_ps, _mm256_slli_epi32, _mm256_storeu_ps, _mm256_sub_ps,
+};
+
+use super::cpu::{Upcoming, exp_constants as k};
+
+/// Elements per loop step: two AVX2 registers, matching `cpu.rs`'s 16 accumulator lanes.
+const STEP: usize = 16;
+
+const CACHE_LINE: usize = 64;
+
+/// Whether the running CPU has what these kernels need.
+pub fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// `exp` of `N` registers of eight lanes, each ≤ 0 or NaN: the portable `Compute::exp` for
+/// f32, vectorised.
+/// Each step runs across all `N` registers before the next, so the out-of-order core
+/// always has `N` independent dependency chains (the polynomial alone is ~30 cycles deep).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8xn<const N: usize>(x: [__m256; N]) -> [__m256; N] {
+    let splat = |value: f32| _mm256_set1_ps(value);
+    // Inputs are `x − max` ≤ 0 (or NaN), so only the low clamp of the portable version can
+    // bite. MAXPS returns its second operand when either is NaN, so NaN propagates.
+    let clamped = x.map(|x| _mm256_max_ps(splat(k::LO), x));
+    let mut shifted = clamped;
+    let mut r = clamped;
+    for i in 0..N {
+        shifted[i] = _mm256_fmadd_ps(clamped[i], splat(k::LOG2E), splat(k::ROUND));
+    }
+    for i in 0..N {
+        let n = _mm256_sub_ps(shifted[i], splat(k::ROUND));
+        r[i] = _mm256_fnmadd_ps(n, splat(k::LN2_HI), clamped[i]);
+        r[i] = _mm256_fnmadd_ps(n, splat(k::LN2_LO), r[i]);
+    }
+    let mut p = r;
+    for i in 0..N {
+        // Estrin's scheme, as the portable version.
+        let r2 = _mm256_mul_ps(r[i], r[i]);
+        let high = _mm256_fmadd_ps(splat(k::P[0]), r[i], splat(k::P[1]));
+        let mid = _mm256_fmadd_ps(splat(k::P[2]), r[i], splat(k::P[3]));
+        let low = _mm256_fmadd_ps(splat(k::P[4]), r[i], splat(k::P[5]));
+        p[i] = _mm256_fmadd_ps(_mm256_fmadd_ps(high, r2, mid), r2, low);
+    }
+    let mut out = x;
+    for i in 0..N {
+        let y = _mm256_fmadd_ps(
+            p[i],
+            _mm256_mul_ps(r[i], r[i]),
+            _mm256_add_ps(r[i], splat(1.0)),
+        );
+        // `shifted` holds n in its low mantissa bits; shifting them into the exponent field
+        // and adding the bias gives 2^n (the high bits of 1.5·2^23 shift out).
+        let bits = _mm256_slli_epi32::<23>(_mm256_castps_si256(shifted[i]));
+        let scale = _mm256_castsi256_ps(_mm256_add_epi32(bits, _mm256_set1_epi32(127 << 23)));
+        // Below LO the portable version returns exactly 0 (NaN compares false and is kept).
+        let underflow = _mm256_cmp_ps::<_CMP_LT_OQ>(x[i], splat(k::LO));
+        out[i] = _mm256_andnot_ps(underflow, _mm256_mul_ps(y, scale));
+    }
+    out
+}
+
+/// Max of a chunk ignoring NaN, as `cpu.rs`'s `chunk_max`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA ([`available`]).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn chunk_max(chunk: &[f32]) -> f32 {
+    let mut low = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut high = low;
+    let mut blocks = chunk.chunks_exact(STEP);
+    for block in &mut blocks {
+        // SAFETY: `block` holds STEP = 16 floats, so both 8-float loads are in bounds.
+        unsafe {
+            low = _mm256_max_ps(_mm256_loadu_ps(block.as_ptr()), low);
+            high = _mm256_max_ps(_mm256_loadu_ps(block.as_ptr().add(8)), high);
+        }
+    }
+    let lanes = spill(low, high);
+    let mut best = f32::NEG_INFINITY;
+    for &value in lanes.iter().chain(blocks.remainder()) {
+        best = if value > best { value } else { best };
+    }
+    best
+}
+
+/// Replace each `x` of a chunk by `exp(x − max)` and return their sum, as `cpu.rs`'s
+/// `chunk_exp_sum` does for a finite `max`. Meanwhile asks for the cache lines of
+/// `upcoming` (the logits of the next chunk), one per loop step, so the next chunk streams
+/// in while this one computes instead of stalling its first pass.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA ([`available`]).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn exp_shifted_sum(chunk: &mut [f32], max: f32, upcoming: Upcoming) -> f64 {
+    let shift = _mm256_set1_ps(max);
+    let mut low_sum = _mm256_setzero_ps();
+    let mut high_sum = low_sum;
+    let mut line = upcoming.start;
+    let mut blocks = chunk.chunks_exact_mut(2 * STEP);
+    for block in &mut blocks {
+        // Two cache lines of the next chunk per 128 bytes of this one.
+        for _ in 0..2 {
+            if line < upcoming.end {
+                // A prefetch is only a hint: it never faults, whatever the address.
+                _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
+                line += CACHE_LINE;
+            }
+        }
+        let at = block.as_mut_ptr();
+        // SAFETY: `block` holds 2·STEP = 32 floats: four 8-float loads and stores fit.
+        unsafe {
+            let x = [0, 8, 16, 24].map(|i| _mm256_sub_ps(_mm256_loadu_ps(at.add(i)), shift));
+            let e = exp8xn(x);
+            for (i, &value) in e.iter().enumerate() {
+                _mm256_storeu_ps(at.add(8 * i), value);
+            }
+            // Elements 0-7 and 16-23 go to the low lanes, as with 16-float steps.
+            low_sum = _mm256_add_ps(_mm256_add_ps(low_sum, e[0]), e[2]);
+            high_sum = _mm256_add_ps(_mm256_add_ps(high_sum, e[1]), e[3]);
+        }
+    }
+    let mut blocks = blocks.into_remainder().chunks_exact_mut(STEP);
+    for block in &mut blocks {
+        let at = block.as_mut_ptr();
+        // SAFETY: `block` holds STEP = 16 floats: two 8-float loads and stores fit.
+        unsafe {
+            let x = [0, 8].map(|i| _mm256_sub_ps(_mm256_loadu_ps(at.add(i)), shift));
+            let [low, high] = exp8xn(x);
+            _mm256_storeu_ps(at, low);
+            _mm256_storeu_ps(at.add(8), high);
+            low_sum = _mm256_add_ps(low_sum, low);
+            high_sum = _mm256_add_ps(high_sum, high);
+        }
+    }
+    let partial: f64 = spill(low_sum, high_sum).iter().map(|&v| f64::from(v)).sum();
+    let remainder = blocks.into_remainder();
+    for value in remainder.iter_mut() {
+        *value = super::cpu::Compute::exp(*value - max);
+    }
+    partial + remainder.iter().map(|&v| f64::from(v)).sum::<f64>()
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn spill(low: __m256, high: __m256) -> [f32; STEP] {
+    let mut lanes = [0.0_f32; STEP];
+    // SAFETY: `lanes` holds 16 floats, so both 8-float stores are in bounds.
+    unsafe {
+        _mm256_storeu_ps(lanes.as_mut_ptr(), low);
+        _mm256_storeu_ps(lanes.as_mut_ptr().add(8), high);
+    }
+    lanes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::cpu;
+
+    /// Values across exp's range, with the edges (NaN, ±0, −inf, underflow) sprinkled in.
+    fn chunk(len: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| match i % 37 {
+                5 => f32::NAN,
+                11 => f32::NEG_INFINITY,
+                17 => -0.0,
+                23 => -150.0,
+                29 => -87.4,
+                _ => ((i * 7919) % 2000) as f32 * 0.05 - 95.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn match_the_portable_loops_bit_for_bit() {
+        if !available() {
+            return;
+        }
+        for len in [0, 1, 15, 16, 17, 100, 2048, 2047] {
+            let values = chunk(len);
+            // SAFETY: AVX2 and FMA are available (checked above).
+            let max = unsafe { chunk_max(&values) };
+            assert_eq!(
+                max.to_bits(),
+                cpu::chunk_max(&values).to_bits(),
+                "max, len {len}"
+            );
+            let shift = if max.is_finite() { max } else { 0.0 };
+            let (mut ours, mut portable) = (values.clone(), values.clone());
+            // SAFETY: as above.
+            let sum = unsafe { exp_shifted_sum(&mut ours, shift, Upcoming::after(&values)) };
+            let expected = cpu::chunk_exp_sum(&mut portable, shift);
+            assert!(sum.to_bits() == expected.to_bits() || (sum.is_nan() && expected.is_nan()));
+            for (a, b) in ours.iter().zip(&portable) {
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
+}
