@@ -40,6 +40,23 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return median_ms(samples)
 
 
+def timed_side_by_side(contenders: dict[str, Callable[[], object]], repeats: int) -> dict:
+    """Median milliseconds of each contender, their calls interleaved repeat by repeat.
+
+    On a shared machine the available bandwidth and cores drift over seconds; alternating
+    the contenders exposes them all to the same drift, so their ratio stays meaningful.
+    """
+    for fn in contenders.values():
+        fn()  # warm up: page faults, pool start
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: median_ms(times) for name, times in samples.items()}
+
+
 def write_table(
     name: str, title: str, header: list[str], rows: list[list[str]], notes: str
 ) -> Path:
