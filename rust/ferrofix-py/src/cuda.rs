@@ -5,7 +5,7 @@
 //! machine never loads `libcuda` or `libnvrtc`.
 
 use ferrofix_core::dtype::DType;
-use ferrofix_core::loss::{LossOptions, Problem, Reduction};
+use ferrofix_core::loss::Problem;
 use ferrofix_core::{Error, Result};
 use ferrofix_cuda::kernels::{KERNELS, by_file};
 use ferrofix_cuda::loss::{self, DeviceBuffers, Plan};
@@ -14,6 +14,7 @@ use ferrofix_cuda::runtime;
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
+use crate::loss::loss_options;
 
 /// Whether a CUDA driver with at least one device is present. Never raises.
 #[pyfunction]
@@ -165,14 +166,14 @@ fn cuda_causal_lm_loss(
     )
     .map_err(to_py)?;
     let problem = Problem::new(&logits_shape, &labels_shape, shift).map_err(to_py)?;
-    let options = LossOptions {
+    let options = loss_options(
         ignore_index,
-        reduction: Reduction::parse(reduction).map_err(to_py)?,
+        reduction,
         z_loss_scale,
         softcap,
         label_smoothing,
         num_items_in_batch,
-    };
+    )?;
     let buffers = DeviceBuffers {
         logits,
         grad,

@@ -151,14 +151,14 @@ fn causal_lm_loss<'py>(
     return_lse: bool,
 ) -> PyResult<LossResult<'py>> {
     let dtype = DType::parse_for(dtype, OP, &LOGIT_DTYPES).map_err(to_py)?;
-    let options = LossOptions {
+    let options = loss_options(
         ignore_index,
-        reduction: Reduction::parse(reduction).map_err(to_py)?,
+        reduction,
         z_loss_scale,
         softcap,
         label_smoothing,
         num_items_in_batch,
-    };
+    )?;
     let labels = IntArray::extract(labels, "causal_lm_loss labels")?;
     macro_rules! run {
         ($t:ty) => {
@@ -185,6 +185,25 @@ fn causal_lm_loss<'py>(
 }
 
 /// `parse_for` only accepts float dtypes here; this keeps the match exhaustive without a panic.
+/// The options of a loss call as the core takes them (shared with the CUDA binding).
+pub(crate) fn loss_options(
+    ignore_index: i64,
+    reduction: &str,
+    z_loss_scale: f64,
+    softcap: Option<f64>,
+    label_smoothing: f64,
+    num_items_in_batch: Option<f64>,
+) -> PyResult<LossOptions> {
+    Ok(LossOptions {
+        ignore_index,
+        reduction: Reduction::parse(reduction).map_err(to_py)?,
+        z_loss_scale,
+        softcap,
+        label_smoothing,
+        num_items_in_batch,
+    })
+}
+
 fn unreachable_dtype(dtype: DType) -> PyResult<LossOutput> {
     Err(to_py(Error::UnsupportedDtype {
         dtype: dtype.name().into(),
