@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from ferrofix import _cuda, _native
-from ferrofix.errors import ConfigError, CudaUnavailableError
+from ferrofix.errors import ConfigError, CudaUnavailableError, DtypeError
 
 
 def nvrtc_or_skip():
@@ -73,9 +73,15 @@ BAD_CALLS = [
         "arch: must be 'compute_XY' (PTX) or 'sm_XY' (cubin) with XY >= 50, got \"compute_35\"",
     ),
     (
-        lambda n: n.cuda_loss_plan(0, 8, 100, 0),
+        lambda n: n.cuda_loss_plan(0, 8, 100, "bfloat16", 0),
         ConfigError,
         "splits: must be in [1, 65535], got 0",
+    ),
+    (
+        lambda n: n.cuda_loss_plan(0, 8, 100, "float64"),
+        DtypeError,
+        "causal_lm_loss on CUDA does not support dtype float64; "
+        "supported: float32, bfloat16, float16",
     ),
 ]
 
@@ -96,13 +102,14 @@ def test_probes_answer_without_a_gpu() -> None:
     with pytest.raises(CudaUnavailableError, match=r"^CUDA is not available: "):
         native.cuda_devices()
     with pytest.raises(CudaUnavailableError, match=r"^CUDA is not available: "):
-        native.cuda_loss_plan(0, 8, 100)
+        native.cuda_loss_plan(0, 8, 100, "float32")
     with pytest.raises(CudaUnavailableError, match=r"^CUDA is not available: "):
         native.cuda_causal_lm_loss(
             0, 0, "float32", [2, 3, 5], [2, 3], shift=True, ignore_index=-100,
             reduction="mean", z_loss_scale=0.0, softcap=None, label_smoothing=0.0,
             num_items_in_batch=None, logits=16, grad=0, labels=32, labels_i64=True,
             row_loss=48, lse=64, counters=80, result=96, workspace=0, splits=1, threads=32,
+            row_blocks=0,
         )  # fmt: skip
 
 
@@ -113,6 +120,7 @@ def test_launch_rejects_bad_calls_before_touching_a_device() -> None:
         "softcap": None, "label_smoothing": 0.0, "num_items_in_batch": None, "logits": 16,
         "grad": 0, "labels": 32, "labels_i64": True, "row_loss": 48, "lse": 64,
         "counters": 80, "result": 96, "workspace": 0, "splits": 1, "threads": 32,
+        "row_blocks": 0,
     }  # fmt: skip
     cases = [
         (("float64", [2, 3, 5], [2, 3]), {}, "causal_lm_loss on CUDA does not support dtype"),
@@ -120,6 +128,7 @@ def test_launch_rejects_bad_calls_before_touching_a_device() -> None:
         (("float32", [2, 3, 5], [2, 3]), {"reduction": "avg"}, "reduction: must be one of"),
         (("float32", [2, 3, 5], [2, 3]), {"label_smoothing": 1.5}, "label_smoothing: must be"),
         (("float32", [2, 3, 5], [2, 3]), {"lse": 0}, "buffers: lse must be a device pointer"),
+        (("float32", [2, 3, 5], [2, 3]), {"threads": 48}, "threads: must be a multiple of 32"),
     ]
     for (dtype, logits_shape, labels_shape), change, message in cases:
         with pytest.raises((ConfigError, TypeError, ValueError)) as raised:

@@ -149,8 +149,8 @@ def causal_lm_loss(
     vocab = source.shape[-1] if source.dim() else 0
     rows = source.numel() // vocab if vocab else 0
     # `splits` forces the vocabulary-split path (tests use it on small inputs).
-    planned_splits, threads, workspace_bytes = native.cuda_loss_plan(
-        index, rows, max(vocab, 1), splits
+    planned_splits, threads, row_blocks, workspace_bytes = native.cuda_loss_plan(
+        index, rows, max(vocab, 1), name, splits
     )
     floats = {"dtype": torch.float32, "device": device}
     row_loss = torch.empty(rows, **floats)
@@ -178,6 +178,7 @@ def causal_lm_loss(
         workspace=workspace.data_ptr() if workspace_bytes else 0,
         splits=planned_splits,
         threads=threads,
+        row_blocks=row_blocks,
         **kwargs,
     )
     bad = int(counters[1])
@@ -207,10 +208,10 @@ def report() -> list[str]:
     except Exception as error:
         lines.append(f"CUDA driver: not available ({error})")
         devices = []
-    for index, name, (cc_major, cc_minor), memory, sms in devices:
+    for index, name, (cc_major, cc_minor), memory, sms, l2 in devices:
         lines.append(
             f"CUDA device {index}: {name}, sm_{cc_major}{cc_minor}, "
-            f"{memory / 2**30:.1f} GiB, {sms} SMs"
+            f"{memory / 2**30:.1f} GiB, {sms} SMs, {l2 / 2**20:.0f} MiB L2"
         )
     try:
         major, minor = native.nvrtc_version()
@@ -221,7 +222,7 @@ def report() -> list[str]:
         return lines
     # Machine code for each device present; without one, PTX for the oldest and newest
     # architectures CI checks.
-    archs = sorted({f"sm_{cc[0]}{cc[1]}" for _, _, cc, _, _ in devices}) or [
+    archs = sorted({f"sm_{cc[0]}{cc[1]}" for _, _, cc, *_ in devices}) or [
         "compute_80",
         "compute_90",
     ]

@@ -32,6 +32,15 @@ impl DType {
         }
     }
 
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Self::Float16 | Self::BFloat16 => 2,
+            Self::Float32 | Self::Int32 => 4,
+            Self::Float64 | Self::Int64 => 8,
+        }
+    }
+
     /// Parse a dtype name for operation `op`, accepting only `supported`.
     ///
     /// # Errors

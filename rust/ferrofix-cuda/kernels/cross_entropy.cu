@@ -9,7 +9,7 @@
 // Launch order on the caller's stream (so no host sync is needed in between):
 //   1. ce_count: one block checks every label and counts the contributing rows;
 //      counters = {valid rows, first bad label position or INT64_MAX}.
-//   2. ce_fused_* (one block per row), or for few rows of a large vocabulary
+//   2. ce_fused_* (whole rows per block), or for few rows of a large vocabulary
 //      ce_split_stats_* / ce_split_finish_* / ce_split_grad_* (several blocks per row).
 //   3. ce_reduce (mean and sum only): the f64 sum of the row losses in a fixed order.
 // Every kernel that writes returns at once when counters[1] reports a bad label, so an
@@ -24,6 +24,8 @@ typedef long long i64;
 #define LN2 0.6931471805599453f
 #define REDUCTION_MEAN 0
 #define REDUCTION_SUM 1
+// Largest block the row kernels are launched with (the host checks it).
+#define MAX_THREADS 1024
 #define INFINITY __int_as_float(0x7f800000)
 #define NAN __int_as_float(0x7fffffff)
 
@@ -101,6 +103,10 @@ __device__ __forceinline__ float gradient_scale(const Options& o, const i64* cou
 
 // ---- streaming over a span of a row -------------------------------------------------
 
+// Packs each thread loads before using any: several 16-byte loads in flight per thread
+// keep enough bytes moving to saturate HBM with one resident block per SM.
+#define PACKS_IN_FLIGHT 4
+
 // Calls f(index, value) for every element of row[begin, end), split over the block's
 // threads, with 16-byte loads for the aligned middle.
 template <class D, class F>
@@ -116,17 +122,29 @@ __device__ __forceinline__ void visit(const typename D::storage* row, int begin,
     int body = begin + head;
     int packs = (end - body) / n;
     const Pack<D>* vectors = reinterpret_cast<const Pack<D>*>(row + body);
-    for (int k = threadIdx.x; k < packs; k += blockDim.x) {
-        Pack<D> p = vectors[k];
+    const int stride = blockDim.x;
+    for (int k0 = threadIdx.x; k0 < packs; k0 += PACKS_IN_FLIGHT * stride) {
+        Pack<D> p[PACKS_IN_FLIGHT];
 #pragma unroll
-        for (int j = 0; j < n; ++j) f(body + k * n + j, to_f32<D>(p.v[j]));
+        for (int u = 0; u < PACKS_IN_FLIGHT; ++u)
+            if (k0 + u * stride < packs) p[u] = vectors[k0 + u * stride];
+#pragma unroll
+        for (int u = 0; u < PACKS_IN_FLIGHT; ++u) {
+            int k = k0 + u * stride;
+            if (k < packs) {
+#pragma unroll
+                for (int j = 0; j < n; ++j) f(body + k * n + j, to_f32<D>(p[u].v[j]));
+            }
+        }
     }
     for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
         f(i, to_f32<D>(row[i]));
 }
 
 // Writes out[i] = g(i, in[i]) for row[begin, end); 16-byte stores when `in` and `out`
-// share their alignment (always true in place and for torch's allocations).
+// share their alignment (always true in place and for torch's allocations). In place,
+// every pack is read before it is written and packs never overlap, so loading several
+// ahead is safe.
 template <class D, class G>
 __device__ __forceinline__ void rewrite(const typename D::storage* in,
                                         typename D::storage* out, int begin, int end, G g) {
@@ -143,11 +161,22 @@ __device__ __forceinline__ void rewrite(const typename D::storage* in,
     int packs = (end - body) / n;
     const Pack<D>* source = reinterpret_cast<const Pack<D>*>(in + body);
     Pack<D>* target = reinterpret_cast<Pack<D>*>(out + body);
-    for (int k = threadIdx.x; k < packs; k += blockDim.x) {
-        Pack<D> p = source[k];
+    const int stride = blockDim.x;
+    for (int k0 = threadIdx.x; k0 < packs; k0 += PACKS_IN_FLIGHT * stride) {
+        Pack<D> p[PACKS_IN_FLIGHT];
 #pragma unroll
-        for (int j = 0; j < n; ++j) p.v[j] = from_f32<D>(g(body + k * n + j, to_f32<D>(p.v[j])));
-        target[k] = p;
+        for (int u = 0; u < PACKS_IN_FLIGHT; ++u)
+            if (k0 + u * stride < packs) p[u] = source[k0 + u * stride];
+#pragma unroll
+        for (int u = 0; u < PACKS_IN_FLIGHT; ++u) {
+            int k = k0 + u * stride;
+            if (k < packs) {
+#pragma unroll
+                for (int j = 0; j < n; ++j)
+                    p[u].v[j] = from_f32<D>(g(body + k * n + j, to_f32<D>(p[u].v[j])));
+                target[k] = p[u];
+            }
+        }
     }
     for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
         out[i] = from_f32<D>(g(i, to_f32<D>(in[i])));
@@ -310,17 +339,15 @@ extern "C" __global__ void ce_count(const void* labels, int labels_i64, i64 rows
     }
 }
 
-// ---- 2a. one block per row: statistics, loss and gradient in one kernel -------------
+// ---- 2a. whole rows per block: statistics, loss and gradient in one kernel ---------
 
 template <class D>
 __device__ __forceinline__ void fused_row(const typename D::storage* logits,
                                           typename D::storage* grad, const void* labels,
-                                          int labels_i64, i64 seq_len, int shift,
-                                          i64 ignore_index, int vocab, Options o,
+                                          int labels_i64, i64 row, i64 seq_len, int shift,
+                                          i64 ignore_index, int vocab, const Options& o,
                                           const i64* counters, float* row_loss,
                                           float* lse_out) {
-    if (counters[1] != NO_BAD_LABEL) return;
-    i64 row = blockIdx.x;
     const typename D::storage* in = logits + row * (i64)vocab;
     typename D::storage* out = grad ? grad + row * (i64)vocab : 0;
     i64 target = target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab);
@@ -345,13 +372,29 @@ __device__ __forceinline__ void fused_row(const typename D::storage* logits,
         span_gradient<D>(in, out, 0, vocab, lse, target, vocab, gradient_scale(o, counters), o);
 }
 
+// Block b takes rows b, b + gridDim.x, ...: the host sizes the grid so that the rows in
+// flight fit in L2, where the gradient pass finds the row the statistics pass just read.
+template <class D>
+__device__ __forceinline__ void fused_rows(const typename D::storage* logits,
+                                           typename D::storage* grad, const void* labels,
+                                           int labels_i64, i64 rows, i64 seq_len, int shift,
+                                           i64 ignore_index, int vocab, const Options& o,
+                                           const i64* counters, float* row_loss,
+                                           float* lse_out) {
+    if (counters[1] != NO_BAD_LABEL) return;
+    for (i64 row = blockIdx.x; row < rows; row += gridDim.x)
+        fused_row<D>(logits, grad, labels, labels_i64, row, seq_len, shift, ignore_index,
+                     vocab, o, counters, row_loss, lse_out);
+}
+
 #define FUSED(NAME, D)                                                                      \
-    extern "C" __global__ void NAME(const D::storage* logits, D::storage* grad,             \
-                                    const void* labels, int labels_i64, i64 seq_len,        \
-                                    int shift, i64 ignore_index, int vocab, Options o,      \
-                                    const i64* counters, float* row_loss, float* lse_out) { \
-        fused_row<D>(logits, grad, labels, labels_i64, seq_len, shift, ignore_index, vocab, \
-                     o, counters, row_loss, lse_out);                                       \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, D::storage* grad,             \
+                                    const void* labels, int labels_i64, i64 rows,           \
+                                    i64 seq_len, int shift, i64 ignore_index, int vocab,    \
+                                    Options o, const i64* counters, float* row_loss,        \
+                                    float* lse_out) {                                       \
+        fused_rows<D>(logits, grad, labels, labels_i64, rows, seq_len, shift, ignore_index, \
+                      vocab, o, counters, row_loss, lse_out);                               \
     }
 FUSED(ce_fused_f32, F32)
 FUSED(ce_fused_f16, F16)
@@ -382,7 +425,7 @@ __device__ __forceinline__ void split_stats(const typename D::storage* logits,
 }
 
 #define SPLIT_STATS(NAME, D)                                                                \
-    extern "C" __global__ void NAME(const D::storage* logits, const void* labels,           \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, const void* labels,           \
                                     int labels_i64, i64 seq_len, int shift,                 \
                                     i64 ignore_index, int vocab, float softcap,             \
                                     const i64* counters, Stats* partials) {                 \
@@ -419,7 +462,7 @@ __device__ __forceinline__ void split_finish(const typename D::storage* logits,
 }
 
 #define SPLIT_FINISH(NAME, D)                                                               \
-    extern "C" __global__ void NAME(const D::storage* logits, const void* labels,           \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, const void* labels,           \
                                     int labels_i64, i64 rows, i64 seq_len, int shift,       \
                                     i64 ignore_index, int vocab, int splits, Options o,     \
                                     const i64* counters, const Stats* partials,             \
@@ -453,7 +496,7 @@ __device__ __forceinline__ void split_grad(const typename D::storage* logits,
 }
 
 #define SPLIT_GRAD(NAME, D)                                                                 \
-    extern "C" __global__ void NAME(const D::storage* logits, D::storage* grad,             \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, D::storage* grad,             \
                                     const void* labels, int labels_i64, i64 seq_len,        \
                                     int shift, i64 ignore_index, int vocab, Options o,      \
                                     const i64* counters, const float* lse) {                \

@@ -4,7 +4,7 @@
 //! [`ferrofix_core::loss::Problem`], allocates every buffer and passes raw device pointers;
 //! nothing here allocates or synchronises. Launch order on the stream:
 //! `ce_count` (label check and valid-row count into `counters`), then either `ce_fused_*`
-//! (one block per row) or, for few rows of a large vocabulary, `ce_split_stats_*`,
+//! (whole rows per block) or, for few rows of a large vocabulary, `ce_split_stats_*`,
 //! `ce_split_finish_*` and `ce_split_grad_*` (several blocks per row and a second
 //! reduction), then `ce_reduce` for `mean`/`sum`. A bad label makes every later kernel
 //! return without writing; the caller reads `counters[1]` and raises.
@@ -21,6 +21,10 @@ use crate::{Error, Result};
 const OP: &str = "causal_lm_loss";
 /// Threads of the one-block kernels (label count, final reduction).
 const SINGLE_BLOCK: u32 = 1024;
+/// Largest block of the row kernels (`MAX_THREADS` in `cross_entropy.cu`).
+const MAX_THREADS: u32 = 1024;
+/// Most blocks of the fused kernel's grid (its first dimension is < 2**31).
+const MAX_ROW_BLOCKS: usize = (1 << 31) - 1;
 /// Threads per block of the split kernels and of the per-row finish.
 const SPLIT_BLOCK: u32 = 512;
 const FINISH_BLOCK: u32 = 128;
@@ -64,16 +68,33 @@ impl KernelOptions {
 pub struct Plan {
     /// Blocks per row: 1 runs the fused kernel, more the vocabulary-split path.
     pub splits: u32,
-    /// Threads per block of the row kernels.
+    /// Threads per block of the row kernels: a multiple of 32 in [32, 1024].
     pub threads: u32,
+    /// Blocks of the fused kernel, each taking every `row_blocks`-th row (the split path
+    /// launches one block per row and split).
+    pub row_blocks: u32,
+}
+
+/// What the plan needs to know about the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceShape {
+    /// Streaming multiprocessors.
+    pub multiprocessors: usize,
+    /// L2 cache bytes.
+    pub l2_bytes: usize,
 }
 
 impl Plan {
-    /// The plan for `rows × vocab` on a device with `multiprocessors` SMs: one block per
-    /// row whenever that fills the device (or the vocabulary is small), else enough
+    /// The plan for `rows × vocab` elements of `element_bytes` on `device`: whole rows per
+    /// block whenever the rows fill the device (or the vocabulary is small), else enough
     /// vocabulary splits to give every SM a few blocks.
-    pub fn choose(rows: usize, vocab: usize, multiprocessors: usize) -> Self {
-        let wanted_blocks = 4 * multiprocessors.max(1);
+    ///
+    /// The fused kernel reads each row twice (statistics, then gradient); the second read
+    /// comes from L2 only while the rows in flight fit there, so the grid holds at most
+    /// half the L2's worth of rows, and never fewer blocks than SMs.
+    pub fn choose(rows: usize, vocab: usize, element_bytes: usize, device: DeviceShape) -> Self {
+        let sms = device.multiprocessors.max(1);
+        let wanted_blocks = 4 * sms;
         let splits = if rows >= wanted_blocks / 2 || vocab < 4 * SPLIT_SPAN {
             1
         } else {
@@ -81,22 +102,31 @@ impl Plan {
             let by_device = wanted_blocks.div_ceil(rows.max(1));
             by_vocab.min(by_device).clamp(1, 1024)
         };
-        Self::with_splits(splits as u32, vocab)
+        let mut plan = Self::with_splits(splits as u32, vocab);
+        if splits == 1 {
+            let row_bytes = (vocab * element_bytes).max(1);
+            let in_l2 = device.l2_bytes / 2 / row_bytes;
+            plan.row_blocks = in_l2.max(sms).min(rows).clamp(1, MAX_ROW_BLOCKS) as u32;
+        }
+        plan
     }
 
-    /// The plan with a given number of blocks per row (tests force the split path).
+    /// The plan with a given number of blocks per row (tests force the split path), one
+    /// block per row for the fused kernel.
     pub fn with_splits(splits: u32, vocab: usize) -> Self {
         if splits > 1 {
             return Self {
                 splits,
                 threads: SPLIT_BLOCK,
+                row_blocks: 0,
             };
         }
         // About 16 elements per thread, in whole warps, at most 1024 threads.
         let threads = vocab.div_ceil(16).div_ceil(32) * 32;
         Self {
             splits: 1,
-            threads: threads.clamp(32, 1024) as u32,
+            threads: threads.clamp(32, MAX_THREADS as usize) as u32,
+            row_blocks: 0,
         }
     }
 
@@ -108,13 +138,28 @@ impl Plan {
             0
         }
     }
+
+    /// Blocks along the grid's first dimension for `rows` rows.
+    fn blocks(&self, rows: usize) -> usize {
+        if self.splits == 1 && self.row_blocks > 0 {
+            rows.min(self.row_blocks as usize)
+        } else {
+            rows
+        }
+    }
 }
 
 /// The plan for a call on device `ordinal`, or with `splits` blocks per row when given.
 ///
 /// # Errors
 /// As [`device_info`]; [`Error::InvalidArgument`] for `splits` outside [1, 65535].
-pub fn plan(ordinal: usize, rows: usize, vocab: usize, splits: Option<u32>) -> Result<Plan> {
+pub fn plan(
+    ordinal: usize,
+    rows: usize,
+    vocab: usize,
+    element_bytes: usize,
+    splits: Option<u32>,
+) -> Result<Plan> {
     if let Some(splits) = splits {
         if !(1..=65_535).contains(&splits) {
             return Err(Error::invalid(
@@ -124,8 +169,12 @@ pub fn plan(ordinal: usize, rows: usize, vocab: usize, splits: Option<u32>) -> R
         }
         return Ok(Plan::with_splits(splits, vocab));
     }
-    let sms = device_info(ordinal)?.multiprocessors;
-    Ok(Plan::choose(rows, vocab, sms))
+    let info = device_info(ordinal)?;
+    let device = DeviceShape {
+        multiprocessors: info.multiprocessors,
+        l2_bytes: info.l2_bytes,
+    };
+    Ok(Plan::choose(rows, vocab, element_bytes, device))
 }
 
 /// Device pointers of one call. Every buffer is the caller's, on device `device`.
@@ -181,6 +230,15 @@ fn validate(
         return Err(Error::invalid(
             "splits",
             format!("must be in [1, 65535], got {}", plan.splits),
+        ));
+    }
+    if plan.threads == 0 || plan.threads > MAX_THREADS || plan.threads % 32 != 0 {
+        return Err(Error::invalid(
+            "threads",
+            format!(
+                "must be a multiple of 32 in [32, {MAX_THREADS}], got {}",
+                plan.threads
+            ),
         ));
     }
     if plan.splits > 1 && buffers.workspace == 0 {
@@ -297,6 +355,7 @@ pub unsafe fn launch(
                 .arg(&buffers.grad)
                 .arg(&buffers.labels);
             args.arg(&labels_i64)
+                .arg(&rows)
                 .arg(&seq_len)
                 .arg(&shift)
                 .arg(&ignore)
@@ -305,7 +364,7 @@ pub unsafe fn launch(
                 .arg(&buffers.counters)
                 .arg(&buffers.row_loss);
             args.arg(&buffers.lse);
-            let config = grid(problem.rows, 1, plan.threads)?;
+            let config = grid(plan.blocks(problem.rows), 1, plan.threads)?;
             // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(config) }.map_err(fail("ce_fused"))?;
         } else if problem.rows > 0 {
@@ -382,23 +441,36 @@ mod tests {
 
     #[test]
     fn plans_fuse_when_rows_fill_the_device_and_split_otherwise() {
-        let big = Plan::choose(8192, 128_256, 132);
+        let h100 = DeviceShape {
+            multiprocessors: 132,
+            l2_bytes: 50 << 20,
+        };
+        // 256 KiB bf16 rows: 100 fit in half the L2, so one block per SM.
+        let big = Plan::choose(8192, 128_256, 2, h100);
         assert_eq!(
             big,
             Plan {
                 splits: 1,
-                threads: 1024
+                threads: 1024,
+                row_blocks: 132
             }
         );
         assert_eq!(big.workspace_bytes(8192), 0);
-        let small_vocab = Plan::choose(4, 1000, 132);
+        assert_eq!(big.blocks(8192), 132);
+        // 62.5 KiB rows: 409 fit.
+        assert_eq!(Plan::choose(8192, 32_000, 2, h100).row_blocks, 409);
+        let small_vocab = Plan::choose(4, 1000, 4, h100);
         assert_eq!(small_vocab.splits, 1);
         assert_eq!(small_vocab.threads, 64);
-        let few_rows = Plan::choose(4, 262_144, 132);
+        assert_eq!(small_vocab.row_blocks, 4);
+        let few_rows = Plan::choose(4, 262_144, 2, h100);
         assert_eq!(few_rows.splits, 16); // 262144 / 16384, fewer than the device wants
         assert_eq!(few_rows.threads, SPLIT_BLOCK);
         assert_eq!(few_rows.workspace_bytes(4), 4 * 16 * STATS_BYTES);
-        assert_eq!(Plan::choose(1, 1, 132).threads, 32);
+        assert_eq!(few_rows.blocks(4), 4);
+        assert_eq!(Plan::choose(1, 1, 4, h100).threads, 32);
+        // One block per row when nothing says otherwise.
+        assert_eq!(Plan::with_splits(1, 5000).blocks(77), 77);
     }
 
     #[test]
@@ -415,7 +487,7 @@ mod tests {
             result: 96,
             workspace: 0,
         };
-        let plan = Plan::choose(8, 10, 132);
+        let plan = Plan::with_splits(1, 10);
         let options = LossOptions::default();
         let err = validate(DType::Float64, &problem, &options, &plan, &buffers).unwrap_err();
         assert_eq!(
@@ -423,12 +495,17 @@ mod tests {
             "causal_lm_loss on CUDA does not support dtype float64; supported: float32, \
              bfloat16, float16"
         );
-        let split = Plan {
-            splits: 4,
-            threads: 512,
-        };
+        let split = Plan::with_splits(4, 10);
         let err = validate(DType::Float32, &problem, &options, &split, &buffers).unwrap_err();
         assert!(err.to_string().starts_with("workspace:"), "{err}");
+        for threads in [0, 48, 2048] {
+            let odd = Plan { threads, ..plan };
+            let err = validate(DType::Float32, &problem, &options, &odd, &buffers).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("threads: must be a multiple of 32 in [32, 1024], got {threads}")
+            );
+        }
         let null = DeviceBuffers { lse: 0, ..buffers };
         let err = validate(DType::Float32, &problem, &options, &plan, &null).unwrap_err();
         assert_eq!(

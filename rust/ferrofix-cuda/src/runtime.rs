@@ -117,6 +117,8 @@ pub struct DeviceInfo {
     pub total_memory: usize,
     /// Number of streaming multiprocessors.
     pub multiprocessors: usize,
+    /// L2 cache size in bytes.
+    pub l2_bytes: usize,
 }
 
 /// Facts about device `ordinal`.
@@ -130,12 +132,16 @@ pub fn device_info(ordinal: usize) -> Result<DeviceInfo> {
         let sms = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(fail)?;
+        let l2 = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)
+            .map_err(fail)?;
         Ok(DeviceInfo {
             ordinal,
             name: ctx.name().map_err(fail)?,
             compute_capability: ctx.compute_capability().map_err(fail)?,
             total_memory: ctx.total_mem().map_err(fail)?,
             multiprocessors: usize::try_from(sms).unwrap_or(1).max(1),
+            l2_bytes: usize::try_from(l2).unwrap_or(0),
         })
     })
 }

@@ -28,8 +28,9 @@ fn cuda_driver_version() -> PyResult<(i32, i32)> {
     runtime::driver_version().map_err(to_py)
 }
 
-/// One device as Python receives it: `(index, name, (major, minor), total_memory, SMs)`.
-type DeviceRow = (usize, String, (i32, i32), usize, usize);
+/// One device as Python receives it:
+/// `(index, name, (major, minor), total_memory, SMs, L2 bytes)`.
+type DeviceRow = (usize, String, (i32, i32), usize, usize, usize);
 
 /// Every device the driver reports.
 #[pyfunction]
@@ -44,6 +45,7 @@ fn cuda_devices() -> PyResult<Vec<DeviceRow>> {
                 info.compute_capability,
                 info.total_memory,
                 info.multiprocessors,
+                info.l2_bytes,
             ))
         })
         .collect()
@@ -110,18 +112,35 @@ fn cuda_compile(
     Ok((image.bytes, image.log))
 }
 
-/// `(splits, threads, workspace_bytes)` the loss will use for `rows × vocab` on `device`
-/// (with `splits` blocks per row when given).
+/// `(splits, threads, row_blocks, workspace_bytes)` the loss will use for `rows × vocab`
+/// elements of `dtype` on `device` (with `splits` blocks per row when given).
 #[pyfunction]
-#[pyo3(signature = (device, rows, vocab, splits=None))]
+#[pyo3(signature = (device, rows, vocab, dtype, splits=None))]
 fn cuda_loss_plan(
     device: usize,
     rows: usize,
     vocab: usize,
+    dtype: &str,
     splits: Option<u32>,
-) -> PyResult<(u32, u32, usize)> {
-    let plan = loss::plan(device, rows, vocab, splits).map_err(to_py)?;
-    Ok((plan.splits, plan.threads, plan.workspace_bytes(rows)))
+) -> PyResult<(u32, u32, u32, usize)> {
+    let dtype = cuda_dtype(dtype)?;
+    let plan = loss::plan(device, rows, vocab, dtype.size(), splits).map_err(to_py)?;
+    Ok((
+        plan.splits,
+        plan.threads,
+        plan.row_blocks,
+        plan.workspace_bytes(rows),
+    ))
+}
+
+/// The logits dtype named `name`, one the kernels take.
+fn cuda_dtype(name: &str) -> PyResult<DType> {
+    DType::parse_for(
+        name,
+        "causal_lm_loss on CUDA",
+        &[DType::Float32, DType::BFloat16, DType::Float16],
+    )
+    .map_err(to_py)
 }
 
 /// Queue the loss kernels on `stream` of `device`. Every pointer comes from a torch tensor
@@ -130,7 +149,7 @@ fn cuda_loss_plan(
 #[pyo3(signature = (
     device, stream, dtype, logits_shape, labels_shape, *, shift, ignore_index, reduction,
     z_loss_scale, softcap, label_smoothing, num_items_in_batch, logits, grad, labels,
-    labels_i64, row_loss, lse, counters, result, workspace, splits, threads
+    labels_i64, row_loss, lse, counters, result, workspace, splits, threads, row_blocks
 ))]
 #[allow(clippy::too_many_arguments)]
 fn cuda_causal_lm_loss(
@@ -158,13 +177,9 @@ fn cuda_causal_lm_loss(
     workspace: u64,
     splits: u32,
     threads: u32,
+    row_blocks: u32,
 ) -> PyResult<()> {
-    let dtype = DType::parse_for(
-        dtype,
-        "causal_lm_loss on CUDA",
-        &[DType::Float32, DType::BFloat16, DType::Float16],
-    )
-    .map_err(to_py)?;
+    let dtype = cuda_dtype(dtype)?;
     let problem = Problem::new(&logits_shape, &labels_shape, shift).map_err(to_py)?;
     let options = loss_options(
         ignore_index,
@@ -185,7 +200,11 @@ fn cuda_causal_lm_loss(
         result,
         workspace,
     };
-    let plan = Plan { splits, threads };
+    let plan = Plan {
+        splits,
+        threads,
+        row_blocks,
+    };
     // SAFETY: the Python caller passes pointers of live torch tensors of the documented
     // sizes on `device`, keeps them alive past the launch (the caching allocator defers
     // reuse until the stream passes this point) and passes that device's current stream.
