@@ -40,7 +40,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --f
 step doctor 120 "$python" -m ferrofix doctor
 step tests 300 "$python" -m pytest -q -p no:cacheprovider -p no:randomly --ferrofix-require-gpu \
     tests/test_loss_cuda.py tests/test_cuda.py
-step tune 200 "$python" benchmarks/tune_loss_cuda.py
+TAIL=60 step tune 200 "$python" benchmarks/tune_loss_cuda.py --profile
 TAIL=30 step bench 240 "$python" benchmarks/bench_loss_cuda.py
 cp benchmarks/results/loss_cuda.md "$out/" 2>/dev/null
 step memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 3 \

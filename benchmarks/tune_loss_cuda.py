@@ -86,15 +86,45 @@ def sweep(n: int, vocab: int, repeats: int) -> None:
               f"{ms / copy_ms:.2f}")  # fmt: skip
 
 
+def profile_autograd(n: int, vocab: int) -> None:
+    """Where an autograd step's time goes beyond the kernels: torch's profiler table."""
+    from ferrofix import loss
+
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    logits = (torch.randn(n, vocab, generator=generator, device="cuda") * 2).to(torch.bfloat16)
+    labels = torch.randint(0, vocab, (n,), generator=generator, device="cuda")
+    leaf = logits.requires_grad_()
+
+    def step() -> None:
+        leaf.grad = None
+        loss.causal_lm_loss(leaf, labels, shift=False).backward()
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(5):
+            step()
+        torch.cuda.synchronize()
+    print(f"\nautograd step, N={n}, V={vocab}, 5 steps:")
+    print(
+        prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=40)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--profile", action="store_true", help="also profile an autograd step")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("tune_loss_cuda: no CUDA device; nothing measured")
         return
     for n, vocab in CASES:
         sweep(n, vocab, args.repeats)
+    if args.profile:
+        profile_autograd(*CASES[-1])
 
 
 if __name__ == "__main__":

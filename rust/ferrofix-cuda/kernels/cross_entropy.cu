@@ -48,11 +48,18 @@ template <> __device__ __forceinline__ float to_f32<F16>(u16 v) {
 
 template <class D> __device__ __forceinline__ typename D::storage from_f32(float v);
 template <> __device__ __forceinline__ float from_f32<F32>(float v) { return v; }
-// Round to nearest even on the bit pattern, NaN kept quiet: the CPU backend's rounding.
+// Round to nearest even: one instruction from sm_80 on, else on the bit pattern with NaN
+// kept quiet (the CPU backend's rounding).
 template <> __device__ __forceinline__ u16 from_f32<BF16>(float v) {
+#if __CUDA_ARCH__ >= 800
+    u16 h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    return h;
+#else
     unsigned bits = __float_as_uint(v);
     if (v != v) return (u16)((bits >> 16) | 0x0040u);
     return (u16)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+#endif
 }
 template <> __device__ __forceinline__ u16 from_f32<F16>(float v) {
     u16 h;
@@ -66,6 +73,37 @@ template <class D> struct __align__(16) Pack {
     typename D::storage v[N];
 };
 
+// A pack's elements as f32 and back. bf16 goes word by word: a 32-bit word holds two
+// elements, each widened by one shift or mask and narrowed in pairs by one instruction.
+template <class D>
+__device__ __forceinline__ void unpack(const Pack<D>& p, float (&v)[Pack<D>::N]) {
+#pragma unroll
+    for (int j = 0; j < Pack<D>::N; ++j) v[j] = to_f32<D>(p.v[j]);
+}
+template <class D>
+__device__ __forceinline__ void repack(const float (&v)[Pack<D>::N], Pack<D>& p) {
+#pragma unroll
+    for (int j = 0; j < Pack<D>::N; ++j) p.v[j] = from_f32<D>(v[j]);
+}
+template <>
+__device__ __forceinline__ void unpack<BF16>(const Pack<BF16>& p, float (&v)[8]) {
+    const unsigned* words = reinterpret_cast<const unsigned*>(p.v);
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+        v[2 * w] = __uint_as_float(words[w] << 16);
+        v[2 * w + 1] = __uint_as_float(words[w] & 0xffff0000u);
+    }
+}
+#if __CUDA_ARCH__ >= 800
+template <>
+__device__ __forceinline__ void repack<BF16>(const float (&v)[8], Pack<BF16>& p) {
+    unsigned* words = reinterpret_cast<unsigned*>(p.v);
+#pragma unroll
+    for (int w = 0; w < 4; ++w)
+        asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(words[w]) : "f"(v[2 * w + 1]), "f"(v[2 * w]));
+}
+#endif
+
 // ---- per-call constants -------------------------------------------------------------
 
 struct Options {
@@ -78,6 +116,20 @@ struct Options {
 
 __device__ __forceinline__ float softcapped(float x, float cap) {
     return cap > 0.0f ? cap * tanhf(x / cap) : x;
+}
+
+// The softcap as a template argument: the per-element loops carry no tanh or division
+// (not even predicated off) unless the call asked for it.
+template <bool CAP> __device__ __forceinline__ float capped(float x, float cap) {
+    return CAP ? cap * tanhf(x / cap) : x;
+}
+
+// 2^x on the special-function unit. Arguments here are <= 0 (x - max); results below
+// 2^-126 flush to 0, which no sum or probability of a row can tell apart.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
 }
 
 __device__ __forceinline__ i64 label_at(const void* labels, int labels_i64, i64 i) {
@@ -107,18 +159,19 @@ __device__ __forceinline__ float gradient_scale(const Options& o, const i64* cou
 // keep enough bytes moving to saturate HBM with one resident block per SM.
 #define PACKS_IN_FLIGHT 4
 
-// Calls f(index, value) for every element of row[begin, end), split over the block's
-// threads, with 16-byte loads for the aligned middle.
-template <class D, class F>
+// Streams row[begin, end) over the block's threads: `one(i, x)` for the unaligned head
+// and tail elements, `pack(first, v)` for each aligned 16-byte pack of the middle (v holds
+// the pack's elements as f32, first is the index of v[0]).
+template <class D, class One, class Packed>
 __device__ __forceinline__ void visit(const typename D::storage* row, int begin, int end,
-                                      F f) {
+                                      One one, Packed pack) {
     typedef typename D::storage S;
     const int n = Pack<D>::N;
     unsigned long long address = (unsigned long long)(row + begin);
     int head = (int)(((16u - (unsigned)(address & 15u)) & 15u) / sizeof(S));
     if (head > end - begin) head = end - begin;
     for (int i = begin + (int)threadIdx.x; i < begin + head; i += blockDim.x)
-        f(i, to_f32<D>(row[i]));
+        one(i, to_f32<D>(row[i]));
     int body = begin + head;
     int packs = (end - body) / n;
     const Pack<D>* vectors = reinterpret_cast<const Pack<D>*>(row + body);
@@ -132,22 +185,25 @@ __device__ __forceinline__ void visit(const typename D::storage* row, int begin,
         for (int u = 0; u < PACKS_IN_FLIGHT; ++u) {
             int k = k0 + u * stride;
             if (k < packs) {
-#pragma unroll
-                for (int j = 0; j < n; ++j) f(body + k * n + j, to_f32<D>(p[u].v[j]));
+                float v[n];
+                unpack<D>(p[u], v);
+                pack(body + k * n, v);
             }
         }
     }
     for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
-        f(i, to_f32<D>(row[i]));
+        one(i, to_f32<D>(row[i]));
 }
 
-// Writes out[i] = g(i, in[i]) for row[begin, end); 16-byte stores when `in` and `out`
-// share their alignment (always true in place and for torch's allocations). In place,
-// every pack is read before it is written and packs never overlap, so loading several
-// ahead is safe.
-template <class D, class G>
+// Writes out[i] = f(i, in[i]) for row[begin, end): `one(i, x)` returns the new value of
+// a head or tail element, `pack(first, v)` rewrites a 16-byte pack's values in place.
+// Stores are 16 bytes wide when `in` and `out` share their alignment (always true in
+// place and for torch's allocations). In place, every pack is read before it is written
+// and packs never overlap, so loading several ahead is safe.
+template <class D, class One, class Packed>
 __device__ __forceinline__ void rewrite(const typename D::storage* in,
-                                        typename D::storage* out, int begin, int end, G g) {
+                                        typename D::storage* out, int begin, int end,
+                                        One one, Packed pack) {
     typedef typename D::storage S;
     const int n = Pack<D>::N;
     unsigned long long a = (unsigned long long)(in + begin);
@@ -156,7 +212,7 @@ __device__ __forceinline__ void rewrite(const typename D::storage* in,
                                : (int)(((16u - (unsigned)(a & 15u)) & 15u) / sizeof(S));
     if (head > end - begin) head = end - begin;
     for (int i = begin + (int)threadIdx.x; i < begin + head; i += blockDim.x)
-        out[i] = from_f32<D>(g(i, to_f32<D>(in[i])));
+        out[i] = from_f32<D>(one(i, to_f32<D>(in[i])));
     int body = begin + head;
     int packs = (end - body) / n;
     const Pack<D>* source = reinterpret_cast<const Pack<D>*>(in + body);
@@ -171,15 +227,16 @@ __device__ __forceinline__ void rewrite(const typename D::storage* in,
         for (int u = 0; u < PACKS_IN_FLIGHT; ++u) {
             int k = k0 + u * stride;
             if (k < packs) {
-#pragma unroll
-                for (int j = 0; j < n; ++j)
-                    p[u].v[j] = from_f32<D>(g(body + k * n + j, to_f32<D>(p[u].v[j])));
+                float v[n];
+                unpack<D>(p[u], v);
+                pack(body + k * n, v);
+                repack<D>(v, p[u]);
                 target[k] = p[u];
             }
         }
     }
     for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
-        out[i] = from_f32<D>(g(i, to_f32<D>(in[i])));
+        out[i] = from_f32<D>(one(i, to_f32<D>(in[i])));
 }
 
 template <class D>
@@ -187,7 +244,7 @@ __device__ __forceinline__ void zero_span(typename D::storage* out, int begin, i
     for (int i = begin + (int)threadIdx.x; i < end; i += blockDim.x) out[i] = from_f32<D>(0.0f);
 }
 
-// ---- online log-sum-exp, in base 2 (exp2f is one SFU instruction) -------------------
+// ---- online log-sum-exp, in base 2 (ex2 is one SFU instruction) --------------------
 
 struct Stats {
     float max2;  // running max of c * log2(e); NaN is skipped here and poisons `sum`
@@ -203,15 +260,40 @@ __device__ __forceinline__ Stats empty_stats() {
     return s;
 }
 
-__device__ __forceinline__ void add_value(Stats& s, float c) {
+__device__ __forceinline__ void add_value(Stats& s, float c, bool smooth) {
     float x = c * LOG2E;
     if (x > s.max2) {
-        s.sum = s.sum * exp2f(s.max2 - x) + 1.0f;  // exp2f(-inf) = 0 on the first value
+        s.sum = s.sum * fast_exp2(s.max2 - x) + 1.0f;  // 2^-inf = 0 on the first value
         s.max2 = x;
     } else {
-        s.sum += (x == -INFINITY) ? 0.0f : exp2f(x - s.max2);  // NaN stays NaN
+        s.sum += (x == -INFINITY) ? 0.0f : fast_exp2(x - s.max2);  // NaN stays NaN
     }
-    s.sum_c += c;
+    if (smooth) s.sum_c += c;
+}
+
+// A pack of N values: one rescale at most (against the pack's max), then N independent
+// exponentials summed on their own before joining the running sum.
+template <int N>
+__device__ __forceinline__ void add_pack(Stats& s, const float (&c)[N], bool smooth) {
+    float m = c[0];
+#pragma unroll
+    for (int j = 1; j < N; ++j) m = fmaxf(m, c[j]);  // skips NaN; the sum below does not
+    float m2 = m * LOG2E;
+    if (m2 > s.max2) {
+        s.sum *= fast_exp2(s.max2 - m2);
+        s.max2 = m2;
+    }
+    // While every value so far is -inf (max2 = -inf), subtract nothing: -inf still gives
+    // 0 and NaN still poisons the sum.
+    float shift = s.max2 == -INFINITY ? 0.0f : s.max2;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < N; ++j) sum += fast_exp2(fmaf(c[j], LOG2E, -shift));
+    s.sum += sum;
+    if (smooth) {
+#pragma unroll
+        for (int j = 0; j < N; ++j) s.sum_c += c[j];
+    }
 }
 
 __device__ __forceinline__ Stats merge(Stats a, Stats b) {
@@ -220,8 +302,8 @@ __device__ __forceinline__ Stats merge(Stats a, Stats b) {
     if (s.max2 == -INFINITY) {
         s.sum = a.sum + b.sum;
     } else {
-        float fa = a.max2 == -INFINITY ? 0.0f : exp2f(a.max2 - s.max2);
-        float fb = b.max2 == -INFINITY ? 0.0f : exp2f(b.max2 - s.max2);
+        float fa = a.max2 == -INFINITY ? 0.0f : fast_exp2(a.max2 - s.max2);
+        float fb = b.max2 == -INFINITY ? 0.0f : fast_exp2(b.max2 - s.max2);
         s.sum = a.sum * fa + b.sum * fb;
     }
     s.sum_c = a.sum_c + b.sum_c;
@@ -260,11 +342,19 @@ __device__ Stats block_merge(Stats s) {
     return result;
 }
 
-template <class D>
+template <class D, bool CAP>
 __device__ __forceinline__ Stats span_stats(const typename D::storage* row, int begin,
-                                            int end, float cap) {
+                                            int end, const Options& o) {
     Stats s = empty_stats();
-    visit<D>(row, begin, end, [&](int, float x) { add_value(s, softcapped(x, cap)); });
+    const float cap = o.softcap;
+    const bool smooth = o.smoothing != 0.0f;
+    visit<D>(
+        row, begin, end, [&](int, float x) { add_value(s, capped<CAP>(x, cap), smooth); },
+        [&](int, float(&v)[Pack<D>::N]) {
+#pragma unroll
+            for (int j = 0; j < Pack<D>::N; ++j) v[j] = capped<CAP>(v[j], cap);
+            add_pack(s, v, smooth);
+        });
     return block_merge(s);
 }
 
@@ -274,33 +364,45 @@ __device__ __forceinline__ float lse_of(const Stats& s) {
     return (s.max2 + log2f(s.sum)) * LN2;
 }
 
+// The smoothing term only when smoothing is on: 0 * sum_c would be NaN for a row with
+// masked (-inf) entries.
 __device__ __forceinline__ float row_loss_of(float lse, float target_c, float sum_c,
                                              int vocab, const Options& o) {
-    return lse - (1.0f - o.smoothing) * target_c - o.smoothing / (float)vocab * sum_c
-           + o.z_scale * lse * lse;
+    float loss = lse - (1.0f - o.smoothing) * target_c + o.z_scale * lse * lse;
+    if (o.smoothing != 0.0f) loss -= o.smoothing / (float)vocab * sum_c;
+    return loss;
 }
 
 // The gradient of one span, given the row's lse, target and scale.
-template <class D>
+template <class D, bool CAP>
 __device__ __forceinline__ void span_gradient(const typename D::storage* row,
                                               typename D::storage* out, int begin, int end,
                                               float lse, i64 target, int vocab, float scale,
                                               const Options& o) {
-    float prob_factor = (1.0f + 2.0f * o.z_scale * lse) * scale;
-    float uniform = o.smoothing / (float)vocab * scale;
-    float target_term = (1.0f - o.smoothing) * scale;
-    float lse2 = lse * LOG2E;
-    float cap = o.softcap;
-    rewrite<D>(row, out, begin, end, [&](int j, float x) {
-        float c = softcapped(x, cap);
-        float g = exp2f(c * LOG2E - lse2) * prob_factor - uniform;
-        if (j == target) g -= target_term;
-        if (cap > 0.0f) {
+    const float prob_factor = (1.0f + 2.0f * o.z_scale * lse) * scale;
+    const float uniform = o.smoothing / (float)vocab * scale;
+    const float target_term = (1.0f - o.smoothing) * scale;
+    const float lse2 = lse * LOG2E;
+    const float cap = o.softcap;
+    // d/dx of one element; `hit` says whether it is the target.
+    auto grad_of = [&](float x, bool hit) {
+        float c = capped<CAP>(x, cap);
+        float g = fast_exp2(fmaf(c, LOG2E, -lse2)) * prob_factor - uniform;
+        if (hit) g -= target_term;
+        if (CAP) {
             float t = c / cap;
             g *= 1.0f - t * t;
         }
         return g;
-    });
+    };
+    rewrite<D>(
+        row, out, begin, end, [&](int j, float x) { return grad_of(x, j == target); },
+        [&](int first, float(&v)[Pack<D>::N]) {
+            // The target's offset in this pack, -1 for every other pack.
+            int at = target >= first && target < first + Pack<D>::N ? (int)(target - first) : -1;
+#pragma unroll
+            for (int j = 0; j < Pack<D>::N; ++j) v[j] = grad_of(v[j], j == at);
+        });
 }
 
 // ---- 1. label check and valid-row count (one block) ---------------------------------
@@ -341,7 +443,7 @@ extern "C" __global__ void ce_count(const void* labels, int labels_i64, i64 rows
 
 // ---- 2a. whole rows per block: statistics, loss and gradient in one kernel ---------
 
-template <class D>
+template <class D, bool CAP>
 __device__ __forceinline__ void fused_row(const typename D::storage* logits,
                                           typename D::storage* grad, const void* labels,
                                           int labels_i64, i64 row, i64 seq_len, int shift,
@@ -362,14 +464,15 @@ __device__ __forceinline__ void fused_row(const typename D::storage* logits,
     // Read before the statistics' block merge: after it, an in-place gradient may
     // already be overwriting the row.
     float target_c = threadIdx.x == 0 ? softcapped(to_f32<D>(in[target]), o.softcap) : 0.0f;
-    Stats s = span_stats<D>(in, 0, vocab, o.softcap);
+    Stats s = span_stats<D, CAP>(in, 0, vocab, o);
     float lse = lse_of(s);
     if (threadIdx.x == 0) {
         row_loss[row] = row_loss_of(lse, target_c, s.sum_c, vocab, o);
         lse_out[row] = lse;
     }
     if (out)
-        span_gradient<D>(in, out, 0, vocab, lse, target, vocab, gradient_scale(o, counters), o);
+        span_gradient<D, CAP>(in, out, 0, vocab, lse, target, vocab,
+                              gradient_scale(o, counters), o);
 }
 
 // Block b takes rows b, b + gridDim.x, ...: the host sizes the grid so that the rows in
@@ -382,9 +485,14 @@ __device__ __forceinline__ void fused_rows(const typename D::storage* logits,
                                            const i64* counters, float* row_loss,
                                            float* lse_out) {
     if (counters[1] != NO_BAD_LABEL) return;
-    for (i64 row = blockIdx.x; row < rows; row += gridDim.x)
-        fused_row<D>(logits, grad, labels, labels_i64, row, seq_len, shift, ignore_index,
-                     vocab, o, counters, row_loss, lse_out);
+    for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
+        if (o.softcap > 0.0f)
+            fused_row<D, true>(logits, grad, labels, labels_i64, row, seq_len, shift,
+                               ignore_index, vocab, o, counters, row_loss, lse_out);
+        else
+            fused_row<D, false>(logits, grad, labels, labels_i64, row, seq_len, shift,
+                                ignore_index, vocab, o, counters, row_loss, lse_out);
+    }
 }
 
 #define FUSED(NAME, D)                                                                      \
@@ -413,24 +521,26 @@ template <class D>
 __device__ __forceinline__ void split_stats(const typename D::storage* logits,
                                             const void* labels, int labels_i64, i64 seq_len,
                                             int shift, i64 ignore_index, int vocab,
-                                            float softcap, const i64* counters,
+                                            const Options& o, const i64* counters,
                                             Stats* partials) {
     if (counters[1] != NO_BAD_LABEL) return;
     i64 row = blockIdx.x;
     if (target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab) < 0) return;
     int begin, end;
     split_span(vocab, gridDim.y, blockIdx.y, &begin, &end);
-    Stats s = span_stats<D>(logits + row * (i64)vocab, begin, end, softcap);
+    const typename D::storage* in = logits + row * (i64)vocab;
+    Stats s = o.softcap > 0.0f ? span_stats<D, true>(in, begin, end, o)
+                               : span_stats<D, false>(in, begin, end, o);
     if (threadIdx.x == 0) partials[row * gridDim.y + blockIdx.y] = s;
 }
 
 #define SPLIT_STATS(NAME, D)                                                                \
     extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, const void* labels,           \
                                     int labels_i64, i64 seq_len, int shift,                 \
-                                    i64 ignore_index, int vocab, float softcap,             \
+                                    i64 ignore_index, int vocab, Options o,                 \
                                     const i64* counters, Stats* partials) {                 \
-        split_stats<D>(logits, labels, labels_i64, seq_len, shift, ignore_index, vocab,     \
-                       softcap, counters, partials);                                        \
+        split_stats<D>(logits, labels, labels_i64, seq_len, shift, ignore_index, vocab, o,  \
+                       counters, partials);                                                 \
     }
 SPLIT_STATS(ce_split_stats_f32, F32)
 SPLIT_STATS(ce_split_stats_f16, F16)
@@ -491,8 +601,12 @@ __device__ __forceinline__ void split_grad(const typename D::storage* logits,
         zero_span<D>(out, begin, end);
         return;
     }
-    span_gradient<D>(logits + row * (i64)vocab, out, begin, end, lse[row], target, vocab,
-                     gradient_scale(o, counters), o);
+    const typename D::storage* in = logits + row * (i64)vocab;
+    float scale = gradient_scale(o, counters);
+    if (o.softcap > 0.0f)
+        span_gradient<D, true>(in, out, begin, end, lse[row], target, vocab, scale, o);
+    else
+        span_gradient<D, false>(in, out, begin, end, lse[row], target, vocab, scale, o);
 }
 
 #define SPLIT_GRAD(NAME, D)                                                                 \

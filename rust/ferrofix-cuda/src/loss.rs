@@ -368,7 +368,6 @@ pub unsafe fn launch(
             // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(config) }.map_err(fail("ce_fused"))?;
         } else if problem.rows > 0 {
-            let softcap = options_arg.softcap;
             let splits = plan.splits as i32;
             let split_grid = grid(problem.rows, plan.splits, plan.threads)?;
             let mut args = stream.launch_builder(&row_kernels[0]);
@@ -379,7 +378,7 @@ pub unsafe fn launch(
                 .arg(&shift)
                 .arg(&ignore)
                 .arg(&vocab)
-                .arg(&softcap);
+                .arg(&options_arg);
             args.arg(&buffers.counters).arg(&buffers.workspace);
             // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(split_grid) }.map_err(fail("ce_split_stats"))?;

@@ -121,11 +121,31 @@ pub struct DeviceInfo {
     pub l2_bytes: usize,
 }
 
-/// Facts about device `ordinal`.
+/// Facts about device `ordinal`, queried once per process (every loss call plans with
+/// them).
 ///
 /// # Errors
 /// As [`context`].
 pub fn device_info(ordinal: usize) -> Result<DeviceInfo> {
+    static INFOS: OnceLock<Mutex<HashMap<usize, DeviceInfo>>> = OnceLock::new();
+    let infos = INFOS.get_or_init(Mutex::default);
+    let known = infos
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&ordinal)
+        .cloned();
+    if let Some(info) = known {
+        return Ok(info);
+    }
+    let info = query_device_info(ordinal)?;
+    infos
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(ordinal, info.clone());
+    Ok(info)
+}
+
+fn query_device_info(ordinal: usize) -> Result<DeviceInfo> {
     let ctx = context(ordinal)?;
     guarded("cuDeviceGetAttribute", || {
         let fail = |err| driver_error("cuDeviceGetAttribute", err);
