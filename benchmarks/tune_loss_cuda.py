@@ -1,7 +1,8 @@
-"""Sweep the CUDA loss's launch plan: which block size and grid the fused kernel should use.
+"""Sweep the CUDA loss's launch plan: which kernel, block size and grid to use.
 
 For N=8192 bf16 rows with V in {32000, 128256}, times the kernels alone (buffers allocated
-once, the gradient into its own buffer) for every (threads, row_blocks) pair, next to a
+once, the gradient into its own buffer) for the fused kernel (cluster 0) and the on-chip
+kernel with each cluster size that fits, every block size and a few grids, next to a
 device-to-device copy of the same bytes (read the logits once, write the gradient once:
 the two-pass floor as this GPU actually moves it). Prints one table per case, the plan
 ferrofix would choose marked with '*'. Needs a CUDA device.
@@ -22,8 +23,10 @@ from ferrofix import _cuda
 
 CASES = [(8192, 32000), (8192, 128256)]
 THREADS = [256, 512, 1024]
-# Grid sizes as multiples of the SM count; 0 launches one block per row.
-ROW_BLOCKS_PER_SM = [1, 2, 3, 4, 0]
+# Grid sizes as multiples of the SM count (in blocks); 0 launches one block (or cluster)
+# per row.
+ROW_BLOCKS_PER_SM = [1, 2, 4, 0]
+CLUSTERS = {32000: [0, 1, 2], 128256: [0, 4, 8]}
 
 
 def sweep(n: int, vocab: int, repeats: int) -> None:
@@ -44,46 +47,53 @@ def sweep(n: int, vocab: int, repeats: int) -> None:
     stream = torch.cuda.current_stream().cuda_stream
     chosen = native.cuda_loss_plan(device, n, vocab, "bfloat16")
 
-    def run(threads: int, row_blocks: int) -> None:
+    def run(cluster: int, threads: int, row_blocks: int) -> None:
         native.cuda_causal_lm_loss(
             device, stream, "bfloat16", [n, vocab], [n], shift=False, ignore_index=-100,
             reduction="mean", z_loss_scale=0.0, softcap=None, label_smoothing=0.0,
             num_items_in_batch=None, logits=logits.data_ptr(), grad=grad.data_ptr(),
             labels=labels.data_ptr(), labels_i64=True, row_loss=row_loss.data_ptr(),
             lse=lse.data_ptr(), counters=counters.data_ptr(), result=result.data_ptr(),
-            workspace=0, splits=1, threads=threads, row_blocks=row_blocks,
+            workspace=0, splits=1, threads=threads, cluster=cluster, row_blocks=row_blocks,
         )  # fmt: skip
 
     copy_ms = cuda_ms(lambda: grad.copy_(logits), repeats, None)
     floor_bytes = 2 * logits.numel() * logits.element_size()
     print(
         f"\nN={n}, V={vocab}, bf16, {sms} SMs; "
-        f"chosen (splits, threads, row_blocks, workspace) = {chosen}"
+        f"chosen (splits, threads, cluster, row_blocks, workspace) = {chosen}"
     )
     print(f"copy of the same bytes: {copy_ms:.3f} ms = {floor_bytes / copy_ms / 1e9:.2f} TB/s")
-    print("threads | row_blocks | ms | TB/s (floor bytes) | of copy time")
-    for threads in THREADS:
-        reference = None  # the grid must not change the bits; the block size may
-        for per_sm in ROW_BLOCKS_PER_SM:
-            row_blocks = per_sm * sms
-            ms = cuda_ms(lambda t=threads, r=row_blocks: run(t, r), repeats, None)
-            if reference is None:
-                run(threads, row_blocks)
-                reference = (row_loss.clone(), grad.clone())
-            else:
-                run(threads, row_blocks)
-                same = torch.equal(row_loss, reference[0]) and torch.equal(grad, reference[1])
-                if not same:
-                    print(f"  !! threads={threads} row_blocks={row_blocks} changed the result")
-            mark = "*" if (threads, row_blocks) == (chosen[1], chosen[2]) else " "
-            print(
-                f"{mark}{threads:7d} | {row_blocks or 'rows':>10} | {ms:.3f} | "
-                f"{floor_bytes / ms / 1e9:.2f} | {ms / copy_ms:.2f}"
-            )
-    if chosen[2] not in [per_sm * sms for per_sm in ROW_BLOCKS_PER_SM]:
-        ms = cuda_ms(lambda: run(chosen[1], chosen[2]), repeats, None)
-        print(f"*{chosen[1]:7d} | {chosen[2]:>10} | {ms:.3f} | {floor_bytes / ms / 1e9:.2f} | "
-              f"{ms / copy_ms:.2f}")  # fmt: skip
+    print("cluster | threads | row_blocks | ms | TB/s (floor bytes) | of copy time")
+    configs = [
+        (cluster, threads, per_sm * sms // max(cluster, 1))
+        for cluster in CLUSTERS[vocab]
+        for threads in THREADS
+        for per_sm in ROW_BLOCKS_PER_SM
+    ]
+    if tuple(chosen[1:4]) not in [(t, c, r) for c, t, r in configs]:
+        configs.append((chosen[2], chosen[1], chosen[3]))
+    reference: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+    for cluster, threads, row_blocks in configs:
+        try:
+            ms = cuda_ms(lambda c=cluster, t=threads, r=row_blocks: run(c, t, r), repeats, None)
+        except Exception as error:  # a plan the device cannot launch
+            print(f" {cluster:7d} | {threads:7d} | {row_blocks or 'rows':>10} | failed: {error}")
+            continue
+        run(cluster, threads, row_blocks)
+        # The grid must not change the bits; the kernel and block size may.
+        key = (cluster, threads)
+        if key not in reference:
+            reference[key] = (row_loss.clone(), grad.clone())
+        elif not (
+            torch.equal(row_loss, reference[key][0]) and torch.equal(grad, reference[key][1])
+        ):
+            print(f"  !! cluster={cluster} threads={threads} row_blocks={row_blocks} changed bits")
+        mark = "*" if (threads, cluster, row_blocks) == tuple(chosen[1:4]) else " "
+        print(
+            f"{mark}{cluster:7d} | {threads:7d} | {row_blocks or 'rows':>10} | {ms:.3f} | "
+            f"{floor_bytes / ms / 1e9:.2f} | {ms / copy_ms:.2f}"
+        )
 
 
 def profile_autograd(n: int, vocab: int) -> None:

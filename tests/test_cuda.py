@@ -109,7 +109,7 @@ def test_probes_answer_without_a_gpu() -> None:
             reduction="mean", z_loss_scale=0.0, softcap=None, label_smoothing=0.0,
             num_items_in_batch=None, logits=16, grad=0, labels=32, labels_i64=True,
             row_loss=48, lse=64, counters=80, result=96, workspace=0, splits=1, threads=32,
-            row_blocks=0,
+            cluster=0, row_blocks=0,
         )  # fmt: skip
 
 
@@ -120,7 +120,7 @@ def test_launch_rejects_bad_calls_before_touching_a_device() -> None:
         "softcap": None, "label_smoothing": 0.0, "num_items_in_batch": None, "logits": 16,
         "grad": 0, "labels": 32, "labels_i64": True, "row_loss": 48, "lse": 64,
         "counters": 80, "result": 96, "workspace": 0, "splits": 1, "threads": 32,
-        "row_blocks": 0,
+        "cluster": 0, "row_blocks": 0,
     }  # fmt: skip
     cases = [
         (("float64", [2, 3, 5], [2, 3]), {}, "causal_lm_loss on CUDA does not support dtype"),
@@ -129,6 +129,7 @@ def test_launch_rejects_bad_calls_before_touching_a_device() -> None:
         (("float32", [2, 3, 5], [2, 3]), {"label_smoothing": 1.5}, "label_smoothing: must be"),
         (("float32", [2, 3, 5], [2, 3]), {"lse": 0}, "buffers: lse must be a device pointer"),
         (("float32", [2, 3, 5], [2, 3]), {"threads": 48}, "threads: must be a multiple of 32"),
+        (("float32", [2, 3, 5], [2, 3]), {"cluster": 3}, "cluster: must be 0 (fused), or 1,"),
     ]
     for (dtype, logits_shape, labels_shape), change, message in cases:
         with pytest.raises((ConfigError, TypeError, ValueError)) as raised:

@@ -113,6 +113,32 @@ def test_vocabulary_split_path_matches_the_fused_kernel() -> None:
         torch.testing.assert_close(split[2], fused[2], rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("cluster", [1, 2, 4, 8])
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_rows_on_chip_match_the_fused_kernel(cluster, dtype) -> None:
+    if cluster > 1 and torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("clusters of blocks need sm_90")
+    # An odd vocabulary: every row starts at another offset mod 16 bytes.
+    logits, labels = make_inputs(3, 11, 10003, seed=9)
+    x = torch.from_numpy(logits).to(DTYPES[dtype]).cuda()
+    y = torch.from_numpy(labels).cuda()
+    plain = loss._Options(-100, "mean", True, 0.0, None, 0.0, None)
+    everything = loss._Options(-100, "none", True, 1e-4, 20.0, 0.1, None)
+    for options in (plain, everything):
+        fused = _cuda.causal_lm_loss(x, y, options, with_grad=True, cluster=0)
+        onchip = _cuda.causal_lm_loss(x, y, options, with_grad=True, cluster=cluster)
+        torch.testing.assert_close(onchip[0], fused[0], rtol=2e-6, atol=2e-6)
+        torch.testing.assert_close(onchip[1], fused[1], rtol=2e-6, atol=2e-6, equal_nan=True)
+        assert_grad_close(onchip[2], fused[2], dtype)
+        buffer = x.clone()
+        in_place = _cuda.causal_lm_loss(
+            buffer, y, options, with_grad=True, in_place=True, cluster=cluster
+        )
+        assert in_place[2] is buffer
+        assert torch.equal(in_place[0], onchip[0])
+        assert torch.equal(buffer, onchip[2])
+
+
 def test_in_place_gradient_overwrites_the_logits() -> None:
     logits, labels = make_inputs(2, 17, 3001, seed=2)
     x, y = torch.from_numpy(logits).cuda(), torch.from_numpy(labels).cuda()

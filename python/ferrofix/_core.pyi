@@ -39,8 +39,13 @@ def nvrtc_version() -> tuple[int, int]: ...
 def cuda_kernel_files() -> list[tuple[str, list[str]]]: ...
 def cuda_compile(file: str, arch: str, *, cached: bool = False) -> tuple[bytes, str]: ...
 def cuda_loss_plan(
-    device: int, rows: int, vocab: int, dtype: str, splits: int | None = None
-) -> tuple[int, int, int, int]: ...
+    device: int,
+    rows: int,
+    vocab: int,
+    dtype: str,
+    splits: int | None = None,
+    cluster: int | None = None,
+) -> tuple[int, int, int, int, int]: ...
 def cuda_causal_lm_loss(
     device: int,
     stream: int,
@@ -66,6 +71,7 @@ def cuda_causal_lm_loss(
     workspace: int,
     splits: int,
     threads: int,
+    cluster: int,
     row_blocks: int,
 ) -> None: ...
 def pack(

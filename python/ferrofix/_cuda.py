@@ -119,6 +119,7 @@ def causal_lm_loss(
     with_grad: bool,
     in_place: bool = False,
     splits: int | None = None,
+    cluster: int | None = None,
 ) -> tuple[Any, Any, Any]:
     """Run the kernels on a CUDA tensor; returns ``(loss, lse, grad or None)``.
 
@@ -148,9 +149,10 @@ def causal_lm_loss(
     label_tensor = _labels_on(labels, device)
     vocab = source.shape[-1] if source.dim() else 0
     rows = source.numel() // vocab if vocab else 0
-    # `splits` forces the vocabulary-split path (tests use it on small inputs).
-    planned_splits, threads, row_blocks, workspace_bytes = native.cuda_loss_plan(
-        index, rows, max(vocab, 1), name, splits
+    # `splits` forces the vocabulary-split path, `cluster` the fused (0) or on-chip kernel
+    # (tests use them on small inputs).
+    planned_splits, threads, cluster, row_blocks, workspace_bytes = native.cuda_loss_plan(
+        index, rows, max(vocab, 1), name, splits, cluster
     )
     floats = {"dtype": torch.float32, "device": device}
     row_loss = torch.empty(rows, **floats)
@@ -178,6 +180,7 @@ def causal_lm_loss(
         workspace=workspace.data_ptr() if workspace_bytes else 0,
         splits=planned_splits,
         threads=threads,
+        cluster=cluster,
         row_blocks=row_blocks,
         **kwargs,
     )

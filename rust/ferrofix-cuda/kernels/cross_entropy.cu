@@ -508,6 +508,234 @@ FUSED(ce_fused_f32, F32)
 FUSED(ce_fused_f16, F16)
 FUSED(ce_fused_bf16, BF16)
 
+// ---- 2c. rows on chip: a cluster of C blocks holds each row in shared memory --------
+//
+// Block r of a cluster copies span r of the row into its shared memory while folding it
+// into its statistics; the blocks swap statistics through distributed shared memory and
+// merge them in rank order (so all C agree on the lse bit for bit); each then writes its
+// span's gradient from shared memory. The logits cross HBM once, the gradient once.
+// Clusters (C > 1) need sm_90; the host launches only C = 1 on older devices.
+
+#if __CUDA_ARCH__ >= 900
+#define HAS_CLUSTERS 1
+#else
+#define HAS_CLUSTERS 0
+#endif
+
+__device__ __forceinline__ unsigned cluster_rank() {
+#if HAS_CLUSTERS
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+#else
+    return 0;
+#endif
+}
+
+// Index of this block's cluster and how many clusters the grid holds.
+template <int C> __device__ __forceinline__ void cluster_position(i64* index, i64* count) {
+#if HAS_CLUSTERS
+    if (C > 1) {
+        unsigned id, n;
+        asm volatile("mov.u32 %0, %%clusterid.x;" : "=r"(id));
+        asm volatile("mov.u32 %0, %%nclusterid.x;" : "=r"(n));
+        *index = id;
+        *count = n;
+        return;
+    }
+#endif
+    *index = blockIdx.x;
+    *count = gridDim.x;
+}
+
+// Every thread of every block of the cluster arrives before any continues; shared
+// memory written before it is visible to the whole cluster after it.
+__device__ __forceinline__ void cluster_sync() {
+#if HAS_CLUSTERS
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\t"
+                 "barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    __syncthreads();
+#endif
+}
+
+// Block `rank`'s copy of the shared variable at `local`.
+__device__ __forceinline__ Stats peer_stats(const Stats* local, unsigned rank) {
+#if HAS_CLUSTERS
+    unsigned address, remote;
+    asm volatile("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }"
+                 : "=r"(address) : "l"(local));
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(address), "r"(rank));
+    Stats s;
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(s.max2) : "r"(remote));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(s.sum) : "r"(remote + 4));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(s.sum_c) : "r"(remote + 8));
+    return s;
+#else
+    return *local;
+#endif
+}
+
+// visit() that also copies row[begin, end) to local[begin, end) (`local` is addressed like
+// `row` and shares its alignment mod 16, so packs land on 16-byte boundaries).
+template <class D, class One, class Packed>
+__device__ __forceinline__ void stage(const typename D::storage* row,
+                                      typename D::storage* local, int begin, int end,
+                                      One one, Packed pack) {
+    typedef typename D::storage S;
+    const int n = Pack<D>::N;
+    unsigned long long address = (unsigned long long)(row + begin);
+    int head = (int)(((16u - (unsigned)(address & 15u)) & 15u) / sizeof(S));
+    if (head > end - begin) head = end - begin;
+    for (int i = begin + (int)threadIdx.x; i < begin + head; i += blockDim.x) {
+        S x = row[i];
+        local[i] = x;
+        one(i, to_f32<D>(x));
+    }
+    int body = begin + head;
+    int packs = (end - body) / n;
+    const Pack<D>* vectors = reinterpret_cast<const Pack<D>*>(row + body);
+    Pack<D>* copies = reinterpret_cast<Pack<D>*>(local + body);
+    const int stride = blockDim.x;
+    for (int k0 = threadIdx.x; k0 < packs; k0 += PACKS_IN_FLIGHT * stride) {
+        Pack<D> p[PACKS_IN_FLIGHT];
+#pragma unroll
+        for (int u = 0; u < PACKS_IN_FLIGHT; ++u)
+            if (k0 + u * stride < packs) p[u] = vectors[k0 + u * stride];
+#pragma unroll
+        for (int u = 0; u < PACKS_IN_FLIGHT; ++u) {
+            int k = k0 + u * stride;
+            if (k < packs) {
+                copies[k] = p[u];
+                float v[n];
+                unpack<D>(p[u], v);
+                pack(body + k * n, v);
+            }
+        }
+    }
+    for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x) {
+        S x = row[i];
+        local[i] = x;
+        one(i, to_f32<D>(x));
+    }
+}
+
+template <class D, int C, bool CAP>
+__device__ __forceinline__ void onchip_row(const typename D::storage* logits,
+                                           typename D::storage* grad, i64 row, i64 target,
+                                           int vocab, const Options& o, const i64* counters,
+                                           float* row_loss, float* lse_out,
+                                           typename D::storage* staging, Stats* slot) {
+    typedef typename D::storage S;
+    const unsigned rank = cluster_rank();
+    const int width = (vocab + C - 1) / C;
+    const int begin = min((int)rank * width, vocab), end = min(begin + width, vocab);
+    const S* in = logits + row * (i64)vocab;
+    S* out = grad ? grad + row * (i64)vocab : 0;
+    // `local[i]` is element i of the row: the staging buffer shifted so that the span's
+    // first element sits at the same offset mod 16 bytes as in global memory.
+    const int misalign = (int)(((unsigned long long)(in + begin) & 15u) / sizeof(S));
+    S* local = staging + misalign - begin;
+    // Read before the cluster barrier, after which an in-place gradient may overwrite it.
+    float target_c = rank == 0 && threadIdx.x == 0 ? capped<CAP>(to_f32<D>(in[target]), o.softcap)
+                                                   : 0.0f;
+    Stats s = empty_stats();
+    const float cap = o.softcap;
+    const bool smooth = o.smoothing != 0.0f;
+    stage<D>(
+        in, local, begin, end, [&](int, float x) { add_value(s, capped<CAP>(x, cap), smooth); },
+        [&](int, float(&v)[Pack<D>::N]) {
+#pragma unroll
+            for (int j = 0; j < Pack<D>::N; ++j) v[j] = capped<CAP>(v[j], cap);
+            add_pack(s, v, smooth);
+        });
+    s = block_merge(s);
+    if (C > 1) {
+        if (threadIdx.x == 0) *slot = s;
+        cluster_sync();
+        s = peer_stats(slot, 0);
+#pragma unroll
+        for (int r = 1; r < C; ++r) s = merge(s, peer_stats(slot, r));
+        cluster_sync();  // every peer has read `slot` before the next row overwrites it
+    }
+    float lse = lse_of(s);
+    if (rank == 0 && threadIdx.x == 0) {
+        row_loss[row] = row_loss_of(lse, target_c, s.sum_c, vocab, o);
+        lse_out[row] = lse;
+    }
+    // Each thread reads back exactly the shared memory it staged: no barrier needed.
+    if (out)
+        span_gradient<D, CAP>(local, out, begin, end, lse, target, vocab,
+                              gradient_scale(o, counters), o);
+}
+
+template <class D, int C>
+__device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
+                                            typename D::storage* grad, const void* labels,
+                                            int labels_i64, i64 rows, i64 seq_len, int shift,
+                                            i64 ignore_index, int vocab, const Options& o,
+                                            const i64* counters, float* row_loss,
+                                            float* lse_out) {
+    extern __shared__ __align__(16) unsigned char staging_bytes[];
+    __shared__ Stats slot;  // this block's statistics, read by its cluster peers
+    typedef typename D::storage S;
+    S* staging = reinterpret_cast<S*>(staging_bytes);
+    if (counters[1] != NO_BAD_LABEL) return;
+    i64 first, clusters;
+    cluster_position<C>(&first, &clusters);
+    for (i64 row = first; row < rows; row += clusters) {
+        i64 target = target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab);
+        if (target < 0) {  // the same answer in every block of the cluster
+            const int width = (vocab + C - 1) / C;
+            const int begin = min((int)cluster_rank() * width, vocab);
+            if (cluster_rank() == 0 && threadIdx.x == 0) {
+                row_loss[row] = 0.0f;
+                lse_out[row] = NAN;
+            }
+            if (grad) zero_span<D>(grad + row * (i64)vocab, begin, min(begin + width, vocab));
+            continue;
+        }
+        if (o.softcap > 0.0f)
+            onchip_row<D, C, true>(logits, grad, row, target, vocab, o, counters, row_loss,
+                                   lse_out, staging, &slot);
+        else
+            onchip_row<D, C, false>(logits, grad, row, target, vocab, o, counters, row_loss,
+                                    lse_out, staging, &slot);
+    }
+}
+
+#if HAS_CLUSTERS
+#define CLUSTER_OF_2 __cluster_dims__(2, 1, 1)
+#define CLUSTER_OF_4 __cluster_dims__(4, 1, 1)
+#define CLUSTER_OF_8 __cluster_dims__(8, 1, 1)
+#else
+#define CLUSTER_OF_2
+#define CLUSTER_OF_4
+#define CLUSTER_OF_8
+#endif
+#define CLUSTER_OF_1
+
+#define ONCHIP(NAME, D, C)                                                                  \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) CLUSTER_OF_##C NAME(          \
+        const D::storage* logits, D::storage* grad, const void* labels, int labels_i64,     \
+        i64 rows, i64 seq_len, int shift, i64 ignore_index, int vocab, Options o,           \
+        const i64* counters, float* row_loss, float* lse_out) {                             \
+        onchip_rows<D, C>(logits, grad, labels, labels_i64, rows, seq_len, shift,           \
+                          ignore_index, vocab, o, counters, row_loss, lse_out);             \
+    }
+ONCHIP(ce_onchip_f32_c1, F32, 1)
+ONCHIP(ce_onchip_f16_c1, F16, 1)
+ONCHIP(ce_onchip_bf16_c1, BF16, 1)
+ONCHIP(ce_onchip_f32_c2, F32, 2)
+ONCHIP(ce_onchip_f16_c2, F16, 2)
+ONCHIP(ce_onchip_bf16_c2, BF16, 2)
+ONCHIP(ce_onchip_f32_c4, F32, 4)
+ONCHIP(ce_onchip_f16_c4, F16, 4)
+ONCHIP(ce_onchip_bf16_c4, BF16, 4)
+ONCHIP(ce_onchip_f32_c8, F32, 8)
+ONCHIP(ce_onchip_f16_c8, F16, 8)
+ONCHIP(ce_onchip_bf16_c8, BF16, 8)
+
 // ---- 2b. vocabulary split: grid (rows, splits), a second reduction per row ----------
 
 __device__ __forceinline__ void split_span(int vocab, int splits, int part, int* begin,

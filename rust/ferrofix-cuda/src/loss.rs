@@ -66,12 +66,15 @@ impl KernelOptions {
 /// How the rows are spread over blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
-    /// Blocks per row: 1 runs the fused kernel, more the vocabulary-split path.
+    /// Blocks per row: 1 runs a whole-row kernel, more the vocabulary-split path.
     pub splits: u32,
     /// Threads per block of the row kernels: a multiple of 32 in [32, 1024].
     pub threads: u32,
-    /// Blocks of the fused kernel, each taking every `row_blocks`-th row (the split path
-    /// launches one block per row and split).
+    /// Rows kept on chip by clusters of this many blocks (1, 2, 4 or 8; more than 1 needs
+    /// sm_90), or 0 for the fused kernel that reads each row twice.
+    pub cluster: u32,
+    /// Row groups the whole-row kernels launch, each taking every `row_blocks`-th row:
+    /// blocks of the fused kernel, clusters of the on-chip one; 0 for one per row.
     pub row_blocks: u32,
 }
 
@@ -82,16 +85,34 @@ pub struct DeviceShape {
     pub multiprocessors: usize,
     /// L2 cache bytes.
     pub l2_bytes: usize,
+    /// Whether blocks can form clusters with distributed shared memory (sm_90 on).
+    pub clusters: bool,
+    /// Most shared memory one block may opt in to, in bytes.
+    pub shared_per_block: usize,
+}
+
+/// Shared memory one block of the on-chip kernel stages its span in: bounded so that
+/// three blocks fit on an SM of the H100 and a single one on any GPU since Volta.
+const STAGING_BUDGET: usize = 72 << 10;
+/// Threads per block of the on-chip kernel.
+const ONCHIP_BLOCK: u32 = 512;
+
+/// Bytes of shared memory the on-chip kernel stages with: its span of a row, plus room to
+/// shift it to the row's alignment mod 16 bytes (`onchip_row` in `cross_entropy.cu`).
+pub fn staging_bytes(vocab: usize, element_bytes: usize, cluster: u32) -> usize {
+    let span = vocab.div_ceil(cluster.max(1) as usize);
+    (span * element_bytes + 16).next_multiple_of(16)
 }
 
 impl Plan {
     /// The plan for `rows × vocab` elements of `element_bytes` on `device`: whole rows per
-    /// block whenever the rows fill the device (or the vocabulary is small), else enough
-    /// vocabulary splits to give every SM a few blocks.
+    /// block (or cluster) whenever the rows fill the device or the vocabulary is small,
+    /// else enough vocabulary splits to give every SM a few blocks.
     ///
-    /// The fused kernel reads each row twice (statistics, then gradient); the second read
-    /// comes from L2 only while the rows in flight fit there, so the grid holds at most
-    /// half the L2's worth of rows, and never fewer blocks than SMs.
+    /// Whole rows stay on chip (read from HBM once) when a cluster of at most 8 blocks can
+    /// hold one in shared memory. Otherwise the fused kernel reads each row twice; the
+    /// second read comes from L2 only while the rows in flight fit there, so its grid
+    /// holds at most half the L2's worth of rows, and never fewer blocks than SMs.
     pub fn choose(rows: usize, vocab: usize, element_bytes: usize, device: DeviceShape) -> Self {
         let sms = device.multiprocessors.max(1);
         let wanted_blocks = 4 * sms;
@@ -103,21 +124,31 @@ impl Plan {
             by_vocab.min(by_device).clamp(1, 1024)
         };
         let mut plan = Self::with_splits(splits as u32, vocab);
-        if splits == 1 {
-            let row_bytes = (vocab * element_bytes).max(1);
-            let in_l2 = device.l2_bytes / 2 / row_bytes;
-            plan.row_blocks = in_l2.max(sms).min(rows).clamp(1, MAX_ROW_BLOCKS) as u32;
+        if splits > 1 {
+            return plan;
         }
+        let budget = STAGING_BUDGET.min(device.shared_per_block);
+        let sizes: &[u32] = if device.clusters { &[1, 2, 4, 8] } else { &[1] };
+        let fits = |c: &&u32| staging_bytes(vocab, element_bytes, **c) <= budget;
+        if let Some(&cluster) = sizes.iter().find(fits) {
+            plan.cluster = cluster;
+            plan.threads = plan.threads.min(ONCHIP_BLOCK);
+            return plan;
+        }
+        let row_bytes = (vocab * element_bytes).max(1);
+        let in_l2 = device.l2_bytes / 2 / row_bytes;
+        plan.row_blocks = in_l2.max(sms).min(rows).clamp(1, MAX_ROW_BLOCKS) as u32;
         plan
     }
 
-    /// The plan with a given number of blocks per row (tests force the split path), one
-    /// block per row for the fused kernel.
+    /// The plan with a given number of blocks per row (tests force the split path); with
+    /// 1, the fused kernel with one block per row.
     pub fn with_splits(splits: u32, vocab: usize) -> Self {
         if splits > 1 {
             return Self {
                 splits,
                 threads: SPLIT_BLOCK,
+                cluster: 0,
                 row_blocks: 0,
             };
         }
@@ -126,6 +157,7 @@ impl Plan {
         Self {
             splits: 1,
             threads: threads.clamp(32, MAX_THREADS as usize) as u32,
+            cluster: 0,
             row_blocks: 0,
         }
     }
@@ -141,15 +173,18 @@ impl Plan {
 
     /// Blocks along the grid's first dimension for `rows` rows.
     fn blocks(&self, rows: usize) -> usize {
-        if self.splits == 1 && self.row_blocks > 0 {
+        let groups = if self.splits == 1 && self.row_blocks > 0 {
             rows.min(self.row_blocks as usize)
         } else {
             rows
-        }
+        };
+        groups * self.cluster.max(1) as usize
     }
 }
 
-/// The plan for a call on device `ordinal`, or with `splits` blocks per row when given.
+/// The plan for a call on device `ordinal`. Tests force a path: `splits` blocks per row,
+/// or `cluster` (0 for the fused kernel, else the on-chip kernel with clusters of that
+/// many blocks); launching checks the combination.
 ///
 /// # Errors
 /// As [`device_info`]; [`Error::InvalidArgument`] for `splits` outside [1, 65535].
@@ -159,20 +194,30 @@ pub fn plan(
     vocab: usize,
     element_bytes: usize,
     splits: Option<u32>,
+    cluster: Option<u32>,
 ) -> Result<Plan> {
-    if let Some(splits) = splits {
-        if !(1..=65_535).contains(&splits) {
-            return Err(Error::invalid(
-                "splits",
-                format!("must be in [1, 65535], got {splits}"),
-            ));
+    if let Some(splits) = splits
+        && !(1..=65_535).contains(&splits)
+    {
+        return Err(Error::invalid(
+            "splits",
+            format!("must be in [1, 65535], got {splits}"),
+        ));
+    }
+    if splits.is_some() || cluster.is_some() {
+        let mut plan = Plan::with_splits(splits.unwrap_or(1), vocab);
+        if let Some(cluster) = cluster.filter(|&c| c > 0) {
+            plan.cluster = cluster;
+            plan.threads = plan.threads.min(ONCHIP_BLOCK);
         }
-        return Ok(Plan::with_splits(splits, vocab));
+        return Ok(plan);
     }
     let info = device_info(ordinal)?;
     let device = DeviceShape {
         multiprocessors: info.multiprocessors,
         l2_bytes: info.l2_bytes,
+        clusters: info.compute_capability.0 >= 9,
+        shared_per_block: info.shared_per_block,
     };
     Ok(Plan::choose(rows, vocab, element_bytes, device))
 }
@@ -238,6 +283,15 @@ fn validate(
             format!(
                 "must be a multiple of 32 in [32, {MAX_THREADS}], got {}",
                 plan.threads
+            ),
+        ));
+    }
+    if !matches!(plan.cluster, 0 | 1 | 2 | 4 | 8) || (plan.cluster > 0 && plan.splits > 1) {
+        return Err(Error::invalid(
+            "cluster",
+            format!(
+                "must be 0 (fused), or 1, 2, 4 or 8 with splits=1, got {} with splits={}",
+                plan.cluster, plan.splits
             ),
         ));
     }
@@ -310,7 +364,32 @@ pub unsafe fn launch(
     let count = function(&CROSS_ENTROPY, "ce_count", device)?;
     let reduce = function(&CROSS_ENTROPY, "ce_reduce", device)?;
     let kind = suffix(dtype);
-    let row_kernels = if plan.splits == 1 {
+    let staging = staging_bytes(problem.vocab, dtype.size(), plan.cluster);
+    let row_kernels: Vec<_> = if plan.splits == 1 && plan.cluster > 0 {
+        let shared = device_info(device)?.shared_per_block;
+        if staging > shared {
+            return Err(Error::invalid(
+                "cluster",
+                format!(
+                    "{} blocks cannot hold a row of {} {} elements on chip ({staging} bytes \
+                     of shared memory each, the device allows {shared})",
+                    plan.cluster,
+                    problem.vocab,
+                    dtype.name()
+                ),
+            ));
+        }
+        let name = format!("ce_onchip_{kind}_c{}", plan.cluster);
+        let onchip = function(&CROSS_ENTROPY, &name, device)?;
+        guarded(OP, || {
+            let attribute =
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            onchip
+                .set_attribute(attribute, staging as i32)
+                .map_err(|err| driver_error(&format!("{OP} (cuFuncSetAttribute {name})"), err))
+        })?;
+        vec![onchip]
+    } else if plan.splits == 1 {
         vec![function(
             &CROSS_ENTROPY,
             &format!("ce_fused_{kind}"),
@@ -364,9 +443,16 @@ pub unsafe fn launch(
                 .arg(&buffers.counters)
                 .arg(&buffers.row_loss);
             args.arg(&buffers.lse);
-            let config = grid(plan.blocks(problem.rows), 1, plan.threads)?;
-            // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
-            unsafe { args.launch(config) }.map_err(fail("ce_fused"))?;
+            let mut config = grid(plan.blocks(problem.rows), 1, plan.threads)?;
+            let step = if plan.cluster > 0 {
+                config.shared_mem_bytes = staging as u32;
+                "ce_onchip"
+            } else {
+                "ce_fused"
+            };
+            // SAFETY: arguments match the kernel signature (the on-chip kernels take the
+            // fused kernels' parameters); pointers are the caller's (see above).
+            unsafe { args.launch(config) }.map_err(fail(step))?;
         } else if problem.rows > 0 {
             let splits = plan.splits as i32;
             let split_grid = grid(problem.rows, plan.splits, plan.threads)?;
@@ -439,32 +525,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plans_fuse_when_rows_fill_the_device_and_split_otherwise() {
+    fn plans_keep_rows_on_chip_fuse_or_split() {
         let h100 = DeviceShape {
             multiprocessors: 132,
             l2_bytes: 50 << 20,
+            clusters: true,
+            shared_per_block: 227 << 10,
         };
-        // 256 KiB bf16 rows: 100 fit in half the L2, so one block per SM.
+        // A 250 KiB bf16 row needs 4 blocks of at most 72 KiB each.
         let big = Plan::choose(8192, 128_256, 2, h100);
         assert_eq!(
             big,
             Plan {
                 splits: 1,
-                threads: 1024,
-                row_blocks: 132
+                threads: 512,
+                cluster: 4,
+                row_blocks: 0
             }
         );
+        assert_eq!(staging_bytes(128_256, 2, 4), 32_064 * 2 + 16);
         assert_eq!(big.workspace_bytes(8192), 0);
-        assert_eq!(big.blocks(8192), 132);
-        // 62.5 KiB rows: 409 fit.
-        assert_eq!(Plan::choose(8192, 32_000, 2, h100).row_blocks, 409);
+        assert_eq!(big.blocks(8192), 4 * 8192);
+        assert_eq!(Plan::choose(8192, 32_000, 2, h100).cluster, 1);
+        assert_eq!(Plan::choose(8192, 32_000, 4, h100).cluster, 2);
+        assert_eq!(Plan::choose(8192, 151_936, 2, h100).cluster, 8);
+        // Too wide for 8 blocks: the fused kernel, on a grid whose rows fit in L2.
+        let wide = Plan::choose(8192, 300_000, 4, h100);
+        assert_eq!((wide.cluster, wide.threads), (0, 1024));
+        assert_eq!(wide.row_blocks, 132); // 21 rows of 1.1 MiB fit, fewer than the SMs
+        assert_eq!(wide.blocks(8192), 132);
+        // Without clusters (sm_80) only one block holds a row.
+        let a100 = DeviceShape {
+            multiprocessors: 108,
+            l2_bytes: 40 << 20,
+            clusters: false,
+            shared_per_block: 163 << 10,
+        };
+        assert_eq!(Plan::choose(8192, 32_000, 2, a100).cluster, 1);
+        let fused = Plan::choose(8192, 128_256, 2, a100);
+        assert_eq!((fused.cluster, fused.row_blocks), (0, 108));
         let small_vocab = Plan::choose(4, 1000, 4, h100);
-        assert_eq!(small_vocab.splits, 1);
+        assert_eq!((small_vocab.splits, small_vocab.cluster), (1, 1));
         assert_eq!(small_vocab.threads, 64);
-        assert_eq!(small_vocab.row_blocks, 4);
+        assert_eq!(small_vocab.blocks(4), 4);
         let few_rows = Plan::choose(4, 262_144, 2, h100);
         assert_eq!(few_rows.splits, 16); // 262144 / 16384, fewer than the device wants
-        assert_eq!(few_rows.threads, SPLIT_BLOCK);
+        assert_eq!((few_rows.threads, few_rows.cluster), (SPLIT_BLOCK, 0));
         assert_eq!(few_rows.workspace_bytes(4), 4 * 16 * STATS_BYTES);
         assert_eq!(few_rows.blocks(4), 4);
         assert_eq!(Plan::choose(1, 1, 4, h100).threads, 32);
@@ -504,6 +610,15 @@ mod tests {
                 err.to_string(),
                 format!("threads: must be a multiple of 32 in [32, 1024], got {threads}")
             );
+        }
+        for (cluster, splits) in [(3, 1), (16, 1), (2, 4)] {
+            let odd = Plan {
+                cluster,
+                splits,
+                ..plan
+            };
+            let err = validate(DType::Float32, &problem, &options, &odd, &buffers).unwrap_err();
+            assert!(err.to_string().starts_with("cluster: must be 0"), "{err}");
         }
         let null = DeviceBuffers { lse: 0, ..buffers };
         let err = validate(DType::Float32, &problem, &options, &plan, &null).unwrap_err();

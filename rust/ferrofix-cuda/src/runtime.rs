@@ -119,6 +119,8 @@ pub struct DeviceInfo {
     pub multiprocessors: usize,
     /// L2 cache size in bytes.
     pub l2_bytes: usize,
+    /// Most shared memory a block may opt in to, in bytes.
+    pub shared_per_block: usize,
 }
 
 /// Facts about device `ordinal`, queried once per process (every loss call plans with
@@ -155,6 +157,11 @@ fn query_device_info(ordinal: usize) -> Result<DeviceInfo> {
         let l2 = ctx
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)
             .map_err(fail)?;
+        let shared = ctx
+            .attribute(
+                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+            )
+            .map_err(fail)?;
         Ok(DeviceInfo {
             ordinal,
             name: ctx.name().map_err(fail)?,
@@ -162,6 +169,7 @@ fn query_device_info(ordinal: usize) -> Result<DeviceInfo> {
             total_memory: ctx.total_mem().map_err(fail)?,
             multiprocessors: usize::try_from(sms).unwrap_or(1).max(1),
             l2_bytes: usize::try_from(l2).unwrap_or(0),
+            shared_per_block: usize::try_from(shared).unwrap_or(0),
         })
     })
 }

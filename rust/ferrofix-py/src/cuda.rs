@@ -112,22 +112,25 @@ fn cuda_compile(
     Ok((image.bytes, image.log))
 }
 
-/// `(splits, threads, row_blocks, workspace_bytes)` the loss will use for `rows × vocab`
-/// elements of `dtype` on `device` (with `splits` blocks per row when given).
+/// `(splits, threads, cluster, row_blocks, workspace_bytes)` the loss will use for
+/// `rows × vocab` elements of `dtype` on `device` (forced to `splits` blocks per row or to
+/// `cluster` when given; see `ferrofix_cuda::loss::plan`).
 #[pyfunction]
-#[pyo3(signature = (device, rows, vocab, dtype, splits=None))]
+#[pyo3(signature = (device, rows, vocab, dtype, splits=None, cluster=None))]
 fn cuda_loss_plan(
     device: usize,
     rows: usize,
     vocab: usize,
     dtype: &str,
     splits: Option<u32>,
-) -> PyResult<(u32, u32, u32, usize)> {
+    cluster: Option<u32>,
+) -> PyResult<(u32, u32, u32, u32, usize)> {
     let dtype = cuda_dtype(dtype)?;
-    let plan = loss::plan(device, rows, vocab, dtype.size(), splits).map_err(to_py)?;
+    let plan = loss::plan(device, rows, vocab, dtype.size(), splits, cluster).map_err(to_py)?;
     Ok((
         plan.splits,
         plan.threads,
+        plan.cluster,
         plan.row_blocks,
         plan.workspace_bytes(rows),
     ))
@@ -149,7 +152,8 @@ fn cuda_dtype(name: &str) -> PyResult<DType> {
 #[pyo3(signature = (
     device, stream, dtype, logits_shape, labels_shape, *, shift, ignore_index, reduction,
     z_loss_scale, softcap, label_smoothing, num_items_in_batch, logits, grad, labels,
-    labels_i64, row_loss, lse, counters, result, workspace, splits, threads, row_blocks
+    labels_i64, row_loss, lse, counters, result, workspace, splits, threads, cluster,
+    row_blocks
 ))]
 #[allow(clippy::too_many_arguments)]
 fn cuda_causal_lm_loss(
@@ -177,6 +181,7 @@ fn cuda_causal_lm_loss(
     workspace: u64,
     splits: u32,
     threads: u32,
+    cluster: u32,
     row_blocks: u32,
 ) -> PyResult<()> {
     let dtype = cuda_dtype(dtype)?;
@@ -203,6 +208,7 @@ fn cuda_causal_lm_loss(
     let plan = Plan {
         splits,
         threads,
+        cluster,
         row_blocks,
     };
     // SAFETY: the Python caller passes pointers of live torch tensors of the documented
