@@ -20,7 +20,6 @@ from typing import Any
 from ferrofix import _native, _torch
 from ferrofix.errors import ConfigError, CudaUnavailableError, DtypeError
 
-NO_BAD_LABEL = 2**63 - 1
 _CUDA_DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -125,8 +124,9 @@ def causal_lm_loss(
 
     ``loss`` is a 0-d float32 tensor (``mean``/``sum``) or the per-row float32 losses
     (``none``, flat); ``lse`` is per row, flat. Every buffer is allocated by torch on the
-    logits' device and the kernels run on its current stream. The label check reads one
-    int64 back, so this returns once the kernels have run.
+    logits' device and the kernels run on its current stream. Only the label check is
+    waited for (it runs first and is read back): the loss kernels are still running when
+    this returns.
     """
     torch = _torch.loaded_torch()
     name = _torch.dtype_name(logits)
@@ -163,7 +163,7 @@ def causal_lm_loss(
     grad = (source if in_place else torch.empty_like(source)) if with_grad else None
     stream = torch.cuda.current_stream(device).cuda_stream
     kwargs = options.kwargs
-    native.cuda_causal_lm_loss(
+    bad = native.cuda_causal_lm_loss(
         index,
         stream,
         name,
@@ -184,8 +184,7 @@ def causal_lm_loss(
         row_blocks=row_blocks,
         **kwargs,
     )
-    bad = int(counters[1])
-    if bad != NO_BAD_LABEL:
+    if bad is not None:
         raise _bad_label_error(label_tensor, bad, vocab, kwargs["ignore_index"])
     loss = row_loss if kwargs["reduction"] == "none" else result
     return loss, lse, grad

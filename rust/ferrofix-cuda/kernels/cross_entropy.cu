@@ -576,6 +576,49 @@ __device__ __forceinline__ Stats peer_stats(const Stats* local, unsigned rank) {
 #endif
 }
 
+#if HAS_CLUSTERS
+// The bulk-copy engine (TMA, sm_90): one thread moves the aligned middle of a span from
+// global to shared memory, completing on an mbarrier the block waits on. The whole span
+// is in flight at once, with no registers or threads tied up while it travels.
+__device__ __forceinline__ unsigned shared_address(const void* p) {
+    unsigned address;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }"
+        : "=r"(address) : "l"(p));
+    return address;
+}
+
+__device__ __forceinline__ void barrier_init(unsigned long long* bar) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(shared_address(bar)) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
+// Thread 0: copy `bytes` (a multiple of 16, both ends 16-byte aligned) and arm `bar` to
+// complete when they have landed. Called after a __syncthreads that ends every generic
+// access to `dst`; the proxy fence orders those before the copy's writes.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes,
+                                          unsigned long long* bar) {
+    unsigned b = shared_address(bar);
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(bytes)
+                 : "memory");
+    if (bytes > 0)
+        asm volatile(
+            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, "
+            "[%3];" ::"r"(shared_address(dst)),
+            "l"(src), "r"(bytes), "r"(b)
+            : "memory");
+}
+
+__device__ __forceinline__ void barrier_wait(unsigned long long* bar, unsigned phase) {
+    unsigned b = shared_address(bar), done = 0;
+    while (!done)
+        asm volatile(
+            "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; "
+            "selp.u32 %0, 1, 0, p; }"
+            : "=r"(done) : "r"(b), "r"(phase) : "memory");
+}
+#endif
+
 // visit() that also copies row[begin, end) to local[begin, end) (`local` is addressed like
 // `row` and shares its alignment mod 16, so packs land on 16-byte boundaries).
 template <class D, class One, class Packed>
@@ -625,7 +668,8 @@ __device__ __forceinline__ void onchip_row(const typename D::storage* logits,
                                            typename D::storage* grad, i64 row, i64 target,
                                            int vocab, const Options& o, const i64* counters,
                                            float* row_loss, float* lse_out,
-                                           typename D::storage* staging, Stats* slot) {
+                                           typename D::storage* staging, Stats* slot,
+                                           unsigned long long* bar, unsigned phase) {
     typedef typename D::storage S;
     const unsigned rank = cluster_rank();
     const int width = (vocab + C - 1) / C;
@@ -642,13 +686,30 @@ __device__ __forceinline__ void onchip_row(const typename D::storage* logits,
     Stats s = empty_stats();
     const float cap = o.softcap;
     const bool smooth = o.smoothing != 0.0f;
-    stage<D>(
-        in, local, begin, end, [&](int, float x) { add_value(s, capped<CAP>(x, cap), smooth); },
-        [&](int, float(&v)[Pack<D>::N]) {
+    auto one = [&](int, float x) { add_value(s, capped<CAP>(x, cap), smooth); };
+    auto pack = [&](int, float(&v)[Pack<D>::N]) {
 #pragma unroll
-            for (int j = 0; j < Pack<D>::N; ++j) v[j] = capped<CAP>(v[j], cap);
-            add_pack(s, v, smooth);
-        });
+        for (int j = 0; j < Pack<D>::N; ++j) v[j] = capped<CAP>(v[j], cap);
+        add_pack(s, v, smooth);
+    };
+#if HAS_CLUSTERS
+    // The aligned middle by bulk copy, the unaligned head and tail by the threads that
+    // will read them back; then the statistics from shared memory.
+    const int n = Pack<D>::N;
+    const int head = min((int)((16u - (unsigned)((unsigned long long)(in + begin) & 15u)) & 15u)
+                             / (int)sizeof(S),
+                         end - begin);
+    const int body = begin + head, packs = (end - body) / n;
+    __syncthreads();  // the previous row's reads of `local` are done
+    if (threadIdx.x == 0) bulk_load(local + body, in + body, (unsigned)packs * 16u, bar);
+    for (int i = begin + (int)threadIdx.x; i < body; i += blockDim.x) local[i] = in[i];
+    for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
+        local[i] = in[i];
+    barrier_wait(bar, phase);
+    visit<D>(local, begin, end, one, pack);
+#else
+    stage<D>(in, local, begin, end, one, pack);
+#endif
     s = block_merge(s);
     if (C > 1) {
         if (threadIdx.x == 0) *slot = s;
@@ -678,9 +739,15 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
                                             float* lse_out) {
     extern __shared__ __align__(16) unsigned char staging_bytes[];
     __shared__ Stats slot;  // this block's statistics, read by its cluster peers
+    __shared__ __align__(8) unsigned long long bar;  // bulk copies land on it (sm_90)
     typedef typename D::storage S;
     S* staging = reinterpret_cast<S*>(staging_bytes);
     if (counters[1] != NO_BAD_LABEL) return;
+#if HAS_CLUSTERS
+    if (threadIdx.x == 0) barrier_init(&bar);
+    __syncthreads();
+#endif
+    unsigned phase = 0;  // of `bar`: flips with every row staged
     i64 first, clusters;
     cluster_position<C>(&first, &clusters);
     for (i64 row = first; row < rows; row += clusters) {
@@ -697,10 +764,11 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
         }
         if (o.softcap > 0.0f)
             onchip_row<D, C, true>(logits, grad, row, target, vocab, o, counters, row_loss,
-                                   lse_out, staging, &slot);
+                                   lse_out, staging, &slot, &bar, phase);
         else
             onchip_row<D, C, false>(logits, grad, row, target, vocab, o, counters, row_loss,
-                                    lse_out, staging, &slot);
+                                    lse_out, staging, &slot, &bar, phase);
+        phase ^= 1u;
     }
 }
 

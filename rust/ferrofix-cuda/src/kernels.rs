@@ -116,18 +116,35 @@ pub fn module(kernel: &'static KernelSource, ordinal: usize) -> Result<Arc<CudaM
     Ok(module)
 }
 
-/// One entry point of `kernel` on device `ordinal`.
+/// One entry point of `kernel` on device `ordinal`, looked up once per process (every
+/// loss call launches several).
 ///
 /// # Errors
 /// As [`module`]; [`Error::Cuda`] naming the function when the module lacks it.
 pub fn function(kernel: &'static KernelSource, name: &str, ordinal: usize) -> Result<CudaFunction> {
+    type Functions = Mutex<HashMap<(String, usize), CudaFunction>>;
+    static FUNCTIONS: OnceLock<Functions> = OnceLock::new();
+    let functions = FUNCTIONS.get_or_init(Mutex::default);
+    let key = (format!("{}/{name}", kernel.file), ordinal);
+    if let Some(function) = functions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&key)
+    {
+        return Ok(function.clone());
+    }
     let module = module(kernel, ordinal)?;
     let op = format!("cuModuleGetFunction {name}");
-    guarded(&op, || {
+    let function = guarded(&op, || {
         module
             .load_function(name)
             .map_err(|err| driver_error(&op, err))
-    })
+    })?;
+    functions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(key, function.clone());
+    Ok(function)
 }
 
 #[cfg(test)]

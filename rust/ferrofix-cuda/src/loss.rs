@@ -339,7 +339,13 @@ fn grid(x: usize, y: u32, threads: u32) -> Result<LaunchConfig> {
 }
 
 /// Launch the loss on `stream` (a raw `CUstream` of device `device`, 0 for the legacy
-/// default stream). Returns as soon as the kernels are queued.
+/// default stream).
+///
+/// The label check runs first and is read back at once (the one host sync: it waits for
+/// the work queued on the stream before it and a few microseconds of its own). A bad label
+/// returns its position with nothing else launched, so the logits stay untouched; otherwise
+/// the row kernels are queued and this returns without waiting for them, leaving the
+/// caller free to queue its next work while they run.
 ///
 /// # Safety
 /// Every pointer in `buffers` must be a live allocation on device `device` of the size
@@ -349,6 +355,8 @@ fn grid(x: usize, y: u32, threads: u32) -> Result<LaunchConfig> {
 /// # Errors
 /// [`Error::CudaUnavailable`] without a driver, [`Error::UnsupportedDtype`] for f64,
 /// [`Error::InvalidArgument`] for bad options, [`Error::Cuda`] when a launch fails.
+/// A bad label is not an error here: `Ok(Some(position))` (flat) lets the caller name the
+/// value.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn launch(
     device: usize,
@@ -358,7 +366,7 @@ pub unsafe fn launch(
     options: &LossOptions,
     plan: &Plan,
     buffers: &DeviceBuffers,
-) -> Result<()> {
+) -> Result<Option<usize>> {
     validate(dtype, problem, options, plan, buffers)?;
     let ctx = context(device)?;
     let count = function(&CROSS_ENTROPY, "ce_count", device)?;
@@ -427,6 +435,26 @@ pub unsafe fn launch(
             .arg(&buffers.counters);
         // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
         unsafe { args.launch(single) }.map_err(fail("ce_count"))?;
+        let mut counters = [0i64; 2];
+        let raw_stream = stream.cu_stream();
+        // SAFETY: `counters` is 16 writable bytes, `buffers.counters` 2 i64 on the device;
+        // synchronising the stream completes the copy before `counters` is read.
+        unsafe {
+            sys::cuMemcpyDtoHAsync_v2(
+                counters.as_mut_ptr().cast(),
+                buffers.counters,
+                std::mem::size_of_val(&counters),
+                raw_stream,
+            )
+            .result()
+            .map_err(fail("reading the label check"))?;
+            sys::cuStreamSynchronize(raw_stream)
+                .result()
+                .map_err(fail("reading the label check"))?;
+        }
+        if counters[1] != i64::MAX {
+            return Ok(Some(usize::try_from(counters[1]).unwrap_or(0)));
+        }
 
         if problem.rows > 0 && plan.splits == 1 {
             let mut args = stream.launch_builder(&row_kernels[0]);
@@ -516,7 +544,7 @@ pub unsafe fn launch(
             // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(single) }.map_err(fail("ce_reduce"))?;
         }
-        Ok(())
+        Ok(None)
     })
 }
 

@@ -146,8 +146,10 @@ fn cuda_dtype(name: &str) -> PyResult<DType> {
     .map_err(to_py)
 }
 
-/// Queue the loss kernels on `stream` of `device`. Every pointer comes from a torch tensor
-/// the Python caller allocated and keeps alive (see `ferrofix/_cuda.py`).
+/// Queue the loss kernels on `stream` of `device`; returns the flat position of the first
+/// label outside the vocabulary (nothing but the check then ran), or None. Every pointer
+/// comes from a torch tensor the Python caller allocated and keeps alive (see
+/// `ferrofix/_cuda.py`).
 #[pyfunction]
 #[pyo3(signature = (
     device, stream, dtype, logits_shape, labels_shape, *, shift, ignore_index, reduction,
@@ -183,7 +185,7 @@ fn cuda_causal_lm_loss(
     threads: u32,
     cluster: u32,
     row_blocks: u32,
-) -> PyResult<()> {
+) -> PyResult<Option<usize>> {
     let dtype = cuda_dtype(dtype)?;
     let problem = Problem::new(&logits_shape, &labels_shape, shift).map_err(to_py)?;
     let options = loss_options(
