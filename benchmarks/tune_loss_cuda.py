@@ -22,7 +22,8 @@ from bench_loss_cuda import cuda_ms
 from ferrofix import _cuda
 
 CASES = [(8192, 32000), (8192, 128256)]
-THREADS = [256, 512, 1024]
+# Block sizes per kernel: the on-chip kernel takes at most 256 threads.
+THREADS = {0: [256, 512, 1024], "onchip": [128, 256]}
 # Grid sizes as multiples of the SM count (in blocks); 0 launches one block (or cluster)
 # per row.
 ROW_BLOCKS_PER_SM = [1, 2, 4, 0]
@@ -68,7 +69,7 @@ def sweep(n: int, vocab: int, repeats: int) -> None:
     configs = [
         (cluster, threads, per_sm * sms // max(cluster, 1))
         for cluster in CLUSTERS[vocab]
-        for threads in THREADS
+        for threads in THREADS[0 if cluster == 0 else "onchip"]
         for per_sm in ROW_BLOCKS_PER_SM
     ]
     if tuple(chosen[1:4]) not in [(t, c, r) for c, t, r in configs]:

@@ -78,6 +78,17 @@ BAD_CALLS = [
         "splits: must be in [1, 65535], got 0",
     ),
     (
+        lambda n: n.cuda_scale_gradient(0, 0, "float64", 16, 4, 32),
+        DtypeError,
+        "causal_lm_loss on CUDA does not support dtype float64; "
+        "supported: float32, bfloat16, float16",
+    ),
+    (
+        lambda n: n.cuda_scale_gradient(0, 0, "bfloat16", 0, 4, 32),
+        ConfigError,
+        "buffers: grad and scale must be device pointers, got null",
+    ),
+    (
         lambda n: n.cuda_loss_plan(0, 8, 100, "float64"),
         DtypeError,
         "causal_lm_loss on CUDA does not support dtype float64; "
@@ -130,6 +141,7 @@ def test_launch_rejects_bad_calls_before_touching_a_device() -> None:
         (("float32", [2, 3, 5], [2, 3]), {"lse": 0}, "buffers: lse must be a device pointer"),
         (("float32", [2, 3, 5], [2, 3]), {"threads": 48}, "threads: must be a multiple of 32"),
         (("float32", [2, 3, 5], [2, 3]), {"cluster": 3}, "cluster: must be 0 (fused), or 1,"),
+        (("float32", [2, 3, 5], [2, 3]), {"cluster": 1, "threads": 512}, "threads: must be at"),
     ]
     for (dtype, logits_shape, labels_shape), change, message in cases:
         with pytest.raises((ConfigError, TypeError, ValueError)) as raised:

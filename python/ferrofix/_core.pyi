@@ -74,6 +74,9 @@ def cuda_causal_lm_loss(
     cluster: int,
     row_blocks: int,
 ) -> int | None: ...
+def cuda_scale_gradient(
+    device: int, stream: int, dtype: str, grad: int, elements: int, scale: int
+) -> None: ...
 def pack(
     lengths: np.ndarray, capacity: int, strategy: str, overflow: str
 ) -> dict[str, np.ndarray]: ...

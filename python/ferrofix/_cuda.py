@@ -190,6 +190,26 @@ def causal_lm_loss(
     return loss, lse, grad
 
 
+def scale_gradient(grad: Any, grad_output: Any) -> Any:
+    """``grad *= grad_output`` in place for a 0-d CUDA ``grad_output``, read on the device.
+
+    backward's ``grad_output`` is usually 1 (``loss.backward()``): reading it on the host
+    would wait for the whole step; the kernel skips the pass when it is 1.
+    """
+    torch = _torch.loaded_torch()
+    scale = grad_output.detach().to(device=grad.device, dtype=torch.float32).contiguous()
+    index = grad.device.index if grad.device.index is not None else torch.cuda.current_device()
+    core().cuda_scale_gradient(
+        index,
+        torch.cuda.current_stream(grad.device).cuda_stream,
+        _torch.dtype_name(grad),
+        grad.data_ptr(),
+        grad.numel(),
+        scale.data_ptr(),
+    )
+    return grad
+
+
 def _compile_line(native: Any, file: str, functions: list[str], arch: str) -> str:
     try:
         image, _ = native.cuda_compile(file, arch)

@@ -386,6 +386,10 @@ def _autograd_function() -> type:
                 if ctx.options.kwargs["shift"]:  # each last position has no loss entry
                     rows = torch.nn.functional.pad(rows, (0, 1))
                 return grad.mul_(rows.unsqueeze(-1)), None, None, None
+            if grad.is_cuda:
+                from ferrofix import _cuda
+
+                return _cuda.scale_gradient(grad, grad_output), None, None, None
             scale = grad_output.item()
             if scale != 1.0:
                 grad.mul_(scale)

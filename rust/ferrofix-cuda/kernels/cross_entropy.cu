@@ -12,6 +12,7 @@
 //   2. ce_fused_* (whole rows per block), or for few rows of a large vocabulary
 //      ce_split_stats_* / ce_split_finish_* / ce_split_grad_* (several blocks per row).
 //   3. ce_reduce (mean and sum only): the f64 sum of the row losses in a fixed order.
+// Backward may add ce_scale_* (the gradient times grad_output, read on the device).
 // Every kernel that writes returns at once when counters[1] reports a bad label, so an
 // in-place gradient leaves the logits untouched behind the error the host then raises.
 // Reductions run in a fixed order for a fixed launch shape: results are bit-reproducible.
@@ -94,7 +95,22 @@ __device__ __forceinline__ void unpack<BF16>(const Pack<BF16>& p, float (&v)[8])
         v[2 * w + 1] = __uint_as_float(words[w] & 0xffff0000u);
     }
 }
+template <>
+__device__ __forceinline__ void unpack<F16>(const Pack<F16>& p, float (&v)[8]) {
+    const unsigned* words = reinterpret_cast<const unsigned*>(p.v);
+#pragma unroll
+    for (int w = 0; w < 4; ++w)
+        asm("{ .reg .f16 lo, hi; mov.b32 {lo, hi}, %2; cvt.f32.f16 %0, lo; cvt.f32.f16 %1, hi; }"
+            : "=f"(v[2 * w]), "=f"(v[2 * w + 1]) : "r"(words[w]));
+}
 #if __CUDA_ARCH__ >= 800
+template <>
+__device__ __forceinline__ void repack<F16>(const float (&v)[8], Pack<F16>& p) {
+    unsigned* words = reinterpret_cast<unsigned*>(p.v);
+#pragma unroll
+    for (int w = 0; w < 4; ++w)
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(words[w]) : "f"(v[2 * w + 1]), "f"(v[2 * w]));
+}
 template <>
 __device__ __forceinline__ void repack<BF16>(const float (&v)[8], Pack<BF16>& p) {
     unsigned* words = reinterpret_cast<unsigned*>(p.v);
@@ -576,48 +592,13 @@ __device__ __forceinline__ Stats peer_stats(const Stats* local, unsigned rank) {
 #endif
 }
 
-#if HAS_CLUSTERS
-// The bulk-copy engine (TMA, sm_90): one thread moves the aligned middle of a span from
-// global to shared memory, completing on an mbarrier the block waits on. The whole span
-// is in flight at once, with no registers or threads tied up while it travels.
-__device__ __forceinline__ unsigned shared_address(const void* p) {
-    unsigned address;
-    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }"
-        : "=r"(address) : "l"(p));
-    return address;
-}
-
-__device__ __forceinline__ void barrier_init(unsigned long long* bar) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(shared_address(bar)) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-}
-
-// Thread 0: copy `bytes` (a multiple of 16, both ends 16-byte aligned) and arm `bar` to
-// complete when they have landed. Called after a __syncthreads that ends every generic
-// access to `dst`; the proxy fence orders those before the copy's writes.
-__device__ __forceinline__ void bulk_load(void* dst, const void* src, unsigned bytes,
-                                          unsigned long long* bar) {
-    unsigned b = shared_address(bar);
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(b), "r"(bytes)
-                 : "memory");
-    if (bytes > 0)
-        asm volatile(
-            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, "
-            "[%3];" ::"r"(shared_address(dst)),
-            "l"(src), "r"(bytes), "r"(b)
-            : "memory");
-}
-
-__device__ __forceinline__ void barrier_wait(unsigned long long* bar, unsigned phase) {
-    unsigned b = shared_address(bar), done = 0;
-    while (!done)
-        asm volatile(
-            "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; "
-            "selp.u32 %0, 1, 0, p; }"
-            : "=r"(done) : "r"(b), "r"(phase) : "memory");
-}
-#endif
+// Packs each thread of the on-chip kernel loads ahead: its blocks are small (the staging
+// buffer, not registers, limits how many share an SM), so each thread keeps more bytes in
+// flight than the fused kernel's.
+#define STAGE_AHEAD 8
+// Largest block of the on-chip kernels (the host checks it): a lower bound than the other
+// kernels' leaves registers for the loads in flight.
+#define ONCHIP_MAX_THREADS 256
 
 // visit() that also copies row[begin, end) to local[begin, end) (`local` is addressed like
 // `row` and shares its alignment mod 16, so packs land on 16-byte boundaries).
@@ -640,13 +621,13 @@ __device__ __forceinline__ void stage(const typename D::storage* row,
     const Pack<D>* vectors = reinterpret_cast<const Pack<D>*>(row + body);
     Pack<D>* copies = reinterpret_cast<Pack<D>*>(local + body);
     const int stride = blockDim.x;
-    for (int k0 = threadIdx.x; k0 < packs; k0 += PACKS_IN_FLIGHT * stride) {
-        Pack<D> p[PACKS_IN_FLIGHT];
+    for (int k0 = threadIdx.x; k0 < packs; k0 += STAGE_AHEAD * stride) {
+        Pack<D> p[STAGE_AHEAD];
 #pragma unroll
-        for (int u = 0; u < PACKS_IN_FLIGHT; ++u)
+        for (int u = 0; u < STAGE_AHEAD; ++u)
             if (k0 + u * stride < packs) p[u] = vectors[k0 + u * stride];
 #pragma unroll
-        for (int u = 0; u < PACKS_IN_FLIGHT; ++u) {
+        for (int u = 0; u < STAGE_AHEAD; ++u) {
             int k = k0 + u * stride;
             if (k < packs) {
                 copies[k] = p[u];
@@ -668,8 +649,7 @@ __device__ __forceinline__ void onchip_row(const typename D::storage* logits,
                                            typename D::storage* grad, i64 row, i64 target,
                                            int vocab, const Options& o, const i64* counters,
                                            float* row_loss, float* lse_out,
-                                           typename D::storage* staging, Stats* slot,
-                                           unsigned long long* bar, unsigned phase) {
+                                           typename D::storage* staging, Stats* slot) {
     typedef typename D::storage S;
     const unsigned rank = cluster_rank();
     const int width = (vocab + C - 1) / C;
@@ -692,24 +672,7 @@ __device__ __forceinline__ void onchip_row(const typename D::storage* logits,
         for (int j = 0; j < Pack<D>::N; ++j) v[j] = capped<CAP>(v[j], cap);
         add_pack(s, v, smooth);
     };
-#if HAS_CLUSTERS
-    // The aligned middle by bulk copy, the unaligned head and tail by the threads that
-    // will read them back; then the statistics from shared memory.
-    const int n = Pack<D>::N;
-    const int head = min((int)((16u - (unsigned)((unsigned long long)(in + begin) & 15u)) & 15u)
-                             / (int)sizeof(S),
-                         end - begin);
-    const int body = begin + head, packs = (end - body) / n;
-    __syncthreads();  // the previous row's reads of `local` are done
-    if (threadIdx.x == 0) bulk_load(local + body, in + body, (unsigned)packs * 16u, bar);
-    for (int i = begin + (int)threadIdx.x; i < body; i += blockDim.x) local[i] = in[i];
-    for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
-        local[i] = in[i];
-    barrier_wait(bar, phase);
-    visit<D>(local, begin, end, one, pack);
-#else
     stage<D>(in, local, begin, end, one, pack);
-#endif
     s = block_merge(s);
     if (C > 1) {
         if (threadIdx.x == 0) *slot = s;
@@ -739,15 +702,9 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
                                             float* lse_out) {
     extern __shared__ __align__(16) unsigned char staging_bytes[];
     __shared__ Stats slot;  // this block's statistics, read by its cluster peers
-    __shared__ __align__(8) unsigned long long bar;  // bulk copies land on it (sm_90)
     typedef typename D::storage S;
     S* staging = reinterpret_cast<S*>(staging_bytes);
     if (counters[1] != NO_BAD_LABEL) return;
-#if HAS_CLUSTERS
-    if (threadIdx.x == 0) barrier_init(&bar);
-    __syncthreads();
-#endif
-    unsigned phase = 0;  // of `bar`: flips with every row staged
     i64 first, clusters;
     cluster_position<C>(&first, &clusters);
     for (i64 row = first; row < rows; row += clusters) {
@@ -764,11 +721,10 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
         }
         if (o.softcap > 0.0f)
             onchip_row<D, C, true>(logits, grad, row, target, vocab, o, counters, row_loss,
-                                   lse_out, staging, &slot, &bar, phase);
+                                   lse_out, staging, &slot);
         else
             onchip_row<D, C, false>(logits, grad, row, target, vocab, o, counters, row_loss,
-                                    lse_out, staging, &slot, &bar, phase);
-        phase ^= 1u;
+                                    lse_out, staging, &slot);
     }
 }
 
@@ -784,7 +740,7 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
 #define CLUSTER_OF_1
 
 #define ONCHIP(NAME, D, C)                                                                  \
-    extern "C" __global__ void __launch_bounds__(MAX_THREADS) CLUSTER_OF_##C NAME(          \
+    extern "C" __global__ void __launch_bounds__(ONCHIP_MAX_THREADS, 3) CLUSTER_OF_##C NAME(\
         const D::storage* logits, D::storage* grad, const void* labels, int labels_i64,     \
         i64 rows, i64 seq_len, int shift, i64 ignore_index, int vocab, Options o,           \
         const i64* counters, float* row_loss, float* lse_out) {                             \
@@ -942,3 +898,26 @@ extern "C" __global__ void ce_reduce(const float* row_loss, i64 rows, Options o,
         result[0] = (float)total;
     }
 }
+
+// ---- 4. backward: the gradient times grad_output, read on the device ----------------
+//
+// autograd hands backward a device scalar; reading it on the host would wait for the
+// whole step. The common scale 1 costs one launch whose blocks return at once.
+
+template <class D>
+__device__ __forceinline__ void scale_gradient(typename D::storage* grad, i64 n,
+                                               const float* scale) {
+    const float k = *scale;
+    if (k == 1.0f) return;
+    const i64 stride = (i64)gridDim.x * blockDim.x;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        grad[i] = from_f32<D>(to_f32<D>(grad[i]) * k);
+}
+
+#define SCALE(NAME, D)                                                                      \
+    extern "C" __global__ void NAME(D::storage* grad, i64 n, const float* scale) {         \
+        scale_gradient<D>(grad, n, scale);                                                  \
+    }
+SCALE(ce_scale_f32, F32)
+SCALE(ce_scale_f16, F16)
+SCALE(ce_scale_bf16, BF16)

@@ -52,6 +52,9 @@ pub const CROSS_ENTROPY: KernelSource = KernelSource {
         "ce_split_grad_f16",
         "ce_split_grad_bf16",
         "ce_reduce",
+        "ce_scale_f32",
+        "ce_scale_f16",
+        "ce_scale_bf16",
     ],
 };
 

@@ -25,6 +25,8 @@ const SINGLE_BLOCK: u32 = 1024;
 const MAX_THREADS: u32 = 1024;
 /// Most blocks of the fused kernel's grid (its first dimension is < 2**31).
 const MAX_ROW_BLOCKS: usize = (1 << 31) - 1;
+/// Threads per block of the gradient scale.
+const SCALE_BLOCK: u32 = 256;
 /// Threads per block of the split kernels and of the per-row finish.
 const SPLIT_BLOCK: u32 = 512;
 const FINISH_BLOCK: u32 = 128;
@@ -94,8 +96,9 @@ pub struct DeviceShape {
 /// Shared memory one block of the on-chip kernel stages its span in: bounded so that
 /// three blocks fit on an SM of the H100 and a single one on any GPU since Volta.
 const STAGING_BUDGET: usize = 72 << 10;
-/// Threads per block of the on-chip kernel.
-const ONCHIP_BLOCK: u32 = 512;
+/// Threads per block of the on-chip kernel, also its largest block (`ONCHIP_MAX_THREADS`
+/// in `cross_entropy.cu`): small blocks, three to an SM, measured fastest on the H100.
+const ONCHIP_BLOCK: u32 = 256;
 
 /// Bytes of shared memory the on-chip kernel stages with: its span of a row, plus room to
 /// shift it to the row's alignment mod 16 bytes (`onchip_row` in `cross_entropy.cu`).
@@ -292,6 +295,15 @@ fn validate(
             format!(
                 "must be 0 (fused), or 1, 2, 4 or 8 with splits=1, got {} with splits={}",
                 plan.cluster, plan.splits
+            ),
+        ));
+    }
+    if plan.cluster > 0 && plan.threads > ONCHIP_BLOCK {
+        return Err(Error::invalid(
+            "threads",
+            format!(
+                "must be at most {ONCHIP_BLOCK} for the on-chip kernel, got {}",
+                plan.threads
             ),
         ));
     }
@@ -548,6 +560,60 @@ pub unsafe fn launch(
     })
 }
 
+/// Queue `grad[i] *= *scale` over `elements` elements of `dtype` on `stream`: backward's
+/// grad_output, read on the device (a scale of 1 returns at once).
+///
+/// # Safety
+/// `grad` must hold `elements` elements of `dtype` and `scale` one f32, both live on
+/// device `device` until the stream has run the kernel; `stream` as for [`launch`].
+///
+/// # Errors
+/// As [`launch`].
+pub unsafe fn scale_gradient(
+    device: usize,
+    stream: u64,
+    dtype: DType,
+    grad: u64,
+    elements: usize,
+    scale: u64,
+) -> Result<()> {
+    if !matches!(dtype, DType::Float32 | DType::Float16 | DType::BFloat16) {
+        return Err(Error::UnsupportedDtype {
+            dtype: dtype.name().into(),
+            op: "causal_lm_loss on CUDA",
+            supported: "float32, bfloat16, float16".into(),
+        });
+    }
+    if elements == 0 {
+        return Ok(());
+    }
+    if grad == 0 || scale == 0 {
+        return Err(Error::invalid(
+            "buffers",
+            "grad and scale must be device pointers, got null",
+        ));
+    }
+    let ctx = context(device)?;
+    let kernel = function(
+        &CROSS_ENTROPY,
+        &format!("ce_scale_{}", suffix(dtype)),
+        device,
+    )?;
+    let sms = device_info(device)?.multiprocessors;
+    guarded(OP, || {
+        // SAFETY: the caller guarantees `stream` is a live stream of this context.
+        let stream = unsafe { ctx.wrap_borrowed_stream(stream as sys::CUstream) };
+        let n = elements as i64;
+        let blocks = elements.div_ceil(SCALE_BLOCK as usize).min(8 * sms);
+        let mut args = stream.launch_builder(&kernel);
+        args.arg(&grad).arg(&n).arg(&scale);
+        // SAFETY: arguments match `ce_scale_*`; pointers are the caller's (see above).
+        unsafe { args.launch(grid(blocks, 1, SCALE_BLOCK)?) }
+            .map_err(|err| driver_error(&format!("{OP} (ce_scale)"), err))?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,7 +632,7 @@ mod tests {
             big,
             Plan {
                 splits: 1,
-                threads: 512,
+                threads: 256,
                 cluster: 4,
                 row_blocks: 0
             }

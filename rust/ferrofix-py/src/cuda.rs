@@ -222,6 +222,25 @@ fn cuda_causal_lm_loss(
     .map_err(to_py)
 }
 
+/// Queue `grad *= *scale` on `stream` of `device` (`grad`: `elements` of `dtype`; `scale`:
+/// one float32), for backward's grad_output without a host read.
+#[pyfunction]
+fn cuda_scale_gradient(
+    py: Python<'_>,
+    device: usize,
+    stream: u64,
+    dtype: &str,
+    grad: u64,
+    elements: usize,
+    scale: u64,
+) -> PyResult<()> {
+    let dtype = cuda_dtype(dtype)?;
+    // SAFETY: the Python caller passes the data pointers of live torch tensors of the
+    // documented sizes on `device` and that device's current stream.
+    py.detach(|| unsafe { loss::scale_gradient(device, stream, dtype, grad, elements, scale) })
+        .map_err(to_py)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cuda_available, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_driver_version, m)?)?;
@@ -231,5 +250,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cuda_kernel_files, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_compile, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_loss_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_scale_gradient, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_causal_lm_loss, m)?)
 }
