@@ -575,20 +575,19 @@ __device__ __forceinline__ void cluster_sync() {
 #endif
 }
 
-// Block `rank`'s copy of the shared variable at `local`.
-__device__ __forceinline__ Stats peer_stats(const Stats* local, unsigned rank) {
+// Store `s` into block `rank`'s copy of the shared variable at `local` (its own when the
+// rank is this block's).
+__device__ __forceinline__ void push_stats(Stats* local, unsigned rank, const Stats& s) {
 #if HAS_CLUSTERS
     unsigned address, remote;
     asm volatile("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }"
                  : "=r"(address) : "l"(local));
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(address), "r"(rank));
-    Stats s;
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(s.max2) : "r"(remote));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(s.sum) : "r"(remote + 4));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(s.sum_c) : "r"(remote + 8));
-    return s;
+    asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(remote), "f"(s.max2) : "memory");
+    asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(remote + 4), "f"(s.sum) : "memory");
+    asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(remote + 8), "f"(s.sum_c) : "memory");
 #else
-    return *local;
+    *local = s;
 #endif
 }
 
@@ -649,7 +648,7 @@ __device__ __forceinline__ void onchip_row(const typename D::storage* logits,
                                            typename D::storage* grad, i64 row, i64 target,
                                            int vocab, const Options& o, const i64* counters,
                                            float* row_loss, float* lse_out,
-                                           typename D::storage* staging, Stats* slot) {
+                                           typename D::storage* staging, Stats* slots) {
     typedef typename D::storage S;
     const unsigned rank = cluster_rank();
     const int width = (vocab + C - 1) / C;
@@ -675,12 +674,15 @@ __device__ __forceinline__ void onchip_row(const typename D::storage* logits,
     stage<D>(in, local, begin, end, one, pack);
     s = block_merge(s);
     if (C > 1) {
-        if (threadIdx.x == 0) *slot = s;
+        // Thread t hands this block's statistics to block t (`slots[rank]` there); after
+        // one cluster barrier every block holds all C and merges them in rank order. No
+        // block touches another's shared memory after the barrier, so none needs a
+        // second one before it moves on or exits.
+        if (threadIdx.x < C) push_stats(&slots[rank], threadIdx.x, s);
         cluster_sync();
-        s = peer_stats(slot, 0);
+        s = slots[0];
 #pragma unroll
-        for (int r = 1; r < C; ++r) s = merge(s, peer_stats(slot, r));
-        cluster_sync();  // every peer has read `slot` before the next row overwrites it
+        for (int r = 1; r < C; ++r) s = merge(s, slots[r]);
     }
     float lse = lse_of(s);
     if (rank == 0 && threadIdx.x == 0) {
@@ -701,12 +703,15 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
                                             const i64* counters, float* row_loss,
                                             float* lse_out) {
     extern __shared__ __align__(16) unsigned char staging_bytes[];
-    __shared__ Stats slot;  // this block's statistics, read by its cluster peers
+    // Every cluster block's statistics, pushed by their owners; two sets used in turn, so a
+    // block that runs ahead to its next row never overwrites a set a peer still reads.
+    __shared__ Stats slots[2][C];
     typedef typename D::storage S;
     S* staging = reinterpret_cast<S*>(staging_bytes);
     if (counters[1] != NO_BAD_LABEL) return;
     i64 first, clusters;
     cluster_position<C>(&first, &clusters);
+    int turn = 0;
     for (i64 row = first; row < rows; row += clusters) {
         i64 target = target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab);
         if (target < 0) {  // the same answer in every block of the cluster
@@ -721,10 +726,11 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
         }
         if (o.softcap > 0.0f)
             onchip_row<D, C, true>(logits, grad, row, target, vocab, o, counters, row_loss,
-                                   lse_out, staging, &slot);
+                                   lse_out, staging, slots[turn]);
         else
             onchip_row<D, C, false>(logits, grad, row, target, vocab, o, counters, row_loss,
-                                    lse_out, staging, &slot);
+                                    lse_out, staging, slots[turn]);
+        turn ^= 1;
     }
 }
 
