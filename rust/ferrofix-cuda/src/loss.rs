@@ -353,11 +353,11 @@ fn grid(x: usize, y: u32, threads: u32) -> Result<LaunchConfig> {
 /// Launch the loss on `stream` (a raw `CUstream` of device `device`, 0 for the legacy
 /// default stream).
 ///
-/// The label check runs first and is read back at once (the one host sync: it waits for
-/// the work queued on the stream before it and a few microseconds of its own). A bad label
-/// returns its position with nothing else launched, so the logits stay untouched; otherwise
-/// the row kernels are queued and this returns without waiting for them, leaving the
-/// caller free to queue its next work while they run.
+/// The label check runs first; its result is read back while the row kernels run (the one
+/// host wait: for the work queued on the stream before the check, and the check itself).
+/// A bad label makes every row kernel return without writing, so the logits stay
+/// untouched, and its position comes back; otherwise this returns without waiting for the
+/// row kernels, leaving the caller free to queue its next work while they run.
 ///
 /// # Safety
 /// Every pointer in `buffers` must be a live allocation on device `device` of the size
@@ -447,26 +447,20 @@ pub unsafe fn launch(
             .arg(&buffers.counters);
         // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
         unsafe { args.launch(single) }.map_err(fail("ce_count"))?;
-        let mut counters = [0i64; 2];
-        let raw_stream = stream.cu_stream();
-        // SAFETY: `counters` is 16 writable bytes, `buffers.counters` 2 i64 on the device;
-        // synchronising the stream completes the copy before `counters` is read.
+        // The check's result travels to pinned memory behind the count, and an event marks
+        // it; the row kernels are queued before the host waits on that event, so the GPU
+        // never idles for the read-back (each row kernel returns at once on a bad label).
+        let pinned = pinned_counters().map_err(fail("cuMemHostAlloc"))?;
+        // SAFETY: `pinned` is 16 bytes of pinned host memory owned by this thread, read
+        // only after the event below has completed; `buffers.counters` is 2 i64.
         unsafe {
-            sys::cuMemcpyDtoHAsync_v2(
-                counters.as_mut_ptr().cast(),
-                buffers.counters,
-                std::mem::size_of_val(&counters),
-                raw_stream,
-            )
-            .result()
-            .map_err(fail("reading the label check"))?;
-            sys::cuStreamSynchronize(raw_stream)
+            sys::cuMemcpyDtoHAsync_v2(pinned.cast(), buffers.counters, 16, stream.cu_stream())
                 .result()
                 .map_err(fail("reading the label check"))?;
         }
-        if counters[1] != i64::MAX {
-            return Ok(Some(usize::try_from(counters[1]).unwrap_or(0)));
-        }
+        let checked = stream
+            .record_event(Some(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING))
+            .map_err(fail("cuEventRecord"))?;
 
         if problem.rows > 0 && plan.splits == 1 {
             let mut args = stream.launch_builder(&row_kernels[0]);
@@ -556,7 +550,30 @@ pub unsafe fn launch(
             // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
             unsafe { args.launch(single) }.map_err(fail("ce_reduce"))?;
         }
-        Ok(None)
+        checked
+            .synchronize()
+            .map_err(fail("waiting for the label check"))?;
+        // SAFETY: the copy into `pinned` completed with the event.
+        let first_bad = unsafe { std::ptr::read_volatile(pinned.add(1)) };
+        Ok((first_bad != i64::MAX).then(|| usize::try_from(first_bad).unwrap_or(0)))
+    })
+}
+
+/// 16 bytes of pinned host memory for this thread's label-check read-back: allocated once
+/// per thread (portable across contexts) and kept for the thread's life.
+fn pinned_counters() -> std::result::Result<*mut i64, cudarc::driver::DriverError> {
+    thread_local! {
+        static PINNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    PINNED.with(|cell| {
+        if cell.get() == 0 {
+            let mut pointer = std::ptr::null_mut();
+            // SAFETY: a valid out-pointer; a context is current (the caller bound it).
+            unsafe { sys::cuMemHostAlloc(&mut pointer, 16, sys::CU_MEMHOSTALLOC_PORTABLE) }
+                .result()?;
+            cell.set(pointer as usize);
+        }
+        Ok(cell.get() as *mut i64)
     })
 }
 
