@@ -6,11 +6,14 @@
 //   dloss_row/dc_j = softmax_j (1 + 2 z lse) - e / V - (1 - e) [j = y]
 // times (1 - (c_j / s)^2) for the softcap's chain rule, times the reduction's scale.
 //
-// Launch order on the caller's stream (so no host sync is needed in between):
+// Launch order on the caller's stream (the host reads `counters` back behind step 1 while
+// the rest runs):
 //   1. ce_count: one block checks every label and counts the contributing rows;
 //      counters = {valid rows, first bad label position or INT64_MAX}.
-//   2. ce_fused_* (whole rows per block), or for few rows of a large vocabulary
-//      ce_split_stats_* / ce_split_finish_* / ce_split_grad_* (several blocks per row).
+//   2. ce_onchip_*_c{1,2,4,8} (each row held in the shared memory of a cluster of blocks),
+//      ce_fused_* (whole rows per block, each row read twice) for rows too wide for that,
+//      or for few rows of a large vocabulary ce_split_stats_* / ce_split_finish_* /
+//      ce_split_grad_* (several blocks per row).
 //   3. ce_reduce (mean and sum only): the f64 sum of the row losses in a fixed order.
 // Backward may add ce_scale_* (the gradient times grad_output, read on the device).
 // Every kernel that writes returns at once when counters[1] reports a bad label, so an
@@ -512,11 +515,10 @@ __device__ __forceinline__ void fused_rows(const typename D::storage* logits,
 }
 
 #define FUSED(NAME, D)                                                                      \
-    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, D::storage* grad,             \
-                                    const void* labels, int labels_i64, i64 rows,           \
-                                    i64 seq_len, int shift, i64 ignore_index, int vocab,    \
-                                    Options o, const i64* counters, float* row_loss,        \
-                                    float* lse_out) {                                       \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(                         \
+        const D::storage* logits, D::storage* grad, const void* labels, int labels_i64,     \
+        i64 rows, i64 seq_len, int shift, i64 ignore_index, int vocab, Options o,           \
+        const i64* counters, float* row_loss, float* lse_out) {                             \
         fused_rows<D>(logits, grad, labels, labels_i64, rows, seq_len, shift, ignore_index, \
                       vocab, o, counters, row_loss, lse_out);                               \
     }
@@ -793,10 +795,10 @@ __device__ __forceinline__ void split_stats(const typename D::storage* logits,
 }
 
 #define SPLIT_STATS(NAME, D)                                                                \
-    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, const void* labels,           \
-                                    int labels_i64, i64 seq_len, int shift,                 \
-                                    i64 ignore_index, int vocab, Options o,                 \
-                                    const i64* counters, Stats* partials) {                 \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(                         \
+        const D::storage* logits, const void* labels, int labels_i64, i64 seq_len,          \
+        int shift, i64 ignore_index, int vocab, Options o, const i64* counters,             \
+        Stats* partials) {                                                                  \
         split_stats<D>(logits, labels, labels_i64, seq_len, shift, ignore_index, vocab, o,  \
                        counters, partials);                                                 \
     }
@@ -830,11 +832,10 @@ __device__ __forceinline__ void split_finish(const typename D::storage* logits,
 }
 
 #define SPLIT_FINISH(NAME, D)                                                               \
-    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, const void* labels,           \
-                                    int labels_i64, i64 rows, i64 seq_len, int shift,       \
-                                    i64 ignore_index, int vocab, int splits, Options o,     \
-                                    const i64* counters, const Stats* partials,             \
-                                    float* row_loss, float* lse_out) {                      \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(                         \
+        const D::storage* logits, const void* labels, int labels_i64, i64 rows,             \
+        i64 seq_len, int shift, i64 ignore_index, int vocab, int splits, Options o,         \
+        const i64* counters, const Stats* partials, float* row_loss, float* lse_out) {      \
         split_finish<D>(logits, labels, labels_i64, rows, seq_len, shift, ignore_index,     \
                         vocab, splits, o, counters, partials, row_loss, lse_out);           \
     }
@@ -868,10 +869,10 @@ __device__ __forceinline__ void split_grad(const typename D::storage* logits,
 }
 
 #define SPLIT_GRAD(NAME, D)                                                                 \
-    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(const D::storage* logits, D::storage* grad,             \
-                                    const void* labels, int labels_i64, i64 seq_len,        \
-                                    int shift, i64 ignore_index, int vocab, Options o,      \
-                                    const i64* counters, const float* lse) {                \
+    extern "C" __global__ void __launch_bounds__(MAX_THREADS) NAME(                         \
+        const D::storage* logits, D::storage* grad, const void* labels, int labels_i64,     \
+        i64 seq_len, int shift, i64 ignore_index, int vocab, Options o,                     \
+        const i64* counters, const float* lse) {                                            \
         split_grad<D>(logits, grad, labels, labels_i64, seq_len, shift, ignore_index,       \
                       vocab, o, counters, lse);                                             \
     }
