@@ -154,12 +154,14 @@ def causal_lm_loss(
     planned_splits, threads, cluster, row_blocks, workspace_bytes = native.cuda_loss_plan(
         index, rows, max(vocab, 1), name, splits, cluster
     )
-    floats = {"dtype": torch.float32, "device": device}
-    row_loss = torch.empty(rows, **floats)
-    lse = torch.empty(rows, **floats)
-    result = torch.empty((), **floats)
+    # One allocation for the float outputs (each allocation costs microseconds of host
+    # time, which small calls feel): row losses, row lse, then the reduced loss.
+    outputs = torch.empty(2 * rows + 1, dtype=torch.float32, device=device)
+    row_loss, lse, result = outputs[:rows], outputs[rows : 2 * rows], outputs[2 * rows]
     counters = torch.empty(2, dtype=torch.int64, device=device)
-    workspace = torch.empty(workspace_bytes, dtype=torch.uint8, device=device)
+    workspace = (
+        torch.empty(workspace_bytes, dtype=torch.uint8, device=device) if workspace_bytes else None
+    )
     grad = (source if in_place else torch.empty_like(source)) if with_grad else None
     stream = torch.cuda.current_stream(device).cuda_stream
     kwargs = options.kwargs
@@ -177,7 +179,7 @@ def causal_lm_loss(
         lse=lse.data_ptr(),
         counters=counters.data_ptr(),
         result=result.data_ptr(),
-        workspace=workspace.data_ptr() if workspace_bytes else 0,
+        workspace=0 if workspace is None else workspace.data_ptr(),
         splits=planned_splits,
         threads=threads,
         cluster=cluster,
