@@ -180,38 +180,56 @@ __device__ __forceinline__ float gradient_scale(const Options& o, const i64* cou
 
 // Streams row[begin, end) over the block's threads: `one(i, x)` for the unaligned head
 // and tail elements, `pack(first, v)` for each aligned 16-byte pack of the middle (v holds
-// the pack's elements as f32, first is the index of v[0]).
-template <class D, class One, class Packed>
-__device__ __forceinline__ void visit(const typename D::storage* row, int begin, int end,
-                                      One one, Packed pack) {
+// the pack's elements as f32, first is the index of v[0]). Each thread loads AHEAD packs
+// before using any. With COPY, every element is also stored to local[i] (`local` is
+// addressed like `row` and shares its alignment mod 16, so packs land on 16-byte
+// boundaries), by the thread that will read it back.
+template <class D, int AHEAD, bool COPY, class One, class Packed>
+__device__ __forceinline__ void stream_span(const typename D::storage* row,
+                                            typename D::storage* local, int begin, int end,
+                                            One one, Packed pack) {
     typedef typename D::storage S;
     const int n = Pack<D>::N;
     unsigned long long address = (unsigned long long)(row + begin);
     int head = (int)(((16u - (unsigned)(address & 15u)) & 15u) / sizeof(S));
     if (head > end - begin) head = end - begin;
-    for (int i = begin + (int)threadIdx.x; i < begin + head; i += blockDim.x)
-        one(i, to_f32<D>(row[i]));
+    for (int i = begin + (int)threadIdx.x; i < begin + head; i += blockDim.x) {
+        S x = row[i];
+        if (COPY) local[i] = x;
+        one(i, to_f32<D>(x));
+    }
     int body = begin + head;
     int packs = (end - body) / n;
     const Pack<D>* vectors = reinterpret_cast<const Pack<D>*>(row + body);
+    Pack<D>* copies = COPY ? reinterpret_cast<Pack<D>*>(local + body) : 0;
     const int stride = blockDim.x;
-    for (int k0 = threadIdx.x; k0 < packs; k0 += PACKS_IN_FLIGHT * stride) {
-        Pack<D> p[PACKS_IN_FLIGHT];
+    for (int k0 = threadIdx.x; k0 < packs; k0 += AHEAD * stride) {
+        Pack<D> p[AHEAD];
 #pragma unroll
-        for (int u = 0; u < PACKS_IN_FLIGHT; ++u)
+        for (int u = 0; u < AHEAD; ++u)
             if (k0 + u * stride < packs) p[u] = vectors[k0 + u * stride];
 #pragma unroll
-        for (int u = 0; u < PACKS_IN_FLIGHT; ++u) {
+        for (int u = 0; u < AHEAD; ++u) {
             int k = k0 + u * stride;
             if (k < packs) {
+                if (COPY) copies[k] = p[u];
                 float v[n];
                 unpack<D>(p[u], v);
                 pack(body + k * n, v);
             }
         }
     }
-    for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x)
-        one(i, to_f32<D>(row[i]));
+    for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x) {
+        S x = row[i];
+        if (COPY) local[i] = x;
+        one(i, to_f32<D>(x));
+    }
+}
+
+template <class D, class One, class Packed>
+__device__ __forceinline__ void visit(const typename D::storage* row, int begin, int end,
+                                      One one, Packed pack) {
+    stream_span<D, PACKS_IN_FLIGHT, false>(row, 0, begin, end, one, pack);
 }
 
 // Writes out[i] = f(i, in[i]) for row[begin, end): `one(i, x)` returns the new value of
@@ -601,48 +619,12 @@ __device__ __forceinline__ void push_stats(Stats* local, unsigned rank, const St
 // kernels' leaves registers for the loads in flight.
 #define ONCHIP_MAX_THREADS 256
 
-// visit() that also copies row[begin, end) to local[begin, end) (`local` is addressed like
-// `row` and shares its alignment mod 16, so packs land on 16-byte boundaries).
+// visit() that also copies row[begin, end) to local[begin, end), with more loads ahead.
 template <class D, class One, class Packed>
 __device__ __forceinline__ void stage(const typename D::storage* row,
                                       typename D::storage* local, int begin, int end,
                                       One one, Packed pack) {
-    typedef typename D::storage S;
-    const int n = Pack<D>::N;
-    unsigned long long address = (unsigned long long)(row + begin);
-    int head = (int)(((16u - (unsigned)(address & 15u)) & 15u) / sizeof(S));
-    if (head > end - begin) head = end - begin;
-    for (int i = begin + (int)threadIdx.x; i < begin + head; i += blockDim.x) {
-        S x = row[i];
-        local[i] = x;
-        one(i, to_f32<D>(x));
-    }
-    int body = begin + head;
-    int packs = (end - body) / n;
-    const Pack<D>* vectors = reinterpret_cast<const Pack<D>*>(row + body);
-    Pack<D>* copies = reinterpret_cast<Pack<D>*>(local + body);
-    const int stride = blockDim.x;
-    for (int k0 = threadIdx.x; k0 < packs; k0 += STAGE_AHEAD * stride) {
-        Pack<D> p[STAGE_AHEAD];
-#pragma unroll
-        for (int u = 0; u < STAGE_AHEAD; ++u)
-            if (k0 + u * stride < packs) p[u] = vectors[k0 + u * stride];
-#pragma unroll
-        for (int u = 0; u < STAGE_AHEAD; ++u) {
-            int k = k0 + u * stride;
-            if (k < packs) {
-                copies[k] = p[u];
-                float v[n];
-                unpack<D>(p[u], v);
-                pack(body + k * n, v);
-            }
-        }
-    }
-    for (int i = body + packs * n + (int)threadIdx.x; i < end; i += blockDim.x) {
-        S x = row[i];
-        local[i] = x;
-        one(i, to_f32<D>(x));
-    }
+    stream_span<D, STAGE_AHEAD, true>(row, local, begin, end, one, pack);
 }
 
 template <class D, int C, bool CAP>
