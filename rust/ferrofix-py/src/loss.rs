@@ -184,7 +184,6 @@ fn causal_lm_loss<'py>(
     Ok((out.loss, per_row, lse, out.valid_rows))
 }
 
-/// `parse_for` only accepts float dtypes here; this keeps the match exhaustive without a panic.
 /// The options of a loss call as the core takes them (shared with the CUDA binding).
 pub(crate) fn loss_options(
     ignore_index: i64,
@@ -204,6 +203,7 @@ pub(crate) fn loss_options(
     })
 }
 
+/// `parse_for` only accepts float dtypes here; this keeps the match exhaustive without a panic.
 fn unreachable_dtype(dtype: DType) -> PyResult<LossOutput> {
     Err(to_py(Error::UnsupportedDtype {
         dtype: dtype.name().into(),
