@@ -76,6 +76,13 @@ def cuda_available() -> bool:
     return bool(native.cuda_available() and native.nvrtc_available())
 
 
+def _device_index(device: Any) -> int:
+    """The ordinal of a CUDA ``torch.device`` (a bare ``cuda`` means the current one)."""
+    if device.index is not None:
+        return int(device.index)
+    return int(_torch.loaded_torch().cuda.current_device())
+
+
 def _labels_on(labels: Any, device: Any) -> Any:
     """Labels as a contiguous int32/int64 tensor on ``device``."""
     torch = _torch.loaded_torch()
@@ -141,7 +148,7 @@ def causal_lm_loss(
             f"CUDA is not available: ferrofix found no CUDA driver or device for {logits.device}"
         )
     device = logits.device
-    index = device.index if device.index is not None else torch.cuda.current_device()
+    index = _device_index(device)
     source = logits.detach()
     if in_place and not source.is_contiguous():
         raise ConfigError("logits: must be contiguous for an in-place gradient")
@@ -200,7 +207,7 @@ def scale_gradient(grad: Any, grad_output: Any) -> Any:
     """
     torch = _torch.loaded_torch()
     scale = grad_output.detach().to(device=grad.device, dtype=torch.float32).contiguous()
-    index = grad.device.index if grad.device.index is not None else torch.cuda.current_device()
+    index = _device_index(grad.device)
     core().cuda_scale_gradient(
         index,
         torch.cuda.current_stream(grad.device).cuda_stream,

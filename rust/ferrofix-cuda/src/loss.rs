@@ -249,6 +249,18 @@ pub struct DeviceBuffers {
     pub workspace: u64,
 }
 
+/// The kernels exist for f32, f16 and bf16 logits.
+fn check_dtype(dtype: DType) -> Result<()> {
+    if matches!(dtype, DType::Float32 | DType::Float16 | DType::BFloat16) {
+        return Ok(());
+    }
+    Err(Error::UnsupportedDtype {
+        dtype: dtype.name().into(),
+        op: "causal_lm_loss on CUDA",
+        supported: "float32, bfloat16, float16".into(),
+    })
+}
+
 /// Check what the kernels cannot: dtype, vocabulary width, options, the plan's workspace.
 fn validate(
     dtype: DType,
@@ -258,13 +270,7 @@ fn validate(
     buffers: &DeviceBuffers,
 ) -> Result<()> {
     options.validate()?;
-    if !matches!(dtype, DType::Float32 | DType::Float16 | DType::BFloat16) {
-        return Err(Error::UnsupportedDtype {
-            dtype: dtype.name().into(),
-            op: "causal_lm_loss on CUDA",
-            supported: "float32, bfloat16, float16".into(),
-        });
-    }
+    check_dtype(dtype)?;
     if problem.vocab > i32::MAX as usize {
         return Err(Error::invalid(
             "logits",
@@ -594,13 +600,7 @@ pub unsafe fn scale_gradient(
     elements: usize,
     scale: u64,
 ) -> Result<()> {
-    if !matches!(dtype, DType::Float32 | DType::Float16 | DType::BFloat16) {
-        return Err(Error::UnsupportedDtype {
-            dtype: dtype.name().into(),
-            op: "causal_lm_loss on CUDA",
-            supported: "float32, bfloat16, float16".into(),
-        });
-    }
+    check_dtype(dtype)?;
     if elements == 0 {
         return Ok(());
     }
