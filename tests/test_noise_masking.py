@@ -33,6 +33,41 @@ def test_mask_tokens_matches_the_reference_bit_for_bit(dtype: type) -> None:
     np.testing.assert_array_equal(mask, expected_mask)
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("columns", [32, 33, 64, 95])
+@pytest.mark.parametrize("kind", ["scalar", "per_row", "per_row_column"])
+def test_whole_steps_and_tails_match_the_reference_bit_for_bit(
+    dtype: type, columns: int, kind: str
+) -> None:
+    # Rows of 32 tokens and more go through the vectorised generator and selects; their
+    # tails and the per-token path do not. Every path must give the reference's bits.
+    rows = 3
+    ids = ids_grid(rows, columns, dtype)
+    per_row = np.array([0.0, 0.37, 1.0])  # the edges never and always replace
+    prob = {"scalar": 0.37, "per_row": per_row, "per_row_column": per_row[:, None]}[kind]
+    grid = np.broadcast_to(np.reshape(prob, (-1, 1)), (rows, columns))
+    noised, mask = mask_tokens(ids, prob, MASK_ID, seed=99)
+    expected_ids, expected_mask = reference.mask_tokens(ids, grid, MASK_ID, 99, set())
+    np.testing.assert_array_equal(noised, expected_ids)
+    np.testing.assert_array_equal(mask, expected_mask)
+    # Protection by id and by position clears decisions inside whole steps too.
+    positions = np.zeros(ids.shape, bool)
+    positions[:, ::3] = True
+    noised, mask = mask_tokens(ids, prob, MASK_ID, seed=99, protect=[5, 6])
+    expected_ids, expected_mask = reference.mask_tokens(ids, grid, MASK_ID, 99, {5, 6})
+    np.testing.assert_array_equal(noised, expected_ids)
+    np.testing.assert_array_equal(mask, expected_mask)
+    noised, mask = mask_tokens(ids, prob, MASK_ID, seed=99, protect=positions)
+    np.testing.assert_array_equal(mask, expected_mask_without(positions, grid, ids))
+    np.testing.assert_array_equal(noised, np.where(mask, MASK_ID, ids))
+
+
+def expected_mask_without(protected: np.ndarray, grid: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The reference's decisions with the protected positions cleared."""
+    _, decided = reference.mask_tokens(ids, grid, MASK_ID, 99, set())
+    return decided & ~protected
+
+
 def test_uniform_corrupt_matches_the_reference_bit_for_bit() -> None:
     ids = ids_grid(2, 11)
     probs = np.full((2, 11), 0.6)

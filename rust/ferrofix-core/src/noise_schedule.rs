@@ -13,6 +13,7 @@
 //!   rounded inputs) and returns t clamped to [0, 1];
 //! - an element depends only on its own input, so results are identical for any thread count.
 
+mod bit_select;
 pub mod masking;
 
 use rayon::prelude::*;

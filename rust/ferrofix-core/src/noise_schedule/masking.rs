@@ -11,10 +11,13 @@
 //!   bounded sampler, so the decision and the new id are independent;
 //! - protected tokens (by position or by id) are never replaced and never flagged.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
+use super::bit_select::{self, STEP};
 use crate::error::{Error, Result};
-use crate::rng::CounterRng;
+use crate::rng::{CounterRng, LANES};
 use crate::{memory, parallel};
 
 /// Stream of the replace/keep decisions of [`mask_tokens`] ("mask").
@@ -32,16 +35,24 @@ pub trait TokenId: Copy + Default + Send + Sync + Into<i64> + TryFrom<i64> + 'st
     const NAME: &'static str;
     /// The smallest and largest id.
     const RANGE: (i64, i64);
+    /// `out[t] = if bit t of bits { value } else { ids[t] }` for every `t < ids.len() <= 32`.
+    fn select(out: &mut [MaybeUninit<Self>], ids: &[Self], bits: u32, value: Self);
 }
 
 impl TokenId for i32 {
     const NAME: &'static str = "int32";
     const RANGE: (i64, i64) = (i32::MIN as i64, i32::MAX as i64);
+    fn select(out: &mut [MaybeUninit<Self>], ids: &[Self], bits: u32, value: Self) {
+        bit_select::select_i32(out, ids, bits, value);
+    }
 }
 
 impl TokenId for i64 {
     const NAME: &'static str = "int64";
     const RANGE: (i64, i64) = (i64::MIN, i64::MAX);
+    fn select(out: &mut [MaybeUninit<Self>], ids: &[Self], bits: u32, value: Self) {
+        bit_select::select_i64(out, ids, bits, value);
+    }
 }
 
 /// Tokens that are never replaced.
@@ -135,7 +146,7 @@ fn forward_process<T: TokenId>(
     protect: &Protect<'_>,
     seed: u64,
     stream: u32,
-    replace: impl Fn(u64, T) -> T + Sync,
+    replacement: Replacement<T, impl Fn(u64, T) -> T + Sync>,
 ) -> Result<(Vec<T>, Vec<bool>)> {
     let grid = Grid::new(ids_shape)?;
     if grid.rows * grid.columns != ids.len() {
@@ -170,59 +181,150 @@ fn forward_process<T: TokenId>(
     if grid.columns == 0 {
         return Ok((ids.to_vec(), vec![false; ids.len()]));
     }
-    // Lazily zeroed and advised for huge pages: the workers fault the pages in as they
-    // write every element, instead of one thread copying the ids first.
-    let mut out = vec![T::default(); ids.len()];
-    let mut replaced = vec![false; ids.len()];
-    memory::advise_huge_pages(&out);
-    memory::advise_huge_pages(&replaced);
+    let rules = Rules {
+        probs,
+        positions,
+        protected_ids,
+    };
+    // Uninitialised and advised for huge pages: the workers fault the pages in as they
+    // write every element, with no zeroing pass before.
+    let mut out: Vec<T> = memory::huge_vec(ids.len());
+    let mut replaced: Vec<bool> = memory::huge_vec(ids.len());
     let columns = grid.columns;
     parallel::install(|| {
-        out.par_chunks_mut(columns)
-            .zip(replaced.par_chunks_mut(columns))
+        out.spare_capacity_mut()[..ids.len()]
+            .par_chunks_mut(columns)
+            .zip(replaced.spare_capacity_mut()[..ids.len()].par_chunks_mut(columns))
             .zip(ids.par_chunks(columns))
             .enumerate()
-            .for_each(|(row, ((out, replaced), ids))| {
-                let base = row * columns;
-                let row_threshold = match probs {
-                    Probabilities::Scalar(p) => threshold(p),
-                    Probabilities::PerRow(p) => threshold(p[row]),
-                    Probabilities::PerToken(_) => 0,
+            .for_each(|(row, ((out, flags), ids))| {
+                let row = Row {
+                    index: row,
+                    base: row * columns,
+                    ids,
+                    out,
+                    flags,
                 };
-                let counter_row = (row as u64) << 32;
-                for (block, ((outs, flags), sources)) in out
-                    .chunks_mut(4)
-                    .zip(replaced.chunks_mut(4))
-                    .zip(ids.chunks(4))
-                    .enumerate()
-                {
-                    let words = rng.block(counter_row | block as u64, 0);
-                    for (lane, ((id, flag), &source)) in outs
-                        .iter_mut()
-                        .zip(flags.iter_mut())
-                        .zip(sources)
-                        .enumerate()
-                    {
-                        *id = source;
-                        let position = block * 4 + lane;
-                        let limit = match probs {
-                            Probabilities::PerToken(p) => threshold(p[base + position]),
-                            _ => row_threshold,
-                        };
-                        if u64::from(words[lane]) >= limit
-                            || positions.is_some_and(|f| f[base + position])
-                            || (!protected_ids.is_empty()
-                                && protected_ids.binary_search(&source.into()).is_ok())
-                        {
-                            continue;
-                        }
-                        *id = replace(counter_row | position as u64, source);
-                        *flag = true;
-                    }
-                }
+                process_row(row, &rng, &rules, &replacement);
             });
     })?;
+    // SAFETY: the rows cover [0, len) and each wrote every one of its elements.
+    unsafe {
+        out.set_len(ids.len());
+        replaced.set_len(ids.len());
+    }
     Ok((out, replaced))
+}
+
+/// What a replaced token becomes.
+enum Replacement<T, F> {
+    /// One id for every replaced token (masking), written with a branch-free select.
+    Constant(T),
+    /// `draw(counter, old)` for each replaced token (uniform corruption).
+    Draw(F),
+}
+
+/// Who may be replaced and how likely.
+struct Rules<'a> {
+    probs: Probabilities<'a>,
+    positions: Option<&'a [bool]>,
+    protected_ids: &'a [i64],
+}
+
+/// One row of the grid: its ids and outputs, and where it sits in the flat layout.
+struct Row<'a, T> {
+    /// The row number: the high half of every decision counter.
+    index: usize,
+    /// Flat index of the row's first token (for per-token inputs).
+    base: usize,
+    ids: &'a [T],
+    out: &'a mut [MaybeUninit<T>],
+    flags: &'a mut [MaybeUninit<bool>],
+}
+
+// A step's 32 decisions are one call of the generator's vector path.
+const _: () = assert!(STEP == 4 * LANES);
+
+fn process_row<T: TokenId>(
+    mut row: Row<'_, T>,
+    rng: &CounterRng,
+    rules: &Rules<'_>,
+    replacement: &Replacement<T, impl Fn(u64, T) -> T>,
+) {
+    let row_limit = match rules.probs {
+        Probabilities::Scalar(p) => threshold(p),
+        Probabilities::PerRow(p) => threshold(p[row.index]),
+        Probabilities::PerToken(_) => 0,
+    };
+    let mut start = 0;
+    while start < row.ids.len() {
+        let n = STEP.min(row.ids.len() - start);
+        // A constant count for whole steps lets the compiler unroll and vectorise them.
+        if n == STEP {
+            step(&mut row, start, STEP, rng, rules, row_limit, replacement);
+        } else {
+            step(&mut row, start, n, rng, rules, row_limit, replacement);
+        }
+        start += STEP;
+    }
+}
+
+/// Decide and write tokens `start..start + n` of the row (`start` a multiple of STEP).
+#[inline(always)]
+fn step<T: TokenId>(
+    row: &mut Row<'_, T>,
+    start: usize,
+    n: usize,
+    rng: &CounterRng,
+    rules: &Rules<'_>,
+    row_limit: u64,
+    replacement: &Replacement<T, impl Fn(u64, T) -> T>,
+) {
+    let counter_row = (row.index as u64) << 32;
+    let first_block = counter_row | (start / 4) as u64;
+    let flat = row.base + start..row.base + start + n;
+    let ids = &row.ids[start..start + n];
+    // Bit t: token start + t is replaced.
+    let mut hits = match rules.probs {
+        Probabilities::PerToken(p) => {
+            // Position p takes word p % 4 of block p / 4.
+            let words: [[u32; 4]; LANES] =
+                std::array::from_fn(|l| rng.block(first_block + l as u64, 0));
+            p[flat.clone()]
+                .iter()
+                .enumerate()
+                .fold(0u32, |bits, (t, &p)| {
+                    bits | (u32::from(u64::from(words[t / 4][t % 4]) < threshold(p)) << t)
+                })
+        }
+        _ => rng.below_bits(first_block, row_limit),
+    };
+    if n < STEP {
+        hits &= (1u32 << n) - 1;
+    }
+    if let Some(protected) = rules.positions {
+        for (t, &protected) in protected[flat].iter().enumerate() {
+            hits &= !(u32::from(protected) << t);
+        }
+    }
+    if !rules.protected_ids.is_empty() {
+        for (t, &id) in ids.iter().enumerate() {
+            let keep = rules.protected_ids.binary_search(&id.into()).is_ok();
+            hits &= !(u32::from(keep) << t);
+        }
+    }
+    let out = &mut row.out[start..start + n];
+    match replacement {
+        Replacement::Constant(value) => T::select(out, ids, hits, *value),
+        Replacement::Draw(draw) => {
+            for (t, (out, &source)) in out.iter_mut().zip(ids).enumerate() {
+                let counter = counter_row | (start + t) as u64;
+                let hit = (hits >> t) & 1 != 0;
+                out.write(if hit { draw(counter, source) } else { source });
+            }
+        }
+    }
+    bit_select::write_flags(&mut row.flags[start..start + n], hits);
 }
 
 fn sorted_ids(protect: Protect<'_>) -> Protect<'_> {
@@ -273,7 +375,7 @@ pub fn mask_tokens<T: TokenId>(
         &sorted_ids(protect),
         seed,
         MASK_STREAM,
-        |_, _| mask,
+        Replacement::<T, fn(u64, T) -> T>::Constant(mask),
     )
 }
 
@@ -311,10 +413,10 @@ pub fn uniform_corrupt<T: TokenId>(
         &sorted_ids(protect),
         seed,
         CORRUPT_STREAM,
-        |counter, old| {
+        Replacement::Draw(|counter, old| {
             // The draw is below vocab_size, which fits T; `old` is unreachable.
             T::try_from(values.below_at(counter, range) as i64).unwrap_or(old)
-        },
+        }),
     )
 }
 
