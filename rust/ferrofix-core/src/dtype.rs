@@ -66,6 +66,8 @@ fn supported_list(supported: &[DType]) -> String {
 
 /// A float element type: read as f64, written back rounded once.
 pub trait Real: Copy + Send + Sync + 'static {
+    /// Fewer significand bits than f64: results only need f64 accuracy to ~1e-15.
+    const NARROW: bool = true;
     /// The exact value as f64.
     fn to_f64(self) -> f64;
     /// The nearest value of this type.
@@ -73,6 +75,7 @@ pub trait Real: Copy + Send + Sync + 'static {
 }
 
 impl Real for f64 {
+    const NARROW: bool = false;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self

@@ -1,0 +1,197 @@
+//! Branch-free f64 elementary functions for the schedules' narrow-dtype path.
+//!
+//! libm's `sin`, `cos`, `ln` and `powf` are calls the compiler cannot vectorise; these are
+//! plain polynomials and bit operations it can, 4 lanes per AVX2 instruction. Each is
+//! accurate to a few units in the last place of f64 (relative error < 1e-15 on the domains
+//! below), far inside half an ulp of f32, so a result rounded to f32, f16 or bf16 is the
+//! libm formula's rounding (or, for values within 1e-15 of a tie, its neighbour). f64
+//! outputs keep libm.
+
+/// ln 2 in two parts (fdlibm's): the high part ends in 21 zero bits, so k · LN2_HI is exact
+/// for every |k| < 2^21, far beyond any f64 exponent.
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+const LOG2_E: f64 = std::f64::consts::LOG2_E;
+/// fl(π/2) and π/2 − fl(π/2): the reduction π/2 − x is exact in two parts.
+const HALF_PI_HI: f64 = std::f64::consts::FRAC_PI_2;
+const HALF_PI_LO: f64 = 6.123_233_995_736_766e-17;
+
+/// Horner evaluation of `c[0] + c[1] z + c[2] z² + ...`.
+#[inline(always)]
+fn horner<const N: usize>(z: f64, c: [f64; N]) -> f64 {
+    // Plain multiply-add: `mul_add` is a libm call on CPUs built without FMA.
+    c.iter().rev().fold(0.0, |acc, &k| acc * z + k)
+}
+
+/// Taylor coefficients of sin(y)/y and cos(y) in y², enough for |y| <= π/4 (the first
+/// omitted term is below 1e-19).
+const SIN: [f64; 9] = [
+    1.0,
+    -1.0 / 6.0,
+    1.0 / 120.0,
+    -1.0 / 5_040.0,
+    1.0 / 362_880.0,
+    -1.0 / 39_916_800.0,
+    1.0 / 6_227_020_800.0,
+    -1.0 / 1_307_674_368_000.0,
+    1.0 / 355_687_428_096_000.0,
+];
+const COS: [f64; 10] = [
+    1.0,
+    -1.0 / 2.0,
+    1.0 / 24.0,
+    -1.0 / 720.0,
+    1.0 / 40_320.0,
+    -1.0 / 3_628_800.0,
+    1.0 / 479_001_600.0,
+    -1.0 / 87_178_291_200.0,
+    1.0 / 20_922_789_888_000.0,
+    -1.0 / 6_402_373_705_728_000.0,
+];
+
+/// (sin x, cos x) for x in [0, π/2]. Above π/4 both come from r = π/2 − x (exact in two
+/// parts), so cos stays accurate relative to its value as x nears π/2.
+#[inline(always)]
+pub fn sin_cos_quarter_turn(x: f64) -> (f64, f64) {
+    let upper = x > std::f64::consts::FRAC_PI_4;
+    let y = if upper {
+        (HALF_PI_HI - x) + HALF_PI_LO
+    } else {
+        x
+    };
+    let z = y * y;
+    let s = y * horner(z, SIN);
+    let c = horner(z, COS);
+    if upper { (c, s) } else { (s, c) }
+}
+
+/// ln x for finite x > 0 (subnormals included).
+#[inline(always)]
+pub fn ln(x: f64) -> f64 {
+    // Subnormals are scaled into the normal range first.
+    let tiny = x < f64::MIN_POSITIVE;
+    let x = if tiny {
+        x * 18_446_744_073_709_551_616.0
+    } else {
+        x
+    };
+    let bits = x.to_bits();
+    let mut exponent = ((bits >> 52) as i64 - 1023) as f64 - if tiny { 64.0 } else { 0.0 };
+    // m in [1, 2), then halved above sqrt(2) so that |s| <= 0.1716 below.
+    let mut m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
+    let big = m > std::f64::consts::SQRT_2;
+    m = if big { m * 0.5 } else { m };
+    exponent += if big { 1.0 } else { 0.0 };
+    // ln m = 2 atanh(s), s = (m − 1)/(m + 1): 2s·(1 + s²/3 + s⁴/5 + ...).
+    let s = (m - 1.0) / (m + 1.0);
+    let z = s * s;
+    let series = horner(
+        z,
+        [
+            1.0 / 3.0,
+            1.0 / 5.0,
+            1.0 / 7.0,
+            1.0 / 9.0,
+            1.0 / 11.0,
+            1.0 / 13.0,
+            1.0 / 15.0,
+            1.0 / 17.0,
+            1.0 / 19.0,
+            1.0 / 21.0,
+            1.0 / 23.0,
+        ],
+    );
+    let ln_m = 2.0 * s + 2.0 * s * z * series;
+    // exponent · LN2_HI is exact (see LN2_HI).
+    exponent * LN2_HI + (ln_m + exponent * LN2_LO)
+}
+
+/// ln(1 + u) for u > −1, accurate for tiny u (Goldberg's correction of ln(1 + u)).
+#[inline(always)]
+pub fn ln_1p(u: f64) -> f64 {
+    let w = 1.0 + u;
+    let corrected = ln(w) * (u / (w - 1.0));
+    if w == 1.0 { u } else { corrected }
+}
+
+/// e^y for y in the range of ln of positive finite f64 (about [−745, 710]).
+#[inline(always)]
+pub fn exp(y: f64) -> f64 {
+    let k = (y * LOG2_E).round();
+    // k · LN2_HI is exact, and so is y − k · LN2_HI (Cody and Waite).
+    let r = (y - k * LN2_HI) - k * LN2_LO;
+    // Taylor to r^13 / 13! for |r| <= ln(2)/2 (the first omitted term is below 1e-17).
+    let mut factorial = 1.0;
+    let coefficients: [f64; 14] = std::array::from_fn(|n| {
+        if n > 0 {
+            factorial *= n as f64;
+        }
+        1.0 / factorial
+    });
+    let p = horner(r, coefficients);
+    // 2^k in two halves, so subnormal and near-overflow results scale without overflow.
+    let half = (k * 0.5).floor();
+    let scale = |n: f64| f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    p * scale(half) * scale(k - half)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relative(a: f64, b: f64) -> f64 {
+        if a == b { 0.0 } else { ((a - b) / b).abs() }
+    }
+
+    #[test]
+    fn split_constants_add_up() {
+        assert_eq!(LN2_HI + LN2_LO, std::f64::consts::LN_2);
+        assert!(LN2_HI.to_bits().trailing_zeros() >= 21);
+        assert_eq!(HALF_PI_HI + HALF_PI_LO, HALF_PI_HI);
+    }
+
+    #[test]
+    fn sin_cos_match_libm_on_a_quarter_turn() {
+        for i in 0..=100_000 {
+            let x = std::f64::consts::FRAC_PI_2 * f64::from(i) / 100_000.0;
+            let (s, c) = sin_cos_quarter_turn(x);
+            assert!(relative(s, x.sin()) < 1e-15, "sin {x}: {s} vs {}", x.sin());
+            assert!(relative(c, x.cos()) < 1e-15, "cos {x}: {c} vs {}", x.cos());
+        }
+        assert_eq!(sin_cos_quarter_turn(0.0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn ln_and_ln_1p_match_libm() {
+        let mut x = 1e-320_f64; // subnormal, large enough that x · 1.37 moves
+        while x < 1e300 {
+            assert!(
+                relative(ln(x), x.ln()) < 1e-15 || (ln(x) - x.ln()).abs() < 1e-15,
+                "{x}"
+            );
+            x *= 1.37;
+        }
+        assert_eq!(ln(1.0), 0.0);
+        for i in 0..100_000 {
+            let u = -0.999 * f64::from(i) / 100_000.0;
+            assert!(relative(ln_1p(u), u.ln_1p()) < 1e-15, "ln_1p {u}");
+        }
+        assert_eq!(ln_1p(-1e-300), -1e-300);
+        assert_eq!(ln_1p(0.0), 0.0);
+    }
+
+    #[test]
+    fn exp_matches_libm_from_subnormal_to_near_overflow() {
+        let mut y = -744.0_f64;
+        while y < 709.0 {
+            let (got, want) = (exp(y), y.exp());
+            // Subnormal results carry fewer bits: compare them absolutely.
+            assert!(
+                relative(got, want) < 1e-15 || (got - want).abs() < 1e-320,
+                "{y}"
+            );
+            y += 0.0137;
+        }
+        assert_eq!(exp(0.0), 1.0);
+    }
+}
