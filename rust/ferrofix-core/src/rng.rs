@@ -79,8 +79,8 @@ impl CounterRng {
     }
 
     /// Bernoulli decisions for the 32 words of blocks `first..first + 8` (draw 0): bit `t`
-    /// is set when word `t % 4` of block `first + t / 4` is below `limit` (at most 2^32,
-    /// which every word is below). Equal to comparing [`Self::block`]'s words one by one;
+    /// is set when word `t % 4` of block `first + t / 4` is below `limit` (any limit above
+    /// 2^32 sets every bit). Equal to comparing [`Self::block`]'s words one by one;
     /// on AVX2 machines the eight blocks run through Philox as vectors.
     #[inline]
     pub fn below_bits(&self, first: u64, limit: u64) -> u32 {
@@ -111,7 +111,7 @@ impl CounterRng {
     /// Only call on a CPU that supports AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn below_bits_avx2(&self, first: u64, limit: u64) -> u32 {
+    unsafe fn below_bits_avx2(&self, first: u64, limit: u64) -> u32 {
         use std::arch::x86_64::*;
         let lanes = |half: u64| {
             let i = |l: u64| first.wrapping_add(4 * half + l) as i64;
@@ -145,9 +145,9 @@ impl CounterRng {
             }
         }
         // Words as unsigned 32-bit values in 64-bit lanes, so a signed 64-bit compare with
-        // the limit (<= 2^32) is exact.
+        // the limit is exact once the limit is capped at 2^32 (which every word is below).
         let low = _mm256_set1_epi64x(0xffff_ffff);
-        let limit = _mm256_set1_epi64x(limit as i64);
+        let limit = _mm256_set1_epi64x(limit.min(1 << 32) as i64);
         let mut bits = 0u32;
         for (w, words) in [c0, c1, c2, c3].iter().enumerate() {
             for (h, &v) in words.iter().enumerate() {
@@ -347,6 +347,7 @@ mod tests {
         }
         assert_eq!(rng.below_bits(9, 0), 0);
         assert_eq!(rng.below_bits(9, 1 << 32), u32::MAX);
+        assert_eq!(rng.below_bits(9, u64::MAX), u32::MAX);
     }
 
     #[test]

@@ -49,6 +49,17 @@ const COS: [f64; 10] = [
     -1.0 / 6_402_373_705_728_000.0,
 ];
 
+/// 1/n! for n = 0..13, each from the exact factorial (13! < 2^53) and one division.
+const EXP: [f64; 14] = {
+    let (mut c, mut factorial, mut n) = ([1.0; 14], 1.0, 1);
+    while n < 14 {
+        factorial *= n as f64;
+        c[n] = 1.0 / factorial;
+        n += 1;
+    }
+    c
+};
+
 /// (sin x, cos x) for x in [0, π/2]. Above π/4 both come from r = π/2 − x (exact in two
 /// parts), so cos stays accurate relative to its value as x nears π/2.
 #[inline(always)]
@@ -121,14 +132,7 @@ pub fn exp(y: f64) -> f64 {
     // k · LN2_HI is exact, and so is y − k · LN2_HI (Cody and Waite).
     let r = (y - k * LN2_HI) - k * LN2_LO;
     // Taylor to r^13 / 13! for |r| <= ln(2)/2 (the first omitted term is below 1e-17).
-    let mut factorial = 1.0;
-    let coefficients: [f64; 14] = std::array::from_fn(|n| {
-        if n > 0 {
-            factorial *= n as f64;
-        }
-        1.0 / factorial
-    });
-    let p = horner(r, coefficients);
+    let p = horner(r, EXP);
     // 2^k in two halves, so subnormal and near-overflow results scale without overflow.
     let half = (k * 0.5).floor();
     let scale = |n: f64| f64::from_bits(((n as i64 + 1023) as u64) << 52);
