@@ -190,6 +190,64 @@ def test_in_place_gradient_equals_out_of_place() -> None:
     assert torch.equal(tensor, torch_grad)
 
 
+def pooled_inputs(seed: int = 0):
+    """Inputs whose gradient (2.1 MB in float32) is large enough to come from the pool."""
+    return make_inputs(2, 64, 4099, seed)
+
+
+def address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def test_pooled_gradients_are_never_handed_out_while_viewed() -> None:
+    loss.release_gradient_buffers()
+    logits, labels = pooled_inputs()
+    _, first = loss.causal_lm_loss_and_grad(logits, labels)
+    want = reference.causal_lm_loss_and_grad(logits, labels)[1]
+    view = first[1]  # keeps the memory alive after `first` itself is gone
+    leaf = torch.from_numpy(logits.copy()).requires_grad_()
+    loss.causal_lm_loss(leaf, torch.from_numpy(labels)).backward()
+    del first
+    for seed in (1, 2, 3):  # more calls than the pool holds buffers
+        other_logits, other_labels = pooled_inputs(seed)
+        _, other = loss.causal_lm_loss_and_grad(other_logits, other_labels)
+        assert not np.shares_memory(other, view)
+        assert not np.shares_memory(other, leaf.grad.numpy())
+    np.testing.assert_allclose(view, want[1], atol=1e-6)
+    np.testing.assert_allclose(leaf.grad.numpy(), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_released_gradients_are_reused_with_fresh_values(dtype) -> None:
+    loss.release_gradient_buffers()
+    logits, labels = pooled_inputs()
+    tensor = torch.from_numpy(logits).to(dtype)
+    leaf = tensor.clone().requires_grad_()
+    loss.causal_lm_loss(leaf, torch.from_numpy(labels)).backward()
+    first_address = leaf.grad.data_ptr()
+    leaf.grad = None  # the last view of the gradient: its memory returns to the pool
+    assert ferrofix._native.core().idle_gradient_bytes() >= tensor.nbytes
+    loss.causal_lm_loss(leaf, torch.from_numpy(labels)).backward()
+    assert leaf.grad.data_ptr() == first_address
+    _, in_place = loss.causal_lm_loss_and_grad(tensor.clone(), labels, in_place=True)
+    assert torch.equal(leaf.grad, in_place)
+    leaf.grad = None
+    assert loss.release_gradient_buffers() >= tensor.nbytes
+    assert loss.release_gradient_buffers() == 0
+
+
+def test_numpy_gradients_reuse_the_pool_too() -> None:
+    loss.release_gradient_buffers()
+    logits, labels = pooled_inputs()
+    _, grad = loss.causal_lm_loss_and_grad(logits, labels)
+    first_address = address(grad)
+    del grad
+    _, grad = loss.causal_lm_loss_and_grad(logits * 2, labels)
+    assert address(grad) == first_address
+    want = reference.causal_lm_loss_and_grad(logits * 2, labels)[1]
+    np.testing.assert_allclose(grad, want, atol=1e-6)
+
+
 @pytest.mark.parametrize("options", list(OPTION_CASES.values())[:4], ids=list(OPTION_CASES)[:4])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_autograd_gradcheck_in_float64(options, reduction) -> None:
@@ -494,3 +552,16 @@ def test_empty_batch_gives_zero_loss() -> None:
     assert value == 0.0
     assert grad.shape == (0, 4, 5)
     assert math.isfinite(value)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "message"),
+    [
+        ((4, 4), "int8", "dtype: must be one of 'float32', 'float64', 'uint16'; got 'int8'"),
+        ((2**62, 8), "float32", "shape: is too large to allocate"),
+    ],
+)
+def test_gradient_buffer_rejects_bad_requests(shape, dtype, message) -> None:
+    with pytest.raises(ConfigError) as info:
+        ferrofix._native.core().gradient_buffer(shape, dtype)
+    assert str(info.value) == message

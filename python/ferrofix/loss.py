@@ -46,6 +46,7 @@ __all__ = [
     "ChunkedCausalLoss",
     "causal_lm_loss",
     "causal_lm_loss_and_grad",
+    "release_gradient_buffers",
 ]
 
 _SUPPORTED = "float32, bfloat16, float16, float64"
@@ -263,16 +264,43 @@ def causal_lm_loss_and_grad(
         grad: Any = logits
     else:
         if is_tensor:
-            grad = _torch.loaded_torch().empty_like(tensor)
-            grad_array = _torch.numpy_view(grad)
+            grad_array, grad = _gradient_like_tensor(tensor)
         else:
-            import numpy as np
-
-            grad_array = np.empty_like(array)
+            grad_array = _gradient_buffer(array)
             grad = grad_array.view(logits.dtype) if dtype in _SIXTEEN_BIT else grad_array
         loss, per_row, _, _ = _native_call(array, dtype, label_array, options, grad=grad_array)
     result = loss if per_row is None else _per_token(per_row, label_array.shape, shift)
     return result, grad
+
+
+def _gradient_buffer(array: np.ndarray) -> np.ndarray:
+    """An uninitialised array shaped and typed like ``array`` (float32, float64 or the
+    uint16 bits of 16-bit floats). Large ones come from the native buffer pool, whose
+    memory is reused once no array or tensor views it: fresh pages cost the kernel more to
+    fault in and zero than the gradient costs to compute."""
+    return _native.core().gradient_buffer(array.shape, array.dtype.name)
+
+
+def _gradient_like_tensor(tensor: Any) -> tuple[np.ndarray, Any]:
+    """A pooled gradient buffer for a CPU tensor: ``(numpy array the native layer writes,
+    tensor of the tensor's dtype sharing that memory)``."""
+    torch = _torch.loaded_torch()
+    name = _torch.dtype_name(tensor)
+    sixteen_bit = name in _SIXTEEN_BIT
+    array = _native.core().gradient_buffer(tuple(tensor.shape), "uint16" if sixteen_bit else name)
+    if not sixteen_bit:
+        return array, torch.from_numpy(array)
+    return array, torch.from_numpy(array.view("int16")).view(tensor.dtype)
+
+
+def release_gradient_buffers() -> int:
+    """Free the idle gradient buffers the CPU loss keeps for reuse; returns the bytes freed.
+
+    The loss hands out gradients in memory that returns to a small pool (at most two
+    buffers) once no array or tensor views it, so a training loop's next step reuses it
+    instead of faulting in fresh pages. Call this to give that memory back early.
+    """
+    return _native.core().release_gradient_buffers()
 
 
 def _check_device(tensor: Any) -> str:
@@ -305,13 +333,13 @@ def _torch_forward(
     torch = _torch.loaded_torch()
     source = logits.detach().contiguous()
     label_array = _numpy_labels(labels)
-    grad = torch.empty_like(source) if with_grad else None
+    grad_array, grad = _gradient_like_tensor(source) if with_grad else (None, None)
     loss, per_row, lse, _ = _native_call(
         _torch.numpy_view(source),
         _torch.dtype_name(source),
         label_array,
         options,
-        grad=None if grad is None else _torch.numpy_view(grad),
+        grad=grad_array,
         return_lse=return_lse,
     )
     out_dtype = torch.float64 if source.dtype == torch.float64 else torch.float32

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod buffer_pool;
 mod compare;
 mod convert;
 mod cuda;
@@ -30,6 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     parallel::register(m)?;
     rng::register(m)?;
     loss::register(m)?;
+    buffer_pool::register(m)?;
     noise_schedule::register(m)?;
     packing::register(m)?;
     compare::register(m)?;
