@@ -28,24 +28,32 @@ fn config(special_tokens: Vec<String>, unk_fallback: bool, add_bos: bool, add_eo
     }
 }
 
-/// Borrow every text of a list as `&str`; anything but `str` is a `DtypeError`.
-fn borrow_texts<'a, 'py>(texts: &'a [Bound<'py, PyAny>]) -> PyResult<Vec<&'a str>> {
-    texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            text.cast::<PyString>()
-                .map_err(|_| wrong_type(&format!("text[{i}]"), "str", text))?
-                .to_str()
-        })
-        .collect()
-}
-
-fn list_items<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    match texts.cast::<PyList>() {
-        Ok(list) => Ok(list.iter().collect()),
-        Err(_) => Err(wrong_type("text", "a list of str", texts)),
+/// Run `f` on every text of a list borrowed as `&str`; anything but a list of `str` is a
+/// `DtypeError`.
+///
+/// One pass touches each string object once (a batch's strings are scattered over the heap,
+/// so each touch is a cache miss): it takes the reference that keeps the string alive while
+/// `f` runs with the GIL released, and its UTF-8 view, cached on the object.
+fn with_list_texts<'py, R>(texts: &Bound<'py, PyAny>, f: impl FnOnce(&[&str]) -> R) -> PyResult<R> {
+    let list = texts
+        .cast::<PyList>()
+        .map_err(|_| wrong_type("text", "a list of str", texts))?;
+    let mut owners = Vec::with_capacity(list.len());
+    let mut views: Vec<&str> = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let text = item
+            .cast::<PyString>()
+            .map_err(|_| wrong_type(&format!("text[{i}]"), "str", &item))?
+            .to_str()?;
+        // SAFETY: a `str` object is immutable and its UTF-8 view lives as long as the
+        // object, which `owners` keeps alive until after `f` has returned.
+        views.push(unsafe { &*std::ptr::from_ref::<str>(text) });
+        owners.push(item);
     }
+    let result = f(&views);
+    drop(views);
+    drop(owners);
+    Ok(result)
 }
 
 fn grid<'py>(
@@ -121,12 +129,11 @@ impl PyTokenizer {
         add_bos: bool,
         add_eos: bool,
     ) -> PyResult<Self> {
-        let items = list_items(corpus)?;
-        let texts = borrow_texts(&items)?;
         let config = config(special_tokens, false, add_bos, add_eos);
-        let inner = py
-            .detach(|| Tokenizer::train_bpe(&texts, vocab_size, min_frequency, config))
-            .map_err(to_py)?;
+        let inner = with_list_texts(corpus, |texts| {
+            py.detach(|| Tokenizer::train_bpe(texts, vocab_size, min_frequency, config))
+        })?
+        .map_err(to_py)?;
         Ok(Self { inner })
     }
 
@@ -290,11 +297,10 @@ impl PyTokenizer {
             padding_side: Side::parse(padding_side, "padding_side").map_err(to_py)?,
             pad_id,
         };
-        let items = list_items(texts)?;
-        let texts = borrow_texts(&items)?;
-        let batch = py
-            .detach(|| self.inner.encode_batch(&texts, &options))
-            .map_err(to_py)?;
+        let batch = with_list_texts(texts, |texts| {
+            py.detach(|| self.inner.encode_batch(texts, &options))
+        })?
+        .map_err(to_py)?;
         Ok((
             grid(py, batch.input_ids, batch.rows, batch.width)?,
             grid(py, batch.attention_mask, batch.rows, batch.width)?,
