@@ -40,17 +40,24 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
     return median_ms(samples)
 
 
-def timed_side_by_side(contenders: dict[str, Callable[[], object]], repeats: int) -> dict:
+def timed_side_by_side(
+    contenders: dict[str, Callable[[], object]],
+    repeats: int,
+    before: Callable[[], object] | None = None,
+) -> dict:
     """Median milliseconds of each contender, their calls interleaved repeat by repeat.
 
     On a shared machine the available bandwidth and cores drift over seconds; alternating
     the contenders exposes them all to the same drift, so their ratio stays meaningful.
+    ``before``, when given, runs untimed before every timed call (to rebuild an input).
     """
     for fn in contenders.values():
         fn()  # warm up: page faults, pool start
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
+            if before is not None:
+                before()
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)

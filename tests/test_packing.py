@@ -364,6 +364,46 @@ def test_each_planted_bug_is_reported_as_its_kind_alone(kind, packed_batch) -> N
     assert report.num_violations == expected, str(report)
 
 
+CHANGEABLE = ["input_ids", "labels", "position_ids", "document_ids", "attention_mask"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["aligned", "shifted"]),
+    st.booleans(),
+    st.sets(st.sampled_from(["labels", "position_ids", "attention_mask"])),
+    st.sampled_from(CHANGEABLE),
+    st.sampled_from([-3, -2, -1, 1, 2, 3]),
+)
+def test_any_changed_entry_of_a_valid_batch_is_found(
+    seed, labels, with_sources, dropped, target, delta
+) -> None:
+    """Documents long enough to cross the checker's strips; optional arrays left out at
+    random. Every entry the conventions pin down, changed, must make the batch invalid."""
+    gen = np.random.default_rng(seed)
+    sequences = [gen.integers(1, 50_000, n) for n in gen.integers(1, 700, gen.integers(1, 12))]
+    capacity = 1024
+    batch = pack_sequences(sequences, capacity, labels=labels)
+    batch = {key: value for key, value in batch.items() if key not in dropped}
+    sources = sequences if with_sources else None
+    assert check_packing(batch, sources, capacity, labels=labels).ok
+    pinned = np.ones(batch["input_ids"].shape, bool)
+    padding = batch["document_ids"] == -1
+    if target == "position_ids":
+        pinned = ~padding  # position ids on padding are free
+    if not with_sources and target == "input_ids":
+        pinned = padding  # without sources, a first token's value is free
+    if target in dropped or (not with_sources and target == "document_ids") or not pinned.any():
+        return
+    rows, columns = np.nonzero(pinned)
+    pick = gen.integers(len(rows))
+    changed = batch[target].copy()
+    changed[rows[pick], columns[pick]] += delta
+    report = check_packing({**batch, target: changed}, sources, capacity, labels=labels)
+    assert not report.ok, (target, rows[pick], columns[pick])
+
+
 def test_dense_masks_are_checked(packed_batch) -> None:
     batch = _copy(packed_batch.batch)
     batch["attention_mask"] = block_attention_mask(batch["document_ids"])

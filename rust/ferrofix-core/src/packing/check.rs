@@ -12,6 +12,8 @@ use super::batch::LabelConvention;
 use crate::error::{Error, Result};
 use crate::parallel;
 
+mod clean_row;
+
 /// Violations kept in detail (all are counted).
 pub const MAX_REPORTED: usize = 1000;
 
@@ -293,36 +295,10 @@ fn check_row(
     let docs = &batch.document_ids[span.clone()];
     let (r, w) = (row as i64, batch.width);
 
-    // Segments, and document ids that are out of range.
-    let mut segments: Vec<Segment> = Vec::new();
-    let mut p = 0;
-    while p < w {
-        let document = docs[p];
-        let in_range = document >= -1 && documents.is_none_or(|n| document < n as i64);
-        if !in_range {
-            report.add(Kind::DocumentIds, r, p as i64, || {
-                let bound = documents.map_or(String::new(), |n| format!(" or [0, {n})"));
-                format!("document id {document} is not -1{bound}")
-            });
-        }
-        let end = p + docs[p..].iter().take_while(|&&d| d == document).count();
-        if document != -1 && in_range {
-            let whole_source = sources.is_some_and(|(sources, starts)| {
-                let d = document as usize;
-                let length = sources.lengths[d] as usize;
-                let source = &sources.tokens[starts[d]..starts[d] + length];
-                length == end - p && ids[p..end] == *source
-            });
-            segments.push(Segment {
-                row,
-                start: p,
-                length: end - p,
-                document,
-                whole_source,
-            });
-        }
-        p = end;
-    }
+    let clean = clean_row::clean_row_segments(batch, row, sources, expect);
+    let is_clean = clean.is_some();
+    let segments =
+        clean.unwrap_or_else(|| find_segments(batch, row, documents, sources, &mut report));
     let mut by_document: Vec<(i64, usize)> =
         segments.iter().map(|s| (s.document, s.start)).collect();
     by_document.sort_unstable();
@@ -391,7 +367,7 @@ fn check_row(
         }
     }
 
-    if row_is_clean(batch, row, &segments, expect) {
+    if is_clean {
         return (report, segments);
     }
     for s in &segments {
@@ -477,94 +453,48 @@ fn check_row(
     (report, segments)
 }
 
-/// Whether the per-position checks (positions, labels, mask, padding) all pass, computed
-/// branch-free so the common case vectorises; only a row that fails is walked again to
-/// report where. Most rows are clean, so this is the checker's hot loop.
-fn row_is_clean(
+/// The row's segments (maximal runs of one document id), reporting ids out of range.
+fn find_segments(
     batch: &BatchView<'_>,
     row: usize,
-    segments: &[Segment],
-    expect: Expectations,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the running CPU supports AVX2, checked just above.
-        return unsafe { row_is_clean_avx2(batch, row, segments, expect) };
-    }
-    row_is_clean_portable(batch, row, segments, expect)
-}
-
-/// [`row_is_clean_portable`] compiled with AVX2, whose 64-bit compares the baseline lacks.
-///
-/// # Safety
-/// Only call on a CPU that supports AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn row_is_clean_avx2(
-    batch: &BatchView<'_>,
-    row: usize,
-    segments: &[Segment],
-    expect: Expectations,
-) -> bool {
-    row_is_clean_portable(batch, row, segments, expect)
-}
-
-/// Whether `violates` holds for any pair of `a` and `b`, as an OR of 0/1 (a reduction LLVM
-/// vectorises, unlike a short-circuiting `any`).
-#[inline(always)]
-fn any_violation(a: &[i64], b: &[i64], violates: impl Fn(i64, i64) -> bool) -> bool {
-    a.iter()
-        .zip(b)
-        .fold(0u8, |bad, (&x, &y)| bad | u8::from(violates(x, y)))
-        != 0
-}
-
-#[inline(always)]
-fn row_is_clean_portable(
-    batch: &BatchView<'_>,
-    row: usize,
-    segments: &[Segment],
-    expect: Expectations,
-) -> bool {
+    documents: Option<usize>,
+    sources: Option<(Sources<'_>, &[usize])>,
+    report: &mut Report,
+) -> Vec<Segment> {
     let span = row * batch.width..(row + 1) * batch.width;
     let ids = &batch.input_ids[span.clone()];
-    let docs = &batch.document_ids[span.clone()];
-    let labels = batch.labels.map(|l| &l[span.clone()]);
-    let ignore = expect.ignore_index;
-    for s in segments {
-        let range = s.start..s.start + s.length;
-        if let Some(positions) = batch.position_ids {
-            let positions = &positions[span.start + range.start..span.start + range.end];
-            let bad = positions
-                .iter()
-                .enumerate()
-                .fold(0u8, |bad, (k, &p)| bad | u8::from(p != k as i64));
-            if bad != 0 {
-                return false;
-            }
+    let docs = &batch.document_ids[span];
+    let (r, w) = (row as i64, batch.width);
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut p = 0;
+    while p < w {
+        let document = docs[p];
+        let in_range = document >= -1 && documents.is_none_or(|n| document < n as i64);
+        if !in_range {
+            report.add(Kind::DocumentIds, r, p as i64, || {
+                let bound = documents.map_or(String::new(), |n| format!(" or [0, {n})"));
+                format!("document id {document} is not -1{bound}")
+            });
         }
-        if let Some(labels) = labels {
-            let (labels, ids) = (&labels[range.clone()], &ids[range]);
-            let last = labels.len() - 1;
-            let clean = match expect.labels {
-                LabelConvention::Aligned => labels[0] == ignore && labels[1..] == ids[1..],
-                LabelConvention::Shifted => labels[last] == ignore && labels[..last] == ids[1..],
-            };
-            if !clean {
-                return false;
-            }
+        let end = p + docs[p..].iter().take_while(|&&d| d == document).count();
+        if document != -1 && in_range {
+            let whole_source = sources.is_some_and(|(sources, starts)| {
+                let d = document as usize;
+                let length = sources.lengths[d] as usize;
+                let source = &sources.tokens[starts[d]..starts[d] + length];
+                length == end - p && ids[p..end] == *source
+            });
+            segments.push(Segment {
+                row,
+                start: p,
+                length: end - p,
+                document,
+                whole_source,
+            });
         }
+        p = end;
     }
-    let pad = expect.pad_token_id;
-    if any_violation(docs, ids, |d, id| (d == -1) & (id != pad)) {
-        return false;
-    }
-    if let Some(mask) = batch.attention_mask
-        && any_violation(docs, &mask[span], |d, m| m != i64::from(d != -1))
-    {
-        return false;
-    }
-    !labels.is_some_and(|labels| any_violation(docs, labels, |d, l| (d == -1) & (l != ignore)))
+    segments
 }
 
 /// cu_seqlens and max_seqlen against the segments, in row-major order.
