@@ -496,6 +496,16 @@ BAD_CALLS = [
         ConfigError,
         "ignore_index: must be an integer, got -100.0",
     ),
+    (  # equal to the default 0.0, but a bool: the defaults' shortcut must not take it
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, z_loss_scale=False),
+        ConfigError,
+        "z_loss_scale: must be a number, got False",
+    ),
+    (
+        lambda: loss.causal_lm_loss_and_grad(LOGITS, LABELS, label_smoothing=False),
+        ConfigError,
+        "label_smoothing: must be a number, got False",
+    ),
     (
         lambda: loss.causal_lm_loss_and_grad(LOGITS[:, ::2], LABELS[:, :2], in_place=True),
         ConfigError,
@@ -530,6 +540,20 @@ BAD_CALLS = [
         "reduction: must be one of 'mean', 'sum', 'none', got \"avg\"",
     ),
 ]
+
+
+def test_inputs_off_the_fast_path_give_the_same_results() -> None:
+    """Defaults spelled differently, int32 or strided labels and strided logits take the
+    validating path; the numbers must not change."""
+    logits, labels = make_inputs(2, 9, 37)
+    loss_value, grad = loss.causal_lm_loss_and_grad(logits, labels)
+    spelled = loss.causal_lm_loss_and_grad(
+        np.asfortranarray(logits), labels.astype(np.int32), z_loss_scale=0, label_smoothing=0
+    )
+    strided_labels = np.repeat(labels, 2, axis=1)[:, ::2]
+    assert loss.causal_lm_loss(logits, strided_labels, ignore_index=-100) == loss_value
+    assert spelled[0] == loss_value
+    np.testing.assert_array_equal(spelled[1], grad)
 
 
 @pytest.mark.parametrize(("call", "error", "message"), BAD_CALLS)

@@ -134,6 +134,7 @@ fn idle_gradient_bytes() -> usize {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("MIN_POOLED_BYTES", MIN_POOLED_BYTES)?;
     m.add_class::<PooledBuffer>()?;
     m.add_function(wrap_pyfunction!(gradient_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(release_gradient_buffers, m)?)?;

@@ -29,9 +29,10 @@ const LANES: usize = 16;
 /// about `TASKS_PER_THREAD` tasks per thread so both cores get work and stay balanced.
 const MAX_TASK_ELEMENTS: usize = 1 << 18;
 const TASKS_PER_THREAD: usize = 4;
-/// Below this many elements the whole call runs on the calling thread: waking the pool
-/// costs more than it saves.
-const SERIAL_ELEMENTS: usize = 1 << 14;
+/// Below this many elements (~30 us of work) the whole call runs on the calling thread:
+/// handing work to the pool and waking a second core costs 10-40 us on a virtual machine,
+/// more than splitting saves.
+const SERIAL_ELEMENTS: usize = 1 << 17;
 
 /// The arithmetic type a row is computed in: f32 for 16- and 32-bit logits, f64 for f64.
 pub trait Compute:
