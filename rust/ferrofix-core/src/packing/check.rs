@@ -14,7 +14,7 @@ use crate::parallel;
 
 mod clean_row;
 
-/// Rows per parallel task (a few hundred microseconds of checking at 2048 tokens per row).
+/// Rows per parallel task (tens of microseconds of checking at 2048 tokens per row).
 const ROWS_PER_TASK: usize = 8;
 
 /// Violations kept in detail (all are counted).
@@ -199,8 +199,8 @@ pub fn check_packing(
     parallel::install(|| {
         let rows: Vec<(Report, Vec<Segment>)> = (0..batch.rows)
             .into_par_iter()
-            // Small tasks: a worker that wakes late (milliseconds on a busy VM) still finds
-            // half of what is left to take, instead of one big half the caller started.
+            // Small tasks: a worker that wakes late (milliseconds on a busy VM) can still
+            // take half of what is left; with a few big ones the caller has begun them all.
             .with_max_len(ROWS_PER_TASK)
             .map(|row| {
                 let sources = sources.zip(source_starts.as_deref());
