@@ -71,42 +71,14 @@ class _Options:
     """Validated keyword options, in the order the native call takes them."""
 
     @classmethod
-    def of(
-        cls,
-        ignore_index: object,
-        reduction: object,
-        shift: object,
-        z_loss_scale: object,
-        softcap: object,
-        label_smoothing: object,
-        num_items_in_batch: object,
-    ) -> _Options:
-        """The options, validated; the all-defaults case (most calls) is built once, since
-        a small loss call is only a few microseconds of work."""
-        if (
-            type(ignore_index) is int
-            and ignore_index == -100
-            and reduction == "mean"
-            and shift is True
-            and type(z_loss_scale) is float
-            and z_loss_scale == 0.0
-            and softcap is None
-            and type(label_smoothing) is float
-            and label_smoothing == 0.0
-            and num_items_in_batch is None
-        ):
+    def of(cls, *args: object) -> _Options:
+        """The options (``__init__``'s arguments), validated; the all-defaults case, most
+        calls, is built once, since a small loss call is only a few microseconds of work.
+        Values equal to a default but of another type (``False`` for ``0.0``) are validated.
+        """
+        if args == _DEFAULT_ARGS and tuple(map(type, args)) == _DEFAULT_TYPES:
             return _default_options()
-        return cls(
-            ignore_index,
-            reduction,
-            shift,
-            z_loss_scale,
-            softcap,
-            label_smoothing,
-            num_items_in_batch,
-        )
-
-    __slots__ = ("kwargs", "reduction")
+        return cls(*args)
 
     def __init__(
         self,
@@ -138,9 +110,13 @@ class _Options:
         }
 
 
+_DEFAULT_ARGS = (-100, "mean", True, 0.0, None, 0.0, None)
+_DEFAULT_TYPES = tuple(map(type, _DEFAULT_ARGS))
+
+
 @functools.cache
 def _default_options() -> _Options:
-    return _Options(-100, "mean", True, 0.0, None, 0.0, None)
+    return _Options(*_DEFAULT_ARGS)
 
 
 @functools.cache
