@@ -261,6 +261,46 @@ def test_simple_encode_matches_the_reference(parts: list[str]) -> None:
     assert ids[0, : lengths[0]].tolist() == t.encode(text)
 
 
+# Printable ASCII words of 1-20 bytes: shorter and longer than the 8-byte key prefix.
+ASCII_WORDS = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="["),
+    min_size=1,
+    max_size=20,
+)
+ASCII_SPACES = st.sampled_from([" ", "  ", "\t", "\n ", " \r\x0b\x0c "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    vocab=st.lists(ASCII_WORDS, min_size=1, max_size=40, unique=True),
+    picks=st.lists(st.tuples(st.integers(0, 10**6), st.booleans(), ASCII_SPACES), max_size=40),
+    suffix=ASCII_WORDS,
+)
+def test_word_scanner_matches_a_plain_split(vocab, picks, suffix) -> None:
+    """Long texts (past the scanner's 64-byte blocks) of vocab words and near misses (a vocab
+    word with bytes appended, sharing its prefix) give the ids of a plain split and lookup."""
+    t = SimpleTokenizer(vocab, unk_fallback=True)
+    words = [vocab[i % len(vocab)] + (suffix if miss else "") for i, miss, _ in picks]
+    text = "".join(word + space for word, (_, _, space) in zip(words, picks, strict=True))
+    ids_of = {word: i + 7 for i, word in enumerate(vocab)}
+    expected = [ids_of.get(word, 6) for word in text.split()]
+    assert t.encode(text) == expected
+    assert t.encode(text.rstrip()) == expected
+    ids, _, lengths = t.batch_encode([text, "\t" + text.rstrip()])
+    assert ids[0, : lengths[0]].tolist() == expected
+    assert ids[1, : lengths[1]].tolist() == expected
+
+
+def test_a_special_token_starting_with_whitespace_is_matched() -> None:
+    specials = ["[PAD]", " x", "[UNK]"]
+    t = SimpleTokenizer(["a", "b"], special_tokens=specials)
+    for text in ["a x b", "a  x", " xa b"]:
+        expected = reference.word_encode(text, ["a", "b"], specials)
+        assert t.encode(text) == expected, text
+        ids, _, lengths = t.batch_encode([text])
+        assert ids[0, : lengths[0]].tolist() == expected
+
+
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(alphabet="abc xyz.", max_size=40))
 def test_char_round_trip(text: str) -> None:

@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod bpe_train;
+pub mod byte_classes;
 pub mod byte_level;
 pub mod pretokenize;
 pub mod word_table;

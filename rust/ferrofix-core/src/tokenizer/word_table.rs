@@ -1,72 +1,95 @@
-//! The word model's lookup: an open-addressing table over one byte arena, and a one-pass
-//! scanner for ASCII text that splits, hashes and looks up each word as it reads it.
+//! The word model's lookup: an open-addressing table keyed by each word's first 8 bytes and
+//! length, and a one-pass scanner for ASCII text that splits and looks up each word.
 //!
 //! Invariants:
-//! - `get` returns the id of exactly the word's bytes: a probe matches only on equal length
-//!   and equal bytes, never on the hash alone.
+//! - `get` returns the id of exactly the word's bytes: a probe matches only on equal length,
+//!   equal first 8 bytes and (for longer words) equal remaining bytes, never on the hash alone.
 //! - The scanner handles only ASCII text free of special-token first bytes; it reports
 //!   `Fallback` otherwise and the caller takes the general path, so both paths give the same
 //!   ids.
+//!
+//! Layout: a slot is 16 bytes, four slots make a cache-line bucket, and the table is at most
+//! 3/4 full, so a 5k-word vocabulary (128 KB) stays in L2. A lookup reads one bucket and
+//! compares its four slots without branching, so the next word's lookup does not wait on a
+//! mispredicted compare and the loads of consecutive words overlap. The bytes past the first
+//! 8 of long words live in an arena reached through a side array.
 
-/// Multiplier of the byte-at-a-time hash (an odd 64-bit constant with good avalanche).
+use super::byte_classes::ByteClasses;
+
+/// Odd 64-bit constants with good avalanche for the multiplicative hash.
 const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
-const SEED: u64 = 0x243f_6a88_85a3_08d3;
+const LENGTH_MIX: u64 = 0xc2b2_ae3d_27d4_eb4f;
 
+/// Little-endian word of up to 8 bytes, zero-filled.
 #[inline]
-fn step(hash: u64, byte: u8) -> u64 {
-    (hash ^ byte as u64).wrapping_mul(MULTIPLIER)
+fn load_le(bytes: &[u8]) -> u64 {
+    debug_assert!(bytes.len() <= 8);
+    let mut buffer = [0u8; 8];
+    buffer[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(buffer)
 }
 
-fn hash_of(word: &[u8]) -> u64 {
-    word.iter().fold(SEED, |h, &b| step(h, b))
-}
-
-/// The first 8 bytes of a word, little-endian, zero-filled.
-fn prefix_of(word: &[u8]) -> u64 {
-    word.iter()
-        .take(8)
-        .enumerate()
-        .fold(0, |p, (k, &b)| p | (b as u64) << (8 * k))
-}
-
+/// The 8 bytes of `text` from `start`, little-endian (the caller checks they exist).
 #[inline]
-fn finish(hash: u64) -> u64 {
-    hash ^ (hash >> 29)
+fn load_8(text: &[u8], start: usize) -> u64 {
+    u64::from_le_bytes(text[start..start + 8].try_into().unwrap_or([0; 8]))
 }
 
-/// `a == b` for slices of equal length, inline (a `memcmp` call costs more than the
-/// comparison of a short word).
+/// The first 8 bytes of `text[start..start + len]`, zero-filled. One 8-byte load whenever
+/// the text has 8 bytes around the word (a byte copy through the stack stalls the load that
+/// follows it).
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let mut a_chunks = a.chunks_exact(8);
-    let mut b_chunks = b.chunks_exact(8);
-    for (x, y) in a_chunks.by_ref().zip(b_chunks.by_ref()) {
-        if x.iter().zip(y).fold(0u8, |acc, (p, q)| acc | (p ^ q)) != 0 {
-            return false;
-        }
+fn prefix_at(text: &[u8], start: usize, len: usize) -> u64 {
+    let n = text.len();
+    let bytes = if start + 8 <= n {
+        load_8(text, start)
+    } else if n >= 8 {
+        // The word ends within the text's last 8 bytes: load those and shift it down.
+        load_8(text, n - 8) >> (8 * (start + 8 - n))
+    } else {
+        return load_le(&text[start..start + len.min(8)]);
+    };
+    if len >= 8 {
+        bytes
+    } else {
+        bytes & ((1u64 << (8 * len)) - 1)
     }
-    a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .all(|(p, q)| p == q)
+}
+
+/// Hash of a word from its prefix, length and the bytes after the first 8.
+#[inline]
+fn hash_of(prefix: u64, len: usize, tail: &[u8]) -> u64 {
+    let mut hash = (prefix ^ (len as u64).wrapping_mul(LENGTH_MIX)).wrapping_mul(MULTIPLIER);
+    for chunk in tail.chunks(8) {
+        hash = (hash.rotate_left(29) ^ load_le(chunk)).wrapping_mul(MULTIPLIER);
+    }
+    hash
+}
+
+/// The bytes of `word` after its first 8 (empty for short words).
+#[inline]
+fn tail_of(word: &[u8]) -> &[u8] {
+    word.get(8..).unwrap_or(&[])
 }
 
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 struct Slot {
-    /// The first 8 bytes, so short words compare without touching the arena.
+    /// The first 8 bytes, zero-filled: with `len`, the whole key of a short word.
     prefix: u64,
-    tag: u32,
     id: u32,
-    start: u32,
     /// 0 marks an empty slot (words are never empty).
     len: u32,
 }
 
-/// Byte classes of the scanner.
-const WORD: u8 = 0;
-const SPACE: u8 = 1;
-const FALLBACK: u8 = 2;
+/// Slots per bucket: 4 x 16 bytes, one cache line.
+const BUCKET_SLOTS: usize = 4;
+
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    slots: [Slot; BUCKET_SLOTS],
+}
 
 /// What the scanner did with a text.
 pub enum Scan<'a> {
@@ -81,10 +104,14 @@ pub enum Scan<'a> {
 /// Word -> id, for whitespace-split words.
 #[derive(Debug, Clone)]
 pub struct WordTable {
-    slots: Vec<Slot>,
-    mask: usize,
+    buckets: Vec<Bucket>,
+    /// Where each long word's bytes after the first 8 start in `arena`, by slot
+    /// (`bucket * BUCKET_SLOTS + slot`).
+    tail_starts: Vec<u32>,
     arena: Vec<u8>,
-    classes: Box<[u8; 256]>,
+    /// `64 - log2(buckets.len())`: the bucket index is the hash's top bits.
+    shift: u32,
+    classes: ByteClasses,
 }
 
 impl WordTable {
@@ -94,108 +121,163 @@ impl WordTable {
         words: impl ExactSizeIterator<Item = (&'a str, u32)>,
         special_first_bytes: &[bool; 256],
     ) -> Self {
-        let capacity = (words.len() * 2).next_power_of_two().max(16);
+        let slots = words.len() * 4 / 3 + 1;
+        let buckets = slots.div_ceil(BUCKET_SLOTS).next_power_of_two().max(4);
         let mut table = Self {
-            slots: vec![Slot::default(); capacity],
-            mask: capacity - 1,
+            buckets: vec![Bucket::default(); buckets],
+            tail_starts: vec![0; buckets * BUCKET_SLOTS],
             arena: Vec::new(),
-            classes: Box::new([WORD; 256]),
+            shift: 64 - buckets.trailing_zeros(),
+            classes: ByteClasses::new(special_first_bytes),
         };
-        for (b, class) in table.classes.iter_mut().enumerate() {
-            let b = b as u8;
-            *class = if matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
-                SPACE
-            } else if !b.is_ascii() || special_first_bytes[b as usize] {
-                FALLBACK
-            } else {
-                WORD
-            };
-        }
         for (word, id) in words {
             table.insert(word.as_bytes(), id);
         }
         table
     }
 
-    fn insert(&mut self, word: &[u8], id: u32) {
-        let hash = finish(hash_of(word));
-        let mut i = hash as usize & self.mask;
-        while self.slots[i].len != 0 {
-            i = (i + 1) & self.mask;
-        }
-        self.slots[i] = Slot {
-            prefix: prefix_of(word),
-            tag: (hash >> 32) as u32,
-            id,
-            start: self.arena.len() as u32,
-            len: word.len() as u32,
-        };
-        self.arena.extend_from_slice(word);
+    #[inline]
+    fn first_bucket(&self, hash: u64) -> usize {
+        (hash >> self.shift) as usize
     }
 
-    #[inline]
-    fn get_hashed(&self, word: &[u8], hash: u64, prefix: u64) -> Option<u32> {
-        let hash = finish(hash);
-        let tag = (hash >> 32) as u32;
-        let mut i = hash as usize & self.mask;
+    fn insert(&mut self, word: &[u8], id: u32) {
+        let prefix = prefix_at(word, 0, word.len());
+        let mask = self.buckets.len() - 1;
+        let mut b = self.first_bucket(hash_of(prefix, word.len(), tail_of(word)));
+        // At most 3/4 full, so some bucket has a free slot.
         loop {
-            let slot = self.slots[i];
-            if slot.len == 0 {
-                return None;
+            if let Some(k) = self.buckets[b].slots.iter().position(|s| s.len == 0) {
+                self.buckets[b].slots[k] = Slot {
+                    prefix,
+                    id,
+                    len: word.len() as u32,
+                };
+                self.tail_starts[b * BUCKET_SLOTS + k] = self.arena.len() as u32;
+                self.arena.extend_from_slice(tail_of(word));
+                return;
             }
-            if slot.tag == tag && slot.len as usize == word.len() && slot.prefix == prefix {
-                let start = slot.start as usize + 8;
-                if word.len() <= 8
-                    || same_bytes(&self.arena[start..start + word.len() - 8], &word[8..])
-                {
-                    return Some(slot.id);
+            b = (b + 1) & mask;
+        }
+    }
+
+    /// The id of the word whose first 8 bytes are `prefix`, length `len` and remaining bytes
+    /// `tail`. Buckets fill in probe order and never empty, so a bucket with a free slot ends
+    /// the search.
+    #[inline(always)]
+    fn lookup(&self, prefix: u64, len: usize, tail: &[u8]) -> Option<u32> {
+        let mask = self.buckets.len() - 1;
+        let mut b = self.first_bucket(hash_of(prefix, len, tail));
+        loop {
+            let bucket = &self.buckets[b];
+            if tail.is_empty() {
+                // A short word's key is its prefix and length: compare all four slots
+                // without a branch (at most one matches), keeping id + 1.
+                let mut found = 0u64;
+                let mut open = false;
+                for slot in &bucket.slots {
+                    let hit = (slot.len as usize == len) & (slot.prefix == prefix);
+                    found |= (u64::from(slot.id) + 1) * u64::from(hit);
+                    open |= slot.len == 0;
+                }
+                if found != 0 {
+                    return Some((found - 1) as u32);
+                }
+                if open {
+                    return None;
+                }
+            } else {
+                for (k, slot) in bucket.slots.iter().enumerate() {
+                    if slot.len == 0 {
+                        return None;
+                    }
+                    let start = self.tail_starts[b * BUCKET_SLOTS + k] as usize;
+                    if slot.len as usize == len
+                        && slot.prefix == prefix
+                        && self.arena[start..start + tail.len()] == *tail
+                    {
+                        return Some(slot.id);
+                    }
                 }
             }
-            i = (i + 1) & self.mask;
+            b = (b + 1) & mask;
         }
     }
 
     /// The id of `word`.
     pub fn get(&self, word: &str) -> Option<u32> {
         let word = word.as_bytes();
-        self.get_hashed(word, hash_of(word), prefix_of(word))
+        self.lookup(prefix_at(word, 0, word.len()), word.len(), tail_of(word))
     }
 
     /// Split ASCII `text` on whitespace and append each word's id (or `unk`) to `out`.
+    ///
+    /// The text is read in 64-byte blocks, each turned into a bit mask of its spaces without
+    /// a branch per byte; words are the runs between the mask's changes. A byte loop would
+    /// mispredict its exit at the end of nearly every word.
     pub fn scan<'a>(&self, text: &'a str, unk: Option<u32>, out: &mut Vec<u32>) -> Scan<'a> {
         let bytes = text.as_bytes();
         let n = bytes.len();
-        let mut i = 0;
-        while i < n {
-            let class = self.classes[bytes[i] as usize];
-            if class == SPACE {
-                i += 1;
-                continue;
+        let mut in_word = false;
+        let mut start = 0;
+        // Whether the byte before the current block is a space (the text start counts as one).
+        let mut space_before = 1u64;
+        let mut base = 0;
+        while base < n {
+            let block_len = (n - base).min(64);
+            let (mut spaces, fallback) = if block_len == 64 || n < 64 {
+                self.classes.classify(&bytes[base..base + block_len])
+            } else {
+                // The short last block of a long text: classify the text's last 64 bytes
+                // (one full block) and drop the bits of the bytes before `base`.
+                let (spaces, fallback) = self.classes.classify(&bytes[n - 64..]);
+                (spaces >> (base + 64 - n), fallback)
+            };
+            if fallback {
+                return Scan::Fallback;
             }
-            let start = i;
-            let mut hash = SEED;
-            let mut prefix = 0u64;
-            while i < n {
-                let b = bytes[i];
-                match self.classes[b as usize] {
-                    WORD => {
-                        hash = step(hash, b);
-                        if i - start < 8 {
-                            prefix |= (b as u64) << (8 * (i - start));
-                        }
-                    }
-                    SPACE => break,
-                    _ => return Scan::Fallback,
+            if block_len < 64 {
+                // Past the end of the text counts as space, so the last word ends there.
+                spaces |= !0u64 << block_len;
+            }
+            let mut changes = spaces ^ ((spaces << 1) | space_before);
+            space_before = spaces >> 63;
+            while changes != 0 {
+                let at = base + changes.trailing_zeros() as usize;
+                changes &= changes - 1;
+                if in_word && !self.push_word(bytes, start, at, unk, out) {
+                    return Scan::Unknown(&text[start..at]);
                 }
-                i += 1;
+                start = at;
+                in_word = !in_word;
             }
-            let word = &bytes[start..i];
-            match (self.get_hashed(word, hash, prefix), unk) {
-                (Some(id), _) | (None, Some(id)) => out.push(id),
-                (None, None) => return Scan::Unknown(&text[start..i]),
-            }
+            base += 64;
+        }
+        if in_word && !self.push_word(bytes, start, n, unk, out) {
+            return Scan::Unknown(&text[start..]);
         }
         Scan::Done
+    }
+
+    /// Append the id of `text[start..end]` (or `unk`); false when it has neither.
+    #[inline(always)]
+    fn push_word(
+        &self,
+        text: &[u8],
+        start: usize,
+        end: usize,
+        unk: Option<u32>,
+        out: &mut Vec<u32>,
+    ) -> bool {
+        let len = end - start;
+        let tail = tail_of(&text[start..end]);
+        match self.lookup(prefix_at(text, start, len), len, tail).or(unk) {
+            Some(id) => {
+                out.push(id);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -203,13 +285,17 @@ impl WordTable {
 mod tests {
     use super::*;
 
+    fn table_of(words: &[&str]) -> WordTable {
+        WordTable::new(
+            words.iter().enumerate().map(|(i, w)| (*w, i as u32 + 7)),
+            &[false; 256],
+        )
+    }
+
     #[test]
     fn finds_exactly_the_words_it_holds() {
         let words = ["a", "bb", "ccc", "w123"];
-        let table = WordTable::new(
-            words.iter().enumerate().map(|(i, w)| (*w, i as u32 + 7)),
-            &[false; 256],
-        );
+        let table = table_of(&words);
         for (i, w) in words.iter().enumerate() {
             assert_eq!(table.get(w), Some(i as u32 + 7));
         }
@@ -226,5 +312,73 @@ mod tests {
             Scan::Unknown("zz")
         ));
         assert!(matches!(table.scan("a é", None, &mut out), Scan::Fallback));
+    }
+
+    #[test]
+    fn long_words_and_shared_prefixes_stay_apart() {
+        // Same first 8 bytes, different lengths or tails; a NUL byte next to a shorter word.
+        let words = [
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghj",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopr",
+            "a\0",
+            "a",
+        ];
+        let table = table_of(&words);
+        for (i, w) in words.iter().enumerate() {
+            assert_eq!(table.get(w), Some(i as u32 + 7), "{w:?}");
+        }
+        for missing in [
+            "abcdefg",
+            "abcdefghk",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopqr",
+        ] {
+            assert_eq!(table.get(missing), None, "{missing:?}");
+        }
+        let mut out = Vec::new();
+        let text = "abcdefghijklmnopr abcdefghi a a\0 abcdefgh";
+        assert!(matches!(table.scan(text, None, &mut out), Scan::Done));
+        assert_eq!(out, [11, 8, 13, 12, 7]);
+        // The last word ends at the end of the text: the prefix load must not read past it.
+        out.clear();
+        assert!(matches!(
+            table.scan("x abcdefghj", Some(1), &mut out),
+            Scan::Done
+        ));
+        assert_eq!(out, [1, 9]);
+    }
+
+    #[test]
+    fn words_crossing_blocks_match_a_plain_split() {
+        let words: Vec<String> = (0..300)
+            .map(|i| format!("w{}", i * 7919 % 100_003))
+            .collect();
+        let table = table_of(&words.iter().map(String::as_str).collect::<Vec<_>>());
+        // Lengths around the 64-byte block size, spaces runs of 1-3, leading and trailing.
+        let mut state = 12345u64;
+        for length in [0usize, 1, 63, 64, 65, 127, 128, 129, 500] {
+            for lead in 0..3 {
+                let mut text = " ".repeat(lead);
+                while text.len() < length {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    text.push_str(&words[(state >> 33) as usize % words.len()]);
+                    text.push_str(&"\t \n"[..1 + (state >> 20) as usize % 3]);
+                }
+                // A cut mid-word leaves a word outside the table: the scanner gives it `unk`.
+                let text = &text[..length.min(text.len())];
+                let expected: Vec<u32> = text
+                    .split_whitespace()
+                    .map(|w| table.get(w).unwrap_or(1))
+                    .collect();
+                let mut out = Vec::new();
+                assert!(matches!(table.scan(text, Some(1), &mut out), Scan::Done));
+                assert_eq!(out, expected, "{text:?}");
+            }
+        }
     }
 }
