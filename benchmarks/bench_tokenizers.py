@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import timed, write_table
+from _common import timed, timed_side_by_side, write_table
 from ferrofix.tokenizers import BPETokenizer, SimpleTokenizer
 
 SYLLABLES = [c + v for c in "bcdfghjklmnprstvwz" for v in ("a", "e", "i", "o", "u", "ai", "ou")]
@@ -124,11 +124,20 @@ def word_batch_rows(args: argparse.Namespace) -> list[list[str]]:
     assert np.array_equal(python_batch_encode(texts, vocab), expected)
     conftest = ConftestTokenizer(vocab)
     assert np.array_equal(conftest(texts)["input_ids"], expected)
-    ms = timed(lambda: ours.batch_encode(texts), args.repeats)
-    hf_ms = timed(hf_batch, args.repeats)
-    slow_repeats = max(1, args.repeats // 2)
-    conftest_ms = timed(lambda: conftest(texts), slow_repeats)
-    py_ms = timed(lambda: python_batch_encode(texts, vocab), slow_repeats)
+    # Interleaved repeat by repeat: this machine's speed drifts by tens of percent over
+    # minutes, and alternating keeps the ratios honest under that drift.
+    times = timed_side_by_side(
+        {
+            "ferrofix": lambda: ours.batch_encode(texts),
+            "hf": hf_batch,
+            "conftest": lambda: conftest(texts),
+            "python": lambda: python_batch_encode(texts, vocab),
+        },
+        args.repeats,
+    )
+    ms, hf_ms, conftest_ms, py_ms = (
+        times[name] for name in ("ferrofix", "hf", "conftest", "python")
+    )
     label = f"batch encode {args.sentences:,} sentences (~20 words) to int64"
     return [
         [label, "ferrofix batch_encode (ids, mask, lengths)", f"{ms:.1f}", "1.0x"],
@@ -283,7 +292,8 @@ def main() -> None:
         "Medians of the repeats after one warm-up; the last column is how many times longer the "
         "anchor takes than ferrofix (> 1: ferrofix is faster). Every anchor runs in the same "
         "process on the same inputs with the same vocabulary or merges, and its ids are checked "
-        "equal to ferrofix's before timing.",
+        "equal to ferrofix's before timing. The word batch-encode contenders run interleaved, "
+        "one call each per repeat, so machine drift hits them alike.",
     )
 
 
