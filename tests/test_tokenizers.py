@@ -207,6 +207,62 @@ def test_batch_encode_does_not_depend_on_the_thread_count(bpe_tokenizer) -> None
         np.testing.assert_array_equal(results[0], other)
 
 
+def _big_batch(seed: int) -> list[str]:
+    """Texts whose (ids, mask) outputs are large enough for the batch pool (> 1 MB each)."""
+    gen = np.random.default_rng(seed)
+    return [" ".join(map(str, gen.integers(0, 50, gen.integers(0, 12)))) for _ in range(16_000)]
+
+
+def _expected_rows(t: SimpleTokenizer, texts: list[str], width: int, pad: int) -> np.ndarray:
+    rows = [t.encode(text) for text in texts]
+    if t.padding_side == "left":
+        return np.array([[pad] * (width - len(r)) + r for r in rows])
+    return np.array([r + [pad] * (width - len(r)) for r in rows])
+
+
+def test_pooled_batches_are_never_handed_out_while_viewed() -> None:
+    from ferrofix import _native
+    from ferrofix.tokenizers import release_batch_buffers
+
+    release_batch_buffers()
+    t = SimpleTokenizer(WORDS)
+    first_texts = _big_batch(0)
+    ids, mask, _ = t.batch_encode(first_texts)
+    assert ids.nbytes > 1 << 20
+    kept_ids, kept_mask = ids[5:], mask.T  # views keep the memory alive
+    want_ids, want_mask = ids.copy(), mask.copy()
+    del ids, mask
+    for seed in (1, 2, 3, 4, 5):  # more calls than the pool holds buffers
+        other, other_mask, _ = t.batch_encode(_big_batch(seed))
+        assert not np.shares_memory(other, kept_ids)
+        assert not np.shares_memory(other_mask, kept_mask)
+    np.testing.assert_array_equal(kept_ids, want_ids[5:])
+    np.testing.assert_array_equal(kept_mask, want_mask.T)
+    del kept_ids, kept_mask, other, other_mask
+    assert _native.core().idle_batch_bytes() >= 2 * want_ids.nbytes
+
+
+def test_reused_batch_memory_holds_only_the_new_batch() -> None:
+    """A pooled buffer still holds the previous batch's bytes: every cell is rewritten,
+    padding and mask zeros included, whatever the padding side and pad id."""
+    from ferrofix.tokenizers import release_batch_buffers
+
+    release_batch_buffers()
+    t = SimpleTokenizer(WORDS)
+    ids, mask, _ = t.batch_encode(_big_batch(0), max_length=16)  # a full-width first batch
+    address = ids.__array_interface__["data"][0]
+    del ids, mask
+    left = SimpleTokenizer(WORDS, padding_side="left", add_bos=True)
+    texts = _big_batch(1)
+    ids, mask, lengths = left.batch_encode(texts, max_length=16)
+    assert address in {a.__array_interface__["data"][0] for a in (ids, mask)}
+    np.testing.assert_array_equal(ids, _expected_rows(left, texts, 16, 0))
+    np.testing.assert_array_equal(mask, np.arange(16)[None, :] >= 16 - lengths[:, None])
+    assert release_batch_buffers() == 0  # both buffers are in use
+    del ids, mask
+    assert release_batch_buffers() >= 2 * 16 * len(texts) * 8
+
+
 # --- pad -----------------------------------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "SimpleTokenizer",
     "Tokenizer",
     "load_tokenizer",
+    "release_batch_buffers",
 ]
 
 DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]")
@@ -119,6 +120,17 @@ def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
     if array.ndim != 1:
         raise ShapeError(f"{arg}: expected shape (L,), got {array.shape}")
     return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def release_batch_buffers() -> int:
+    """Free the idle buffers batch encoding keeps for reuse; returns the bytes freed.
+
+    ``batch_encode`` and ``__call__`` hand out large ``input_ids`` and
+    ``attention_mask`` arrays in memory that returns to a small pool (at most four buffers)
+    once no array or tensor views it, so the next batch reuses it instead of faulting in
+    fresh pages. Call this to give that memory back early.
+    """
+    return _native.core().release_batch_buffers()
 
 
 class Tokenizer:

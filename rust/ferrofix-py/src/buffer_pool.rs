@@ -1,17 +1,20 @@
-//! Reusable gradient buffers for the CPU loss.
+//! Reusable output buffers: the CPU loss's gradients and the tokenizer's batches.
 //!
 //! A training step's cross-entropy gradient is as large as the logits (262 MB at N = 2048,
 //! V = 32000 f32), and fresh memory for it costs the kernel a zeroing pass and a fault per
-//! page: that took longer than computing the gradient itself. Like torch's CUDA caching
-//! allocator, the loss therefore hands out numpy arrays whose memory returns to a small pool
-//! when the last Python reference to it dies (the array, its views, a torch tensor made
-//! with `torch.from_numpy`), and the next call of a similar size takes it from there.
+//! page: that took longer than computing the gradient itself. A tokenized batch is smaller
+//! (40 MB for 100k texts of 25 tokens) but there the faults, and unmapping the previous
+//! batch, were a third of the call. Like torch's CUDA caching allocator, these calls
+//! therefore hand out numpy arrays whose memory returns to a small pool when the last Python
+//! reference to it dies (the array, its views, a torch tensor made with `torch.from_numpy`),
+//! and the next call of a similar size takes it from there.
 //!
 //! Invariants:
 //! - A buffer is reused only after its owner object was deallocated: numpy collapses every
 //!   view's base to that owner and `torch.from_numpy` holds the array, so no live array or
 //!   tensor can still see memory that is handed out again.
-//! - At most `MAX_IDLE` buffers wait in the pool; `release_gradient_buffers` frees them.
+//! - Each kind of output has its own pool with its own bound on idle buffers, so batches
+//!   never evict gradients; `release_gradient_buffers` and `release_batch_buffers` free them.
 //! - Contents of a new buffer are unspecified, as with `numpy.empty`.
 
 use std::mem::MaybeUninit;
@@ -27,54 +30,90 @@ use ferrofix_core::Error;
 
 /// Buffers smaller than this are cheap to allocate and are not pooled.
 const MIN_POOLED_BYTES: usize = 1 << 20;
-/// Idle buffers kept: one for the steady state of a training loop, one for a second shape
-/// in flight (the pool's memory is the price of the speed, so it stays small).
-const MAX_IDLE: usize = 2;
 
-/// 8-byte words: aligned for every element type the loss writes.
+/// 8-byte words: aligned for every element type the outputs hold.
 type Memory = Vec<MaybeUninit<u64>>;
 
-/// Idle buffers, the most recently returned last.
-static IDLE: Mutex<Vec<Memory>> = Mutex::new(Vec::new());
-
-fn idle() -> MutexGuard<'static, Vec<Memory>> {
-    // A panic elsewhere cannot leave the list of plain vectors inconsistent.
-    IDLE.lock().unwrap_or_else(PoisonError::into_inner)
+/// Idle buffers of one kind of output, the most recently returned last. The pool's memory
+/// is the price of the speed, so it stays small.
+pub struct Pool {
+    idle: Mutex<Vec<Memory>>,
+    max_idle: usize,
 }
 
-/// The smallest idle buffer of `words` to twice that, or fresh memory.
-fn take(words: usize) -> Memory {
-    let mut idle = idle();
-    let best = (0..idle.len())
-        .filter(|&i| (words..=2 * words).contains(&idle[i].len()))
-        .min_by_key(|&i| idle[i].len());
-    if let Some(i) = best {
-        return idle.remove(i);
+/// Gradients: one for the steady state of a training loop, one for a second shape in flight.
+pub static GRADIENTS: Pool = Pool::new(2);
+/// Tokenized batches: ids and mask of the steady state, and of a second shape in flight.
+pub static BATCHES: Pool = Pool::new(4);
+
+impl Pool {
+    const fn new(max_idle: usize) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
     }
-    drop(idle);
-    let mut memory = huge_vec(words);
-    // SAFETY: MaybeUninit<u64> needs no initialisation, and the capacity is `words`.
-    unsafe { memory.set_len(words) };
-    memory
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Memory>> {
+        // A panic elsewhere cannot leave the list of plain vectors inconsistent.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The smallest idle buffer of `words` to twice that, or fresh memory.
+    fn take(&self, words: usize) -> Memory {
+        let mut idle = self.idle();
+        let best = (0..idle.len())
+            .filter(|&i| (words..=2 * words).contains(&idle[i].len()))
+            .min_by_key(|&i| idle[i].len());
+        if let Some(i) = best {
+            return idle.remove(i);
+        }
+        drop(idle);
+        let mut memory = huge_vec(words);
+        // SAFETY: MaybeUninit<u64> needs no initialisation, and the capacity is `words`.
+        unsafe { memory.set_len(words) };
+        memory
+    }
+
+    fn give_back(&self, memory: Memory) {
+        let mut idle = self.idle();
+        idle.push(memory);
+        if idle.len() > self.max_idle {
+            idle.remove(0);
+        }
+    }
+
+    /// Free the idle buffers; returns how many bytes that released.
+    fn release(&self) -> usize {
+        let freed: Vec<Memory> = std::mem::take(&mut *self.idle());
+        freed.iter().map(|m| m.len() * size_of::<u64>()).sum()
+    }
+
+    /// Bytes waiting in the pool.
+    fn idle_bytes(&self) -> usize {
+        self.idle().iter().map(|m| m.len() * size_of::<u64>()).sum()
+    }
 }
 
 /// The owner of one pooled buffer: the base object of the numpy array handed out.
 #[pyclass(frozen, module = "ferrofix._core")]
 struct PooledBuffer {
     memory: Memory,
+    pool: &'static Pool,
 }
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        let mut idle = idle();
-        idle.push(std::mem::take(&mut self.memory));
-        if idle.len() > MAX_IDLE {
-            idle.remove(0);
-        }
+        self.pool.give_back(std::mem::take(&mut self.memory));
     }
 }
 
-fn pooled_array<'py, T: Element>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+/// An uninitialised C-contiguous array of `shape`, from `pool` when it is large.
+pub fn pooled_array<'py, T: Element>(
+    py: Python<'py>,
+    shape: &[usize],
+    pool: &'static Pool,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     let elements = shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
@@ -83,12 +122,13 @@ fn pooled_array<'py, T: Element>(py: Python<'py>, shape: &[usize]) -> PyResult<B
     let bytes = elements * size_of::<T>();
     if bytes < MIN_POOLED_BYTES {
         // SAFETY: an uninitialised numpy array of plain numbers, as `numpy.empty` makes.
-        return Ok(unsafe { PyArrayDyn::<T>::new(py, shape, false) }.into_any());
+        return Ok(unsafe { PyArrayDyn::<T>::new(py, shape, false) });
     }
     let owner = Bound::new(
         py,
         PooledBuffer {
-            memory: take(bytes.div_ceil(size_of::<u64>())),
+            memory: pool.take(bytes.div_ceil(size_of::<u64>())),
+            pool,
         },
     )?;
     let data = owner.get().memory.as_ptr().cast::<T>();
@@ -98,7 +138,7 @@ fn pooled_array<'py, T: Element>(py: Python<'py>, shape: &[usize]) -> PyResult<B
     let view = unsafe { ArrayViewD::from_shape_ptr(IxDyn(shape), data) };
     // SAFETY: the array's base object is `owner`, so the memory stays allocated and unmoved
     // (it is never resized) while the array or any view of it lives.
-    Ok(unsafe { PyArrayDyn::borrow_from_array(&view, owner.into_any()) }.into_any())
+    Ok(unsafe { PyArrayDyn::borrow_from_array(&view, owner.into_any()) })
 }
 
 /// An uninitialised C-contiguous array of `shape` and `dtype` ("float32", "float64" or
@@ -110,9 +150,9 @@ fn gradient_buffer<'py>(
     dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
     match dtype {
-        "float32" => pooled_array::<f32>(py, &shape),
-        "float64" => pooled_array::<f64>(py, &shape),
-        "uint16" => pooled_array::<u16>(py, &shape),
+        "float32" => Ok(pooled_array::<f32>(py, &shape, &GRADIENTS)?.into_any()),
+        "float64" => Ok(pooled_array::<f64>(py, &shape, &GRADIENTS)?.into_any()),
+        "uint16" => Ok(pooled_array::<u16>(py, &shape, &GRADIENTS)?.into_any()),
         other => Err(to_py(Error::invalid(
             "dtype",
             format!("must be one of 'float32', 'float64', 'uint16'; got '{other}'"),
@@ -120,17 +160,28 @@ fn gradient_buffer<'py>(
     }
 }
 
-/// Free the idle buffers; returns how many bytes that released.
+/// Free the idle gradient buffers; returns how many bytes that released.
 #[pyfunction]
 fn release_gradient_buffers() -> usize {
-    let freed: Vec<Memory> = std::mem::take(&mut *idle());
-    freed.iter().map(|m| m.len() * size_of::<u64>()).sum()
+    GRADIENTS.release()
 }
 
-/// Bytes waiting in the pool.
+/// Bytes waiting in the gradient pool.
 #[pyfunction]
 fn idle_gradient_bytes() -> usize {
-    idle().iter().map(|m| m.len() * size_of::<u64>()).sum()
+    GRADIENTS.idle_bytes()
+}
+
+/// Free the idle tokenized-batch buffers; returns how many bytes that released.
+#[pyfunction]
+fn release_batch_buffers() -> usize {
+    BATCHES.release()
+}
+
+/// Bytes waiting in the tokenized-batch pool.
+#[pyfunction]
+fn idle_batch_bytes() -> usize {
+    BATCHES.idle_bytes()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -138,5 +189,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PooledBuffer>()?;
     m.add_function(wrap_pyfunction!(gradient_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(release_gradient_buffers, m)?)?;
-    m.add_function(wrap_pyfunction!(idle_gradient_bytes, m)?)
+    m.add_function(wrap_pyfunction!(idle_gradient_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(release_batch_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(idle_batch_bytes, m)?)
 }

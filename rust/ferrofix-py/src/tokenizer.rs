@@ -5,11 +5,13 @@
 use ferrofix_core::Error;
 use ferrofix_core::tokenizer::batch::{BatchOptions, Side, Width};
 use ferrofix_core::tokenizer::{Config, Role, Tokenizer};
-use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
+use crate::buffer_pool::{BATCHES, pooled_array};
 use crate::convert::contiguous;
 use crate::errors::{to_py, wrong_type};
 
@@ -54,17 +56,6 @@ fn with_list_texts<'py, R>(texts: &Bound<'py, PyAny>, f: impl FnOnce(&[&str]) ->
     drop(views);
     drop(owners);
     Ok(result)
-}
-
-fn grid<'py>(
-    py: Python<'py>,
-    data: Vec<i64>,
-    rows: usize,
-    columns: usize,
-) -> PyResult<Bound<'py, PyArray2<i64>>> {
-    Array2::from_shape_vec((rows, columns), data)
-        .map(|a| a.into_pyarray(py))
-        .map_err(|e| to_py(Error::invalid("batch", e.to_string())))
 }
 
 #[pymethods]
@@ -273,8 +264,8 @@ impl PyTokenizer {
         padding_side: &str,
         pad_id: i64,
     ) -> PyResult<(
-        Bound<'py, PyArray2<i64>>,
-        Bound<'py, PyArray2<i64>>,
+        Bound<'py, PyArrayDyn<i64>>,
+        Bound<'py, PyArrayDyn<i64>>,
         Bound<'py, PyArray1<i64>>,
     )> {
         let width = match width {
@@ -297,14 +288,28 @@ impl PyTokenizer {
             padding_side: Side::parse(padding_side, "padding_side").map_err(to_py)?,
             pad_id,
         };
-        let batch = with_list_texts(texts, |texts| {
-            py.detach(|| self.inner.encode_batch(texts, &options))
+        let encoded = with_list_texts(texts, |texts| {
+            py.detach(|| self.inner.encode_texts(texts, &options))
         })?
         .map_err(to_py)?;
+        // The outputs come from the batch pool: in a loop that drops each batch before
+        // encoding the next, they reuse its memory instead of faulting in fresh pages.
+        let shape = [encoded.rows(), encoded.width()];
+        let input_ids = pooled_array::<i64>(py, &shape, &BATCHES)?;
+        let attention_mask = pooled_array::<i64>(py, &shape, &BATCHES)?;
+        {
+            // SAFETY: both arrays were created above, are C-contiguous, and nothing else
+            // refers to them until they are returned, so these are the only views.
+            let (ids, mask) = unsafe { (input_ids.as_slice_mut(), attention_mask.as_slice_mut()) };
+            let (ids, mask) = ids
+                .and_then(|ids| Ok((ids, mask?)))
+                .map_err(|e| to_py(Error::invalid("batch", e.to_string())))?;
+            py.detach(|| encoded.fill(ids, mask)).map_err(to_py)?;
+        }
         Ok((
-            grid(py, batch.input_ids, batch.rows, batch.width)?,
-            grid(py, batch.attention_mask, batch.rows, batch.width)?,
-            batch.lengths.into_pyarray(py),
+            input_ids,
+            attention_mask,
+            encoded.into_lengths().into_pyarray(py),
         ))
     }
 }

@@ -1,8 +1,9 @@
 //! Batch encoding into one padded id matrix, texts in parallel.
 //!
 //! Invariants:
-//! - Texts are encoded in fixed blocks on the crate's pool and written straight into the
+//! - Texts are encoded in fixed blocks on the crate's pool, then written into the
 //!   (rows x width) int64 outputs; results do not depend on the thread count.
+//! - `fill` writes every element of both outputs, so they may come from reused memory.
 //! - Truncation keeps the BOS/EOS that `add_special_tokens` adds and cuts the content.
 //! - A text longer than `max_length` without `truncation` is an error naming the text.
 //! - The first failing text (in input order) decides the error.
@@ -120,9 +121,108 @@ impl BatchOptions {
     }
 }
 
+/// Texts encoded and measured but not yet laid out: [`EncodedBatch::fill`] writes them into
+/// (rows x width) outputs, which the caller may take from anywhere (fresh or reused memory).
+pub struct EncodedBatch {
+    blocks: Vec<Block>,
+    lengths: Vec<i64>,
+    width: usize,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    options: BatchOptions,
+}
+
+impl EncodedBatch {
+    /// Number of texts.
+    pub fn rows(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// Padded row length.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Tokens per row (after truncation).
+    pub fn lengths(&self) -> &[i64] {
+        &self.lengths
+    }
+
+    /// Tokens per row, taking them out of the batch.
+    pub fn into_lengths(self) -> Vec<i64> {
+        self.lengths
+    }
+
+    /// The content ids of text `row`.
+    fn content(&self, row: usize) -> &[u32] {
+        let block = &self.blocks[row / BLOCK];
+        let i = row % BLOCK;
+        let start = if i == 0 { 0 } else { block.ends[i - 1] };
+        &block.ids[start..block.ends[i]]
+    }
+
+    /// Write the padded ids and the attention mask, every element of both (their previous
+    /// contents do not matter), rows in parallel.
+    pub fn fill(&self, input_ids: &mut [i64], attention_mask: &mut [i64]) -> Result<()> {
+        let (rows, width) = (self.rows(), self.width);
+        for (name, len) in [
+            ("input_ids", input_ids.len()),
+            ("attention_mask", attention_mask.len()),
+        ] {
+            if len != rows * width {
+                return Err(Error::invalid(
+                    name,
+                    format!("must hold {rows} x {width} elements, got {len}"),
+                ));
+            }
+        }
+        if width == 0 {
+            return Ok(());
+        }
+        let options = &self.options;
+        let num_special = self.bos.is_some() as usize + self.eos.is_some() as usize;
+        parallel::install(|| {
+            input_ids
+                .par_chunks_mut(width)
+                .zip(attention_mask.par_chunks_mut(width))
+                .enumerate()
+                .for_each(|(row, (ids, mask))| {
+                    let len = self.lengths[row] as usize;
+                    let start = match options.padding_side {
+                        Side::Right => 0,
+                        Side::Left => width - len,
+                    };
+                    let keep = len - num_special;
+                    let ids_of_row = self.content(row);
+                    let kept = match options.truncation_side {
+                        Side::Right => &ids_of_row[..keep],
+                        Side::Left => &ids_of_row[ids_of_row.len() - keep..],
+                    };
+                    let out = &mut ids[start..start + len];
+                    let mut at = 0;
+                    if let Some(bos) = self.bos {
+                        out[0] = bos as i64;
+                        at = 1;
+                    }
+                    for (slot, &id) in out[at..at + keep].iter_mut().zip(kept) {
+                        *slot = id as i64;
+                    }
+                    if let Some(eos) = self.eos {
+                        out[len - 1] = eos as i64;
+                    }
+                    ids[..start].fill(options.pad_id);
+                    ids[start + len..].fill(options.pad_id);
+                    mask[..start].fill(0);
+                    mask[start..start + len].fill(1);
+                    mask[start + len..].fill(0);
+                })
+        })
+    }
+}
+
 impl Tokenizer {
-    /// Encode `texts` into one padded batch.
-    pub fn encode_batch(&self, texts: &[&str], options: &BatchOptions) -> Result<Batch> {
+    /// Encode `texts` and measure the batch they make; [`EncodedBatch::fill`] lays it out.
+    pub fn encode_texts(&self, texts: &[&str], options: &BatchOptions) -> Result<EncodedBatch> {
         let (bos, eos) = if options.add_special_tokens {
             self.added_specials()
         } else {
@@ -144,31 +244,29 @@ impl Tokenizer {
                 })
                 .collect::<Result<Vec<_>>>()
         })??;
-        let content = |row: usize| -> &[u32] {
-            let block = &blocks[row / BLOCK];
-            let i = row % BLOCK;
-            let start = if i == 0 { 0 } else { block.ends[i - 1] };
-            &block.ids[start..block.ends[i]]
-        };
-        let rows = texts.len();
-        let mut lengths = Vec::with_capacity(rows);
-        for row in 0..rows {
-            let full = content(row).len() + num_special;
-            let kept = match options.max_length {
-                Some(max) if full > max => {
-                    if !options.truncation {
-                        return Err(Error::invalid(
-                            "truncation",
-                            format!(
-                                "text {row} has {full} tokens, more than max_length={max}; pass truncation=True or a larger max_length"
-                            ),
-                        ));
+        let mut lengths = Vec::with_capacity(texts.len());
+        for block in &blocks {
+            let mut start = 0;
+            for &end in &block.ends {
+                let row = lengths.len();
+                let full = end - start + num_special;
+                start = end;
+                let kept = match options.max_length {
+                    Some(max) if full > max => {
+                        if !options.truncation {
+                            return Err(Error::invalid(
+                                "truncation",
+                                format!(
+                                    "text {row} has {full} tokens, more than max_length={max}; pass truncation=True or a larger max_length"
+                                ),
+                            ));
+                        }
+                        max
                     }
-                    max
-                }
-                _ => full,
-            };
-            lengths.push(kept as i64);
+                    _ => full,
+                };
+                lengths.push(kept as i64);
+            }
         }
         let mut width = match options.width {
             Width::Longest => lengths.iter().copied().max().unwrap_or(0) as usize,
@@ -177,56 +275,81 @@ impl Tokenizer {
         if let Some(multiple) = options.pad_to_multiple_of {
             width = width.div_ceil(multiple) * multiple;
         }
+        Ok(EncodedBatch {
+            blocks,
+            lengths,
+            width,
+            bos,
+            eos,
+            options: *options,
+        })
+    }
+
+    /// Encode `texts` into one padded batch in fresh memory.
+    pub fn encode_batch(&self, texts: &[&str], options: &BatchOptions) -> Result<Batch> {
+        let encoded = self.encode_texts(texts, options)?;
+        let (rows, width) = (encoded.rows(), encoded.width());
         // Zeroed allocations come from fresh pages; the workers fault them in (as huge pages
-        // where Linux allows) while writing the rows, padding included.
+        // where Linux allows) while writing the rows.
         let mut input_ids = vec![0i64; rows * width];
         let mut attention_mask = vec![0i64; rows * width];
         advise_huge_pages(&input_ids);
         advise_huge_pages(&attention_mask);
-        if width > 0 {
-            parallel::install(|| {
-                input_ids
-                    .par_chunks_mut(width)
-                    .zip(attention_mask.par_chunks_mut(width))
-                    .enumerate()
-                    .for_each(|(row, (ids, mask))| {
-                        let len = lengths[row] as usize;
-                        let start = match options.padding_side {
-                            Side::Right => 0,
-                            Side::Left => width - len,
-                        };
-                        let keep = len - num_special;
-                        let ids_of_row = content(row);
-                        let kept = match options.truncation_side {
-                            Side::Right => &ids_of_row[..keep],
-                            Side::Left => &ids_of_row[ids_of_row.len() - keep..],
-                        };
-                        let out = &mut ids[start..start + len];
-                        let mut at = 0;
-                        if let Some(bos) = bos {
-                            out[0] = bos as i64;
-                            at = 1;
-                        }
-                        for (slot, &id) in out[at..at + keep].iter_mut().zip(kept) {
-                            *slot = id as i64;
-                        }
-                        if let Some(eos) = eos {
-                            out[len - 1] = eos as i64;
-                        }
-                        mask[start..start + len].fill(1);
-                        if options.pad_id != 0 {
-                            ids[..start].fill(options.pad_id);
-                            ids[start + len..].fill(options.pad_id);
-                        }
-                    })
-            })?;
-        }
+        encoded.fill(&mut input_ids, &mut attention_mask)?;
         Ok(Batch {
             rows,
             width,
             input_ids,
             attention_mask,
-            lengths,
+            lengths: encoded.into_lengths(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    #[test]
+    fn fill_overwrites_whatever_the_outputs_held() {
+        let vocab = ["a", "b", "c"].map(String::from).to_vec();
+        let config = Config {
+            add_bos: true,
+            ..Config::default()
+        };
+        let tokenizer = Tokenizer::word(vocab, config).unwrap_or_else(|e| panic!("{e}"));
+        let texts = ["a b c", "", "c c", "b"];
+        for padding_side in [Side::Left, Side::Right] {
+            let options = BatchOptions {
+                add_special_tokens: true,
+                max_length: None,
+                truncation: false,
+                truncation_side: Side::Right,
+                width: Width::Longest,
+                pad_to_multiple_of: Some(3),
+                padding_side,
+                pad_id: 5,
+            };
+            let fresh = tokenizer
+                .encode_batch(&texts, &options)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let encoded = tokenizer
+                .encode_texts(&texts, &options)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut ids = vec![-77; fresh.input_ids.len()];
+            let mut mask = vec![-77; fresh.attention_mask.len()];
+            encoded
+                .fill(&mut ids, &mut mask)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((fresh.rows, fresh.width), (4, 6));
+            assert_eq!((&ids, &mask), (&fresh.input_ids, &fresh.attention_mask));
+            let expected_row_2 = match padding_side {
+                Side::Right => [4, 9, 9, 5, 5, 5],
+                Side::Left => [5, 5, 5, 4, 9, 9],
+            };
+            assert_eq!(fresh.input_ids[12..18], expected_row_2);
+            assert!(encoded.fill(&mut [0; 3], &mut [0; 24]).is_err());
+        }
     }
 }
