@@ -207,6 +207,25 @@ def test_batch_encode_does_not_depend_on_the_thread_count(bpe_tokenizer) -> None
         np.testing.assert_array_equal(results[0], other)
 
 
+def test_the_first_bad_text_decides_the_batch_error() -> None:
+    """Unknown words in several of the parallel blocks: the error always names the one in
+    the earliest text, whatever the thread count and whichever block finishes first."""
+    t = SimpleTokenizer(WORDS)
+    # 20 blocks of 256 texts: the first bad text ends the first half, which a second worker
+    # does not reach; the second half's worker meets its bad text right away.
+    texts = ["1 2 3"] * 5120
+    for row in (2559, 2560, 3900, 5119):
+        texts[row] = f"1 bad{row}"
+    for threads in (1, 2, 3):
+        parallel.set_num_threads(threads)
+        try:
+            for _ in range(5):
+                with pytest.raises(errors.UnknownTokenError, match="^Token 'bad2559' not in"):
+                    t.batch_encode(texts)
+        finally:
+            parallel.set_num_threads(None)
+
+
 def _big_batch(seed: int) -> list[str]:
     """Texts whose (ids, mask) outputs are large enough for the batch pool (> 1 MB each)."""
     gen = np.random.default_rng(seed)

@@ -6,7 +6,7 @@
 //! - `fill` writes every element of both outputs, so they may come from reused memory.
 //! - Truncation keeps the BOS/EOS that `add_special_tokens` adds and cuts the content.
 //! - A text longer than `max_length` without `truncation` is an error naming the text.
-//! - The first failing text (in input order) decides the error.
+//! - The first failing text (in input order) decides the error, whatever the thread count.
 
 use rayon::prelude::*;
 
@@ -230,7 +230,9 @@ impl Tokenizer {
         };
         let num_special = bos.is_some() as usize + eos.is_some() as usize;
         options.check(num_special)?;
-        let blocks: Vec<Block> = parallel::install(|| {
+        // Every block's result is kept, in order, so the first failing text decides the error
+        // whichever worker finishes first (rayon's own `Result` collect keeps any one).
+        let encoded: Vec<Result<Block>> = parallel::install(|| {
             texts
                 .par_chunks(BLOCK)
                 .map(|block| {
@@ -242,8 +244,9 @@ impl Tokenizer {
                     }
                     Ok(Block { ids, ends })
                 })
-                .collect::<Result<Vec<_>>>()
-        })??;
+                .collect()
+        })?;
+        let blocks = encoded.into_iter().collect::<Result<Vec<Block>>>()?;
         let mut lengths = Vec::with_capacity(texts.len());
         for block in &blocks {
             let mut start = 0;
