@@ -220,7 +220,7 @@ def test_the_first_bad_text_decides_the_batch_error() -> None:
         parallel.set_num_threads(threads)
         try:
             for _ in range(5):
-                with pytest.raises(errors.UnknownTokenError, match="^Token 'bad2559' not in"):
+                with pytest.raises(errors.UnknownTokenError, match=r"^Token 'bad2559' not in"):
                     t.batch_encode(texts)
         finally:
             parallel.set_num_threads(None)
