@@ -353,6 +353,7 @@ impl WordTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::CounterRng;
 
     fn table_of(words: &[&str]) -> WordTable {
         WordTable::new(
@@ -427,14 +428,14 @@ mod tests {
             .collect();
         let table = table_of(&words.iter().map(String::as_str).collect::<Vec<_>>());
         // Lengths around the 64-byte block size, spaces runs of 1-3, leading and trailing.
-        let mut state = 12345u64;
+        let rng = CounterRng::new(5, 0);
+        let mut draw = 0;
         for length in [0usize, 1, 63, 64, 65, 127, 128, 129, 500] {
             for lead in 0..3 {
                 let mut text = " ".repeat(lead);
                 while text.len() < length {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    draw += 1;
+                    let state = rng.u64_at(draw);
                     text.push_str(&words[(state >> 33) as usize % words.len()]);
                     text.push_str(&"\t \n"[..1 + (state >> 20) as usize % 3]);
                 }
@@ -453,12 +454,11 @@ mod tests {
 
     #[test]
     fn bucket_matches_agree_with_the_portable_compare() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let rng = CounterRng::new(11, 0);
+        let mut draw = 0;
         let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
+            draw += 1;
+            rng.u64_at(draw)
         };
         for _ in 0..5000 {
             // Few distinct values, so hits, partial matches (same prefix, other length and
