@@ -12,7 +12,6 @@ use rayon::prelude::*;
 
 use super::Tokenizer;
 use crate::error::{Error, Result};
-use crate::memory::advise_huge_pages;
 use crate::parallel;
 
 /// Which end of a row padding or truncation applies to.
@@ -66,21 +65,6 @@ pub struct BatchOptions {
     pub padding_side: Side,
     /// The id written into padding.
     pub pad_id: i64,
-}
-
-/// A padded batch, row-major.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    /// Number of texts.
-    pub rows: usize,
-    /// Padded row length.
-    pub width: usize,
-    /// (rows, width) ids, `pad_id` on padding.
-    pub input_ids: Vec<i64>,
-    /// (rows, width) 1 on tokens, 0 on padding.
-    pub attention_mask: Vec<i64>,
-    /// Tokens per row (after truncation).
-    pub lengths: Vec<i64>,
 }
 
 /// Texts per parallel task.
@@ -287,26 +271,6 @@ impl Tokenizer {
             options: *options,
         })
     }
-
-    /// Encode `texts` into one padded batch in fresh memory.
-    pub fn encode_batch(&self, texts: &[&str], options: &BatchOptions) -> Result<Batch> {
-        let encoded = self.encode_texts(texts, options)?;
-        let (rows, width) = (encoded.rows(), encoded.width());
-        // Zeroed allocations come from fresh pages; the workers fault them in (as huge pages
-        // where Linux allows) while writing the rows.
-        let mut input_ids = vec![0i64; rows * width];
-        let mut attention_mask = vec![0i64; rows * width];
-        advise_huge_pages(&input_ids);
-        advise_huge_pages(&attention_mask);
-        encoded.fill(&mut input_ids, &mut attention_mask)?;
-        Ok(Batch {
-            rows,
-            width,
-            input_ids,
-            attention_mask,
-            lengths: encoded.into_lengths(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -334,24 +298,24 @@ mod tests {
                 padding_side,
                 pad_id: 5,
             };
-            let fresh = tokenizer
-                .encode_batch(&texts, &options)
-                .unwrap_or_else(|e| panic!("{e}"));
             let encoded = tokenizer
                 .encode_texts(&texts, &options)
                 .unwrap_or_else(|e| panic!("{e}"));
-            let mut ids = vec![-77; fresh.input_ids.len()];
-            let mut mask = vec![-77; fresh.attention_mask.len()];
-            encoded
-                .fill(&mut ids, &mut mask)
-                .unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!((fresh.rows, fresh.width), (4, 6));
-            assert_eq!((&ids, &mask), (&fresh.input_ids, &fresh.attention_mask));
-            let expected_row_2 = match padding_side {
-                Side::Right => [4, 9, 9, 5, 5, 5],
-                Side::Left => [5, 5, 5, 4, 9, 9],
+            assert_eq!((encoded.rows(), encoded.width()), (4, 6));
+            // The same batch into zeroed and into junk-filled outputs.
+            let mut zeroed = (vec![0; 24], vec![0; 24]);
+            let mut junk = (vec![-77; 24], vec![-77; 24]);
+            for (ids, mask) in [&mut zeroed, &mut junk] {
+                encoded.fill(ids, mask).unwrap_or_else(|e| panic!("{e}"));
+            }
+            assert_eq!(zeroed, junk);
+            let (ids, mask) = junk;
+            let (expected_row_2, expected_mask_2) = match padding_side {
+                Side::Right => ([4, 9, 9, 5, 5, 5], [1, 1, 1, 0, 0, 0]),
+                Side::Left => ([5, 5, 5, 4, 9, 9], [0, 0, 0, 1, 1, 1]),
             };
-            assert_eq!(fresh.input_ids[12..18], expected_row_2);
+            assert_eq!(ids[12..18], expected_row_2);
+            assert_eq!(mask[12..18], expected_mask_2);
             assert!(encoded.fill(&mut [0; 3], &mut [0; 24]).is_err());
         }
     }
