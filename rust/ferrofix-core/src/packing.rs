@@ -375,6 +375,9 @@ fn fit(lengths: &[u32], capacity: u32, rule: Rule, dense: Option<bool>) -> Place
         Some(dense) => FreeSpace::with_layout(rule, capacity, lengths.len(), dense),
         None => FreeSpace::new(rule, capacity, lengths.len()),
     };
+    // A bin left with less space than the shortest item can never take another one, so it
+    // stays out of the index: fewer updates, and the same choices as the quadratic scan.
+    let shortest = lengths.iter().copied().min().unwrap_or(1);
     let mut bins = 0u32;
     for &length in lengths {
         let (bin, free) = index.take(length).unwrap_or_else(|| {
@@ -383,7 +386,7 @@ fn fit(lengths: &[u32], capacity: u32, rule: Rule, dense: Option<bool>) -> Place
         });
         bin_of.push(bin as i32);
         offset.push((capacity - free) as i32);
-        if free > length {
+        if free - length >= shortest {
             index.put(bin, free - length);
         }
     }

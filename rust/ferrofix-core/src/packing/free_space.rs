@@ -44,6 +44,7 @@ impl FreeSpace {
     }
 
     /// Remove and return the bin the rule picks for an item of `length`, with its free space.
+    #[inline]
     pub fn take(&mut self, length: u32) -> Option<(u32, u32)> {
         match self {
             Self::Dense(dense) => dense.take(length),
@@ -66,6 +67,7 @@ impl FreeSpace {
     }
 
     /// Record that `bin` now has `free` (> 0) space.
+    #[inline]
     pub fn put(&mut self, bin: u32, free: u32) {
         match self {
             Self::Dense(dense) => dense.put(bin, free),
@@ -79,17 +81,25 @@ impl FreeSpace {
 
 pub struct Dense {
     rule: Rule,
-    /// Bins by free space: `lowest_bin[f]` is the lowest bin with exactly `f` free (NONE when
-    /// there is none) and `other_bins[f]` holds the rest. Most classes hold one or two bins,
-    /// so keeping the minimum in a flat array spares the heap's memory on most operations.
-    lowest_bin: Vec<u32>,
+    /// Bins by free space: `classes[f]` holds the lowest bin with exactly `f` free and how
+    /// many more there are, which `other_bins[f]` holds. Most classes hold one or two bins,
+    /// so the common case reads one 8-byte entry and never touches the heap.
+    classes: Vec<Class>,
     other_bins: Vec<BinaryHeap<Reverse<u32>>>,
     /// Best and worst: the free-space values with a non-empty class.
     values: BitTree,
-    /// First: `lowest_bin` under a suffix-minimum tree.
+    /// First: each class's lowest bin under a suffix-minimum tree.
     lowest: MinTree,
     /// First: each bin's free space, to find its class.
     free_of: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Class {
+    /// The lowest bin of the class, NONE when the class is empty.
+    lowest: u32,
+    /// How many more bins the class holds (in `other_bins`).
+    others: u32,
 }
 
 impl Dense {
@@ -98,7 +108,13 @@ impl Dense {
         let first = rule == Rule::First;
         Self {
             rule,
-            lowest_bin: vec![NONE; values],
+            classes: vec![
+                Class {
+                    lowest: NONE,
+                    others: 0
+                };
+                values
+            ],
             other_bins: (0..values).map(|_| BinaryHeap::new()).collect(),
             values: BitTree::new(if first { 0 } else { values }),
             lowest: MinTree::new(if first { values } else { 0 }),
@@ -106,6 +122,7 @@ impl Dense {
         }
     }
 
+    #[inline]
     fn take(&mut self, length: u32) -> Option<(u32, u32)> {
         let free = match self.rule {
             Rule::Best => self.values.next_at_or_after(length as usize)?,
@@ -118,36 +135,45 @@ impl Dense {
                 self.free_of[bin as usize] as usize
             }
         };
-        let bin = self.lowest_bin[free];
-        let next = self.other_bins[free].pop().map_or(NONE, |Reverse(b)| b);
-        self.lowest_bin[free] = next;
+        let class = &mut self.classes[free];
+        let bin = class.lowest;
+        if class.others == 0 {
+            class.lowest = NONE;
+        } else {
+            class.others -= 1;
+            class.lowest = self.other_bins[free].pop().map_or(NONE, |Reverse(b)| b);
+        }
         match self.rule {
-            Rule::First => self.lowest.set(free, next),
-            _ if next == NONE => self.values.remove(free),
+            Rule::First => self.lowest.set(free, class.lowest),
+            _ if class.lowest == NONE => self.values.remove(free),
             _ => {}
         }
         Some((bin, free as u32))
     }
 
+    #[inline]
     fn put(&mut self, bin: u32, free: u32) {
         let f = free as usize;
-        let lowest = self.lowest_bin[f];
-        if lowest == NONE || bin < lowest {
-            self.lowest_bin[f] = bin;
-            if lowest == NONE {
-                if self.rule != Rule::First {
-                    self.values.insert(f);
-                }
-            } else {
-                self.other_bins[f].push(Reverse(lowest));
-            }
-            if self.rule == Rule::First {
-                self.lowest.set(f, bin);
+        let class = &mut self.classes[f];
+        let became_lowest = bin < class.lowest; // always when the class was empty (NONE)
+        if class.lowest == NONE {
+            class.lowest = bin;
+            if self.rule != Rule::First {
+                self.values.insert(f);
             }
         } else {
-            self.other_bins[f].push(Reverse(bin));
+            class.others += 1;
+            let other = if became_lowest {
+                std::mem::replace(&mut class.lowest, bin)
+            } else {
+                bin
+            };
+            self.other_bins[f].push(Reverse(other));
         }
         if self.rule == Rule::First {
+            if became_lowest {
+                self.lowest.set(f, bin);
+            }
             if self.free_of.len() <= bin as usize {
                 self.free_of.resize(bin as usize + 1, 0);
             }
@@ -156,25 +182,50 @@ impl Dense {
     }
 }
 
+/// Levels a [`BitTree`] can have: 64^6 values cover every u32.
+const MAX_LEVELS: usize = 6;
+
 /// A set of small integers with successor and maximum queries in O(log64 n): level 0 holds one
-/// bit per value, each higher level one bit per non-zero word below it.
+/// bit per value, each higher level one bit per non-zero word below it. All levels share one
+/// flat vector, so a query walks plain offsets instead of nested vectors.
 pub struct BitTree {
-    levels: Vec<Vec<u64>>,
+    words: Vec<u64>,
+    /// Where each level starts in `words`, and (one past the top) the total length.
+    level_start: [usize; MAX_LEVELS + 1],
+    levels: usize,
 }
 
 impl BitTree {
     pub fn new(values: usize) -> Self {
-        let mut levels = vec![vec![0u64; values.div_ceil(64).max(1)]];
-        while let Some(words) = levels.last().map(Vec::len).filter(|&w| w > 1) {
-            levels.push(vec![0u64; words.div_ceil(64)]);
+        let mut level_start = [0; MAX_LEVELS + 1];
+        let mut words = values.div_ceil(64).max(1);
+        let mut levels = 0;
+        loop {
+            level_start[levels + 1] = level_start[levels] + words;
+            levels += 1;
+            if words == 1 {
+                break;
+            }
+            words = words.div_ceil(64);
         }
-        Self { levels }
+        Self {
+            words: vec![0; level_start[levels]],
+            level_start,
+            levels,
+        }
     }
 
+    /// The words of `level`.
+    #[inline(always)]
+    fn level(&self, level: usize) -> &[u64] {
+        &self.words[self.level_start[level]..self.level_start[level + 1]]
+    }
+
+    #[inline]
     pub fn insert(&mut self, value: usize) {
         let mut position = value;
-        for level in &mut self.levels {
-            let word = &mut level[position >> 6];
+        for level in 0..self.levels {
+            let word = &mut self.words[self.level_start[level] + (position >> 6)];
             let was_empty = *word == 0;
             *word |= 1 << (position & 63);
             if !was_empty {
@@ -184,10 +235,11 @@ impl BitTree {
         }
     }
 
+    #[inline]
     pub fn remove(&mut self, value: usize) {
         let mut position = value;
-        for level in &mut self.levels {
-            let word = &mut level[position >> 6];
+        for level in 0..self.levels {
+            let word = &mut self.words[self.level_start[level] + (position >> 6)];
             *word &= !(1 << (position & 63));
             if *word != 0 {
                 return;
@@ -197,17 +249,17 @@ impl BitTree {
     }
 
     /// The smallest member >= `value`.
+    #[inline]
     pub fn next_at_or_after(&self, value: usize) -> Option<usize> {
-        // Fast path: a member in the same word (most queries in a dense packing).
-        let word = self.levels[0].get(value >> 6)? & (!0u64 << (value & 63));
-        if word != 0 {
-            return Some((value & !63) | word.trailing_zeros() as usize);
-        }
+        // Climb until a word holds a member at or after the position, then descend along
+        // each level's lowest member.
         let mut position = value;
         let mut level = 0;
         loop {
-            let words = self.levels.get(level)?;
-            let word = *words.get(position >> 6)? & (!0u64 << (position & 63));
+            if level == self.levels {
+                return None;
+            }
+            let word = *self.level(level).get(position >> 6)? & (!0u64 << (position & 63));
             if word != 0 {
                 position = (position & !63) | word.trailing_zeros() as usize;
                 break;
@@ -218,22 +270,22 @@ impl BitTree {
         }
         while level > 0 {
             level -= 1;
-            position = (position << 6) | self.levels[level][position].trailing_zeros() as usize;
+            position = (position << 6) | self.level(level)[position].trailing_zeros() as usize;
         }
         Some(position)
     }
 
     /// The largest member.
     pub fn last(&self) -> Option<usize> {
-        let top = self.levels.len() - 1;
-        let word = self.levels[top][0];
+        let top = self.levels - 1;
+        let word = self.level(top)[0];
         if word == 0 {
             return None;
         }
         let mut position = 63 - word.leading_zeros() as usize;
         for level in (0..top).rev() {
             position =
-                (position << 6) | (63 - self.levels[level][position].leading_zeros() as usize);
+                (position << 6) | (63 - self.level(level)[position].leading_zeros() as usize);
         }
         Some(position)
     }
