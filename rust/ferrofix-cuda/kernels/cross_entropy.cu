@@ -6,10 +6,11 @@
 //   dloss_row/dc_j = softmax_j (1 + 2 z lse) - e / V - (1 - e) [j = y]
 // times (1 - (c_j / s)^2) for the softcap's chain rule, times the reduction's scale.
 //
-// Launch order on the caller's stream (the host reads `counters` back behind step 1 while
-// the rest runs):
+// Launch order on the caller's stream (the host reads the label check once step 1 is done,
+// while the rest runs):
 //   1. ce_count: one block checks every label and counts the contributing rows;
-//      counters = {valid rows, first bad label position or INT64_MAX}.
+//      counters = {valid rows, first bad label position or INT64_MAX}, also written to
+//      the host's mapped pinned copy.
 //   2. ce_onchip_*_c{1,2,4,8} (each row held in the shared memory of a cluster of blocks),
 //      ce_fused_* (whole rows per block, each row read twice) for rows too wide for that,
 //      or for few rows of a large vocabulary ce_split_stats_* / ce_split_finish_* /
@@ -446,15 +447,30 @@ __device__ __forceinline__ void span_gradient(const typename D::storage* row,
 
 extern "C" __global__ void ce_count(const void* labels, int labels_i64, i64 rows,
                                     i64 seq_len, int shift, i64 ignore_index, int vocab,
-                                    i64* counters) {
+                                    i64* counters, i64* host_counters) {
     __shared__ i64 valid_of[32];
     __shared__ i64 bad_of[32];
+    // Label i is the target of row i - shift when that row exists in the same sequence
+    // (target_of, read from the label's side); COUNT_AHEAD loads in flight per thread.
+    const int COUNT_AHEAD = 4;
     i64 valid = 0, bad = NO_BAD_LABEL;
-    for (i64 i = threadIdx.x; i < rows; i += blockDim.x) {
-        i64 label = label_at(labels, labels_i64, i);
-        if (label != ignore_index && (label < 0 || label >= vocab) && i < bad) bad = i;
-        if (target_of(labels, labels_i64, i, seq_len, shift, ignore_index, vocab) >= 0)
-            ++valid;
+    for (i64 base = threadIdx.x; base < rows; base += COUNT_AHEAD * blockDim.x) {
+        i64 label[COUNT_AHEAD];
+#pragma unroll
+        for (int u = 0; u < COUNT_AHEAD; ++u) {
+            i64 i = base + u * (i64)blockDim.x;
+            label[u] = i < rows ? label_at(labels, labels_i64, i) : ignore_index;
+        }
+#pragma unroll
+        for (int u = 0; u < COUNT_AHEAD; ++u) {
+            i64 i = base + u * (i64)blockDim.x;
+            if (label[u] == ignore_index) continue;
+            if (label[u] < 0 || label[u] >= vocab) {
+                bad = i < bad ? i : bad;
+            } else if (i % seq_len >= shift) {
+                ++valid;
+            }
+        }
     }
     for (int offset = 16; offset > 0; offset >>= 1) {
         valid += __shfl_xor_sync(0xffffffffu, valid, offset);
@@ -475,6 +491,12 @@ extern "C" __global__ void ce_count(const void* labels, int labels_i64, i64 rows
         }
         counters[0] = total;
         counters[1] = first;
+        // The host's copy, in mapped pinned memory: no copy on the stream to wait for.
+        if (host_counters) {
+            host_counters[0] = total;
+            host_counters[1] = first;
+            __threadfence_system();
+        }
     }
 }
 

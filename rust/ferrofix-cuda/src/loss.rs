@@ -9,7 +9,7 @@
 //! reduction), then `ce_reduce` for `mean`/`sum`. A bad label makes every later kernel
 //! return without writing; the caller reads `counters[1]` and raises.
 
-use cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg, sys};
+use cudarc::driver::{CudaFunction, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg, sys};
 use ferrofix_core::dtype::DType;
 use ferrofix_core::loss::{LossOptions, Problem, Reduction};
 
@@ -392,7 +392,18 @@ pub unsafe fn launch(
     let kind = suffix(dtype);
     let staging = staging_bytes(problem.vocab, dtype.size(), plan.cluster);
     let row_kernels: Vec<_> = if plan.splits == 1 && plan.cluster > 0 {
-        let shared = device_info(device)?.shared_per_block;
+        let info = device_info(device)?;
+        if plan.cluster > 1 && info.compute_capability.0 < 9 {
+            return Err(Error::invalid(
+                "cluster",
+                format!(
+                    "clusters of {} blocks need compute capability 9.0, device {device} has \
+                     {}.{}",
+                    plan.cluster, info.compute_capability.0, info.compute_capability.1
+                ),
+            ));
+        }
+        let shared = info.shared_per_block;
         if staging > shared {
             return Err(Error::invalid(
                 "cluster",
@@ -431,13 +442,15 @@ pub unsafe fn launch(
         // SAFETY: the caller guarantees `stream` is a live stream of this context.
         let stream = unsafe { ctx.wrap_borrowed_stream(stream as sys::CUstream) };
         let fail = |step: &'static str| move |err| driver_error(&format!("{OP} ({step})"), err);
-        let options_arg = KernelOptions::new(options);
-        let labels_i64 = i32::from(buffers.labels_i64);
-        let rows = problem.rows as i64;
-        let seq_len = problem.seq_len as i64;
-        let shift = i32::from(problem.shift);
-        let ignore = options.ignore_index;
-        let vocab = problem.vocab as i32;
+        let Scalars {
+            labels_i64,
+            rows,
+            seq_len,
+            shift,
+            ignore,
+            vocab,
+            ..
+        } = Scalars::new(problem, options, buffers);
         let single = grid(1, 1, SINGLE_BLOCK)?;
 
         // Every launch below passes the kernel's parameter list in `cross_entropy.cu` one
@@ -451,136 +464,202 @@ pub unsafe fn launch(
             .arg(&ignore)
             .arg(&vocab)
             .arg(&buffers.counters);
-        // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
+        // The count also writes its result straight into this thread's mapped pinned
+        // memory (no copy on the stream), and an event marks the count's end; the row
+        // kernels are queued before the host waits on that event, so the GPU never idles
+        // for the read-back (each row kernel returns at once on a bad label).
+        let (pinned, pinned_on_device) = pinned_counters().map_err(fail("cuMemHostAlloc"))?;
+        args.arg(&pinned_on_device);
+        // SAFETY: arguments match the kernel signature; pointers are the caller's (see
+        // above) and `pinned_on_device` maps this thread's 16 bytes of pinned memory.
         unsafe { args.launch(single) }.map_err(fail("ce_count"))?;
-        // The check's result travels to pinned memory behind the count, and an event marks
-        // it; the row kernels are queued before the host waits on that event, so the GPU
-        // never idles for the read-back (each row kernel returns at once on a bad label).
-        let pinned = pinned_counters().map_err(fail("cuMemHostAlloc"))?;
-        // SAFETY: `pinned` is 16 bytes of pinned host memory owned by this thread, read
-        // only after the event below has completed; `buffers.counters` is 2 i64.
-        unsafe {
-            sys::cuMemcpyDtoHAsync_v2(pinned.cast(), buffers.counters, 16, stream.cu_stream())
-                .result()
-                .map_err(fail("reading the label check"))?;
-        }
         let checked = stream
             .record_event(Some(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING))
             .map_err(fail("cuEventRecord"))?;
+        // Wait for the check even when a later launch fails: the count must not write into
+        // the pinned memory while a later call of this thread reads it.
+        let queued = queue_rows(
+            &stream,
+            plan,
+            problem,
+            options,
+            buffers,
+            &row_kernels,
+            &reduce,
+            staging,
+        );
+        checked
+            .synchronize()
+            .map_err(fail("waiting for the label check"))?;
+        queued?;
+        // SAFETY: the count wrote `pinned` before the event completed.
+        let first_bad = unsafe { std::ptr::read_volatile(pinned.add(1)) };
+        Ok((first_bad != i64::MAX).then(|| usize::try_from(first_bad).unwrap_or(0)))
+    })
+}
 
-        if problem.rows > 0 && plan.splits == 1 {
-            let mut args = stream.launch_builder(&row_kernels[0]);
+/// Queue the row kernels of `plan`, then the reduction, on `stream` behind the label check.
+#[allow(clippy::too_many_arguments)]
+fn queue_rows(
+    stream: &CudaStream,
+    plan: &Plan,
+    problem: &Problem,
+    options: &LossOptions,
+    buffers: &DeviceBuffers,
+    row_kernels: &[CudaFunction],
+    reduce: &CudaFunction,
+    staging: usize,
+) -> Result<()> {
+    let fail = |step: &'static str| move |err| driver_error(&format!("{OP} ({step})"), err);
+    let Scalars {
+        options: options_arg,
+        labels_i64,
+        rows,
+        seq_len,
+        shift,
+        ignore,
+        vocab,
+    } = Scalars::new(problem, options, buffers);
+    let single = grid(1, 1, SINGLE_BLOCK)?;
+
+    if problem.rows > 0 && plan.splits == 1 {
+        let mut args = stream.launch_builder(&row_kernels[0]);
+        args.arg(&buffers.logits)
+            .arg(&buffers.grad)
+            .arg(&buffers.labels);
+        args.arg(&labels_i64)
+            .arg(&rows)
+            .arg(&seq_len)
+            .arg(&shift)
+            .arg(&ignore)
+            .arg(&vocab);
+        args.arg(&options_arg)
+            .arg(&buffers.counters)
+            .arg(&buffers.row_loss);
+        args.arg(&buffers.lse);
+        let mut config = grid(plan.blocks(problem.rows), 1, plan.threads)?;
+        let step = if plan.cluster > 0 {
+            config.shared_mem_bytes = staging as u32;
+            "ce_onchip"
+        } else {
+            "ce_fused"
+        };
+        // SAFETY: arguments match the kernel signature (the on-chip kernels take the
+        // fused kernels' parameters); pointers are the caller's (see above).
+        unsafe { args.launch(config) }.map_err(fail(step))?;
+    } else if problem.rows > 0 {
+        let splits = plan.splits as i32;
+        let split_grid = grid(problem.rows, plan.splits, plan.threads)?;
+        let mut args = stream.launch_builder(&row_kernels[0]);
+        args.arg(&buffers.logits)
+            .arg(&buffers.labels)
+            .arg(&labels_i64);
+        args.arg(&seq_len)
+            .arg(&shift)
+            .arg(&ignore)
+            .arg(&vocab)
+            .arg(&options_arg);
+        args.arg(&buffers.counters).arg(&buffers.workspace);
+        // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
+        unsafe { args.launch(split_grid) }.map_err(fail("ce_split_stats"))?;
+
+        let mut args = stream.launch_builder(&row_kernels[1]);
+        args.arg(&buffers.logits)
+            .arg(&buffers.labels)
+            .arg(&labels_i64)
+            .arg(&rows);
+        args.arg(&seq_len)
+            .arg(&shift)
+            .arg(&ignore)
+            .arg(&vocab)
+            .arg(&splits);
+        args.arg(&options_arg)
+            .arg(&buffers.counters)
+            .arg(&buffers.workspace);
+        args.arg(&buffers.row_loss).arg(&buffers.lse);
+        let finish = grid(
+            problem.rows.div_ceil(FINISH_BLOCK as usize),
+            1,
+            FINISH_BLOCK,
+        )?;
+        // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
+        unsafe { args.launch(finish) }.map_err(fail("ce_split_finish"))?;
+
+        if buffers.grad != 0 {
+            let mut args = stream.launch_builder(&row_kernels[2]);
             args.arg(&buffers.logits)
                 .arg(&buffers.grad)
                 .arg(&buffers.labels);
             args.arg(&labels_i64)
-                .arg(&rows)
                 .arg(&seq_len)
                 .arg(&shift)
                 .arg(&ignore)
                 .arg(&vocab);
             args.arg(&options_arg)
                 .arg(&buffers.counters)
-                .arg(&buffers.row_loss);
-            args.arg(&buffers.lse);
-            let mut config = grid(plan.blocks(problem.rows), 1, plan.threads)?;
-            let step = if plan.cluster > 0 {
-                config.shared_mem_bytes = staging as u32;
-                "ce_onchip"
-            } else {
-                "ce_fused"
-            };
-            // SAFETY: arguments match the kernel signature (the on-chip kernels take the
-            // fused kernels' parameters); pointers are the caller's (see above).
-            unsafe { args.launch(config) }.map_err(fail(step))?;
-        } else if problem.rows > 0 {
-            let splits = plan.splits as i32;
-            let split_grid = grid(problem.rows, plan.splits, plan.threads)?;
-            let mut args = stream.launch_builder(&row_kernels[0]);
-            args.arg(&buffers.logits)
-                .arg(&buffers.labels)
-                .arg(&labels_i64);
-            args.arg(&seq_len)
-                .arg(&shift)
-                .arg(&ignore)
-                .arg(&vocab)
-                .arg(&options_arg);
-            args.arg(&buffers.counters).arg(&buffers.workspace);
+                .arg(&buffers.lse);
             // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
-            unsafe { args.launch(split_grid) }.map_err(fail("ce_split_stats"))?;
-
-            let mut args = stream.launch_builder(&row_kernels[1]);
-            args.arg(&buffers.logits)
-                .arg(&buffers.labels)
-                .arg(&labels_i64)
-                .arg(&rows);
-            args.arg(&seq_len)
-                .arg(&shift)
-                .arg(&ignore)
-                .arg(&vocab)
-                .arg(&splits);
-            args.arg(&options_arg)
-                .arg(&buffers.counters)
-                .arg(&buffers.workspace);
-            args.arg(&buffers.row_loss).arg(&buffers.lse);
-            let finish = grid(
-                problem.rows.div_ceil(FINISH_BLOCK as usize),
-                1,
-                FINISH_BLOCK,
-            )?;
-            // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
-            unsafe { args.launch(finish) }.map_err(fail("ce_split_finish"))?;
-
-            if buffers.grad != 0 {
-                let mut args = stream.launch_builder(&row_kernels[2]);
-                args.arg(&buffers.logits)
-                    .arg(&buffers.grad)
-                    .arg(&buffers.labels);
-                args.arg(&labels_i64)
-                    .arg(&seq_len)
-                    .arg(&shift)
-                    .arg(&ignore)
-                    .arg(&vocab);
-                args.arg(&options_arg)
-                    .arg(&buffers.counters)
-                    .arg(&buffers.lse);
-                // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
-                unsafe { args.launch(split_grid) }.map_err(fail("ce_split_grad"))?;
-            }
+            unsafe { args.launch(split_grid) }.map_err(fail("ce_split_grad"))?;
         }
+    }
 
-        if options.reduction != Reduction::None {
-            let mut args = stream.launch_builder(&reduce);
-            args.arg(&buffers.row_loss).arg(&rows).arg(&options_arg);
-            args.arg(&buffers.counters).arg(&buffers.result);
-            // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
-            unsafe { args.launch(single) }.map_err(fail("ce_reduce"))?;
-        }
-        checked
-            .synchronize()
-            .map_err(fail("waiting for the label check"))?;
-        // SAFETY: the copy into `pinned` completed with the event.
-        let first_bad = unsafe { std::ptr::read_volatile(pinned.add(1)) };
-        Ok((first_bad != i64::MAX).then(|| usize::try_from(first_bad).unwrap_or(0)))
-    })
+    if options.reduction != Reduction::None {
+        let mut args = stream.launch_builder(reduce);
+        args.arg(&buffers.row_loss).arg(&rows).arg(&options_arg);
+        args.arg(&buffers.counters).arg(&buffers.result);
+        // SAFETY: arguments match the kernel signature; pointers are the caller's (see above).
+        unsafe { args.launch(single) }.map_err(fail("ce_reduce"))?;
+    }
+    Ok(())
 }
 
-/// 16 bytes of pinned host memory for this thread's label-check read-back: allocated once
-/// per thread (portable across contexts) and kept for the thread's life.
-fn pinned_counters() -> std::result::Result<*mut i64, cudarc::driver::DriverError> {
+/// 16 bytes of mapped pinned host memory for this thread's label-check read-back, as
+/// `(host pointer, device address)`: allocated once per thread (portable across contexts)
+/// and kept for the thread's life.
+fn pinned_counters() -> std::result::Result<(*mut i64, u64), cudarc::driver::DriverError> {
     thread_local! {
         static PINNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
-    PINNED.with(|cell| {
+    let host = PINNED.with(|cell| {
         if cell.get() == 0 {
             let mut pointer = std::ptr::null_mut();
+            let flags = sys::CU_MEMHOSTALLOC_PORTABLE | sys::CU_MEMHOSTALLOC_DEVICEMAP;
             // SAFETY: a valid out-pointer; a context is current (the caller bound it).
-            unsafe { sys::cuMemHostAlloc(&mut pointer, 16, sys::CU_MEMHOSTALLOC_PORTABLE) }
-                .result()?;
+            unsafe { sys::cuMemHostAlloc(&mut pointer, 16, flags) }.result()?;
             cell.set(pointer as usize);
         }
         Ok(cell.get() as *mut i64)
-    })
+    })?;
+    let mut device = 0;
+    // SAFETY: `host` is a live mapped allocation of this process; the flags must be 0.
+    unsafe { sys::cuMemHostGetDevicePointer_v2(&mut device, host.cast(), 0) }.result()?;
+    Ok((host, device))
+}
+
+/// The scalar kernel arguments of one call, as the kernels take them.
+#[derive(Debug, Clone, Copy)]
+struct Scalars {
+    options: KernelOptions,
+    labels_i64: i32,
+    rows: i64,
+    seq_len: i64,
+    shift: i32,
+    ignore: i64,
+    vocab: i32,
+}
+
+impl Scalars {
+    fn new(problem: &Problem, options: &LossOptions, buffers: &DeviceBuffers) -> Self {
+        Self {
+            options: KernelOptions::new(options),
+            labels_i64: i32::from(buffers.labels_i64),
+            rows: problem.rows as i64,
+            seq_len: problem.seq_len as i64,
+            shift: i32::from(problem.shift),
+            ignore: options.ignore_index,
+            vocab: problem.vocab as i32,
+        }
+    }
 }
 
 /// Queue `grad[i] *= *scale` over `elements` elements of `dtype` on `stream`: backward's
