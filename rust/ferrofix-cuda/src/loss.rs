@@ -442,6 +442,7 @@ pub unsafe fn launch(
         // SAFETY: the caller guarantees `stream` is a live stream of this context.
         let stream = unsafe { ctx.wrap_borrowed_stream(stream as sys::CUstream) };
         let fail = |step: &'static str| move |err| driver_error(&format!("{OP} ({step})"), err);
+        let scalars = Scalars::new(problem, options, buffers);
         let Scalars {
             labels_i64,
             rows,
@@ -450,7 +451,7 @@ pub unsafe fn launch(
             ignore,
             vocab,
             ..
-        } = Scalars::new(problem, options, buffers);
+        } = scalars;
         let single = grid(1, 1, SINGLE_BLOCK)?;
 
         // Every launch below passes the kernel's parameter list in `cross_entropy.cu` one
@@ -482,7 +483,7 @@ pub unsafe fn launch(
             &stream,
             plan,
             problem,
-            options,
+            &scalars,
             buffers,
             &row_kernels,
             &reduce,
@@ -498,13 +499,14 @@ pub unsafe fn launch(
     })
 }
 
-/// Queue the row kernels of `plan`, then the reduction, on `stream` behind the label check.
+/// Queue the row kernels of `plan`, then the reduction, on `stream` behind the label check
+/// (the call's scalar arguments computed once, by `launch`).
 #[allow(clippy::too_many_arguments)]
 fn queue_rows(
     stream: &CudaStream,
     plan: &Plan,
     problem: &Problem,
-    options: &LossOptions,
+    scalars: &Scalars,
     buffers: &DeviceBuffers,
     row_kernels: &[CudaFunction],
     reduce: &CudaFunction,
@@ -519,7 +521,8 @@ fn queue_rows(
         shift,
         ignore,
         vocab,
-    } = Scalars::new(problem, options, buffers);
+        reduction,
+    } = *scalars;
     let single = grid(1, 1, SINGLE_BLOCK)?;
 
     if problem.rows > 0 && plan.splits == 1 {
@@ -603,7 +606,7 @@ fn queue_rows(
         }
     }
 
-    if options.reduction != Reduction::None {
+    if reduction != Reduction::None {
         let mut args = stream.launch_builder(reduce);
         args.arg(&buffers.row_loss).arg(&rows).arg(&options_arg);
         args.arg(&buffers.counters).arg(&buffers.result);
@@ -640,6 +643,7 @@ fn pinned_counters() -> std::result::Result<(*mut i64, u64), cudarc::driver::Dri
 #[derive(Debug, Clone, Copy)]
 struct Scalars {
     options: KernelOptions,
+    reduction: Reduction,
     labels_i64: i32,
     rows: i64,
     seq_len: i64,
@@ -652,6 +656,7 @@ impl Scalars {
     fn new(problem: &Problem, options: &LossOptions, buffers: &DeviceBuffers) -> Self {
         Self {
             options: KernelOptions::new(options),
+            reduction: options.reduction,
             labels_i64: i32::from(buffers.labels_i64),
             rows: problem.rows as i64,
             seq_len: problem.seq_len as i64,
