@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::memory::{huge_filled, huge_vec};
 use crate::parallel;
 use free_space::FreeSpace;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How the next bin is chosen for an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,20 +194,33 @@ pub fn items<T: Length>(lengths: &[T], capacity: u32, overflow: Overflow) -> Res
         ));
     }
     let cap = i64::from(capacity);
+    // The common case, every length in range, converts in one parallel pass; only when it
+    // finds one out of range do the serial scans below look for the first.
+    let out_of_range = AtomicBool::new(false);
+    let mut converted = huge_vec(lengths.len());
+    parallel::install(|| {
+        converted.par_extend(lengths.par_iter().map(|v| {
+            let v = v.value();
+            if !(1..=cap).contains(&v) {
+                out_of_range.store(true, Ordering::Relaxed);
+            }
+            v as u32
+        }));
+    })?;
+    if !out_of_range.into_inner() {
+        return Ok(Items {
+            lengths: converted,
+            sources: None,
+        });
+    }
     if let Some((index, value)) = first_where(lengths, |v| v < 1) {
         return Err(Error::invalid(
             "lengths",
             format!("every length must be >= 1, got {value} at index {index}"),
         ));
     }
-    let first_over = first_where(lengths, |v| v > cap);
-    let Some((index, value)) = first_over else {
-        let lengths = parallel::install(|| lengths.par_iter().map(|v| v.value() as u32).collect())?;
-        return Ok(Items {
-            lengths,
-            sources: None,
-        });
-    };
+    // Every length is >= 1 here, so the one out of range is over the capacity.
+    let (index, value) = first_where(lengths, |v| v > cap).unwrap_or_default();
     match overflow {
         Overflow::Error => Err(Error::invalid(
             "lengths",
@@ -325,20 +339,28 @@ fn pack_with_layout(
     check_item_lengths(lengths, capacity)?;
     // Everything below works in processing order, so the hot loop reads its lengths and
     // writes its answers sequentially; one scatter at the end returns to item order.
-    let sorted = if strategy.decreasing() {
-        Some(order::decreasing(lengths, capacity)?)
-    } else {
-        None
-    };
-    let (order, in_order) = match &sorted {
-        Some((order, in_order)) => (Some(order.as_slice()), in_order.as_slice()),
-        None => (None, lengths),
-    };
-    let placed = match strategy.rule() {
-        None => next_fit(in_order, capacity),
-        Some(rule) => fit(in_order, capacity, rule, dense),
-    };
-    to_item_order(placed, order)
+    if !strategy.decreasing() {
+        let placed = place(lengths, capacity, strategy, dense);
+        return to_item_order(placed, None);
+    }
+    let (sorted, plan) = order::decreasing(lengths, capacity)?;
+    // The fit loop is serial and needs only the sorted lengths: the item order is built on
+    // the other core meanwhile.
+    let (placed, order) = parallel::install(|| {
+        rayon::join(
+            || place(&sorted, capacity, strategy, dense),
+            || plan.item_order(lengths),
+        )
+    })?;
+    to_item_order(placed, Some(&order))
+}
+
+/// Place `lengths` in the order given, by the strategy's rule.
+fn place(lengths: &[u32], capacity: u32, strategy: Strategy, dense: Option<bool>) -> Placed {
+    match strategy.rule() {
+        None => next_fit(lengths, capacity),
+        Some(rule) => fit(lengths, capacity, rule, dense),
+    }
 }
 
 /// Bins and offsets in processing order, and the number of bins.

@@ -10,12 +10,26 @@ use crate::parallel;
 /// sort's O(capacity) histogram.
 const COUNTING_SORT_MIN_ITEMS_PER_LENGTH: usize = 1;
 
-/// Item indices sorted by length decreasing, ties by increasing index, and the lengths in
-/// that order. `lengths` are in [1, capacity].
+/// How to build the item order of the decreasing strategies. Only the results need it, not
+/// the fit loop, so [`OrderPlan::item_order`] can run on another core meanwhile.
+pub enum OrderPlan {
+    /// A comparison sort made the order along the way.
+    Ready(Vec<u32>),
+    /// A counting sort: items come in chunks of `chunk_len`, and chunk `t`'s first item of
+    /// length `capacity - k` goes to position `starts[t][k]`, its later ones right after.
+    Counted {
+        capacity: u32,
+        chunk_len: usize,
+        starts: Vec<Vec<u32>>,
+    },
+}
+
+/// `lengths` (each in [1, capacity]) sorted decreasing, ties by increasing index, and the
+/// plan of which item went where.
 ///
 /// # Errors
 /// When the pool cannot start.
-pub fn decreasing(lengths: &[u32], capacity: u32) -> Result<(Vec<u32>, Vec<u32>)> {
+pub fn decreasing(lengths: &[u32], capacity: u32) -> Result<(Vec<u32>, OrderPlan)> {
     if lengths.len() >= capacity as usize * COUNTING_SORT_MIN_ITEMS_PER_LENGTH {
         return parallel::install(|| counting_sort(lengths, capacity));
     }
@@ -25,12 +39,42 @@ pub fn decreasing(lengths: &[u32], capacity: u32) -> Result<(Vec<u32>, Vec<u32>)
         order.par_sort_unstable_by_key(|&i| (std::cmp::Reverse(lengths[i as usize]), i));
         order.par_iter().map(|&i| lengths[i as usize]).collect()
     })?;
-    Ok((order, sorted))
+    Ok((sorted, OrderPlan::Ready(order)))
+}
+
+impl OrderPlan {
+    /// `order[k]`: the item of `lengths` (those the plan was made from) processed `k`-th.
+    /// Runs on the current pool.
+    pub fn item_order(self, lengths: &[u32]) -> Vec<u32> {
+        let (capacity, chunk_len, mut starts) = match self {
+            Self::Ready(order) => return order,
+            Self::Counted {
+                capacity,
+                chunk_len,
+                starts,
+            } => (capacity, chunk_len, starts),
+        };
+        let mut order = huge_filled(lengths.len(), 0u32);
+        let target = SharedSlice(order.as_mut_ptr(), order.len());
+        lengths
+            .par_chunks(chunk_len)
+            .zip(starts.par_iter_mut())
+            .enumerate()
+            .for_each(|(chunk, (lengths, next))| {
+                let first = (chunk * chunk_len) as u32;
+                for (i, &length) in lengths.iter().enumerate() {
+                    let slot = &mut next[(capacity - length) as usize];
+                    target.write(*slot as usize, first + i as u32);
+                    *slot += 1;
+                }
+            });
+        order
+    }
 }
 
 /// Stable counting sort on `capacity - length`: O(n + capacity) work, split over the pool
-/// as per-chunk histograms and per-chunk scatters (the result does not depend on the split).
-fn counting_sort(lengths: &[u32], capacity: u32) -> (Vec<u32>, Vec<u32>) {
+/// as per-chunk histograms (the result does not depend on the split).
+fn counting_sort(lengths: &[u32], capacity: u32) -> (Vec<u32>, OrderPlan) {
     let keys = capacity as usize + 1;
     let key = |length: u32| (capacity - length) as usize;
     let chunk_len = lengths
@@ -60,21 +104,12 @@ fn counting_sort(lengths: &[u32], capacity: u32) -> (Vec<u32>, Vec<u32>) {
             (total - before) as usize,
         ));
     }
-    let mut order = huge_filled(lengths.len(), 0u32);
-    let target = SharedSlice(order.as_mut_ptr(), order.len());
-    lengths
-        .par_chunks(chunk_len)
-        .zip(starts.par_iter_mut())
-        .enumerate()
-        .for_each(|(chunk, (lengths, next))| {
-            let first = (chunk * chunk_len) as u32;
-            for (i, &length) in lengths.iter().enumerate() {
-                let slot = &mut next[key(length)];
-                target.write(*slot as usize, first + i as u32);
-                *slot += 1;
-            }
-        });
-    (order, sorted)
+    let plan = OrderPlan::Counted {
+        capacity,
+        chunk_len,
+        starts,
+    };
+    (sorted, plan)
 }
 
 /// Items per counting-sort task at least: below this a task costs more than it saves.
@@ -136,17 +171,32 @@ mod tests {
         let lengths = [3, 7, 3, 1, 7, 10];
         let expected = [5, 1, 4, 0, 2, 3];
         let sorted = vec![10, 7, 7, 3, 3, 1];
-        assert_eq!(
-            parallel::install(|| counting_sort(&lengths, 10)).unwrap(),
-            (expected.to_vec(), sorted.clone())
-        );
-        assert_eq!(
-            decreasing(&lengths, 1000).unwrap(),
-            (expected.to_vec(), sorted)
-        );
+        let counted = parallel::install(|| counting_sort(&lengths, 10)).unwrap();
+        // A capacity above the item count takes the comparison sort.
+        let compared = decreasing(&lengths, 1000).unwrap();
+        for (by_length, plan) in [counted, compared] {
+            assert_eq!(by_length, sorted);
+            let order = parallel::install(|| plan.item_order(&lengths)).unwrap();
+            assert_eq!(order, expected);
+        }
         assert_eq!(
             scatter(&[50, 10, 40, 0, 20, 30], &expected),
             [0, 10, 20, 30, 40, 50]
         );
+    }
+
+    #[test]
+    fn counting_sort_order_spans_chunks() {
+        // Several counting-sort chunks, so later chunks' items follow earlier ones' per length.
+        let lengths: Vec<u32> = (0..3 * MIN_SORT_CHUNK as u32)
+            .map(|i| 1 + (i * 7919) % 13)
+            .collect();
+        let mut expected: Vec<u32> = (0..lengths.len() as u32).collect();
+        expected.sort_by_key(|&i| (std::cmp::Reverse(lengths[i as usize]), i));
+        let (sorted, plan) = decreasing(&lengths, 13).unwrap();
+        let order = parallel::install(|| plan.item_order(&lengths)).unwrap();
+        assert_eq!(order, expected);
+        let by_order: Vec<u32> = order.iter().map(|&i| lengths[i as usize]).collect();
+        assert_eq!(sorted, by_order);
     }
 }
