@@ -185,6 +185,19 @@ def test_empty_batch_gives_zero_by_zero_arrays(simple_tokenizer) -> None:
     assert simple_tokenizer([], padding=True, return_tensors="np")["input_ids"].shape == (0, 0)
 
 
+def test_batch_encode_takes_str_subclasses_and_leaves_the_list_alone(simple_tokenizer) -> None:
+    class Text(str):
+        pass
+
+    texts = [Text("1 2"), "3", Text("")]
+    ids, _, lengths = simple_tokenizer.batch_encode(texts)
+    want, _, want_lengths = simple_tokenizer.batch_encode(["1 2", "3", ""])
+    np.testing.assert_array_equal(ids, want)
+    np.testing.assert_array_equal(lengths, want_lengths)
+    assert texts == ["1 2", "3", ""]
+    assert type(texts[0]) is Text
+
+
 def test_batch_encode_matches_single_encodes_for_every_model(make_tokenizer) -> None:
     texts = [*fixture_corpus()[:300], "", "  ", "[MASK] hello [SEP]x", "é ü 中文 😀"]
     for kind in ("byte", "bpe"):
@@ -264,6 +277,7 @@ def test_pooled_batches_are_never_handed_out_while_viewed() -> None:
 def test_reused_batch_memory_holds_only_the_new_batch() -> None:
     """A pooled buffer still holds the previous batch's bytes: every cell is rewritten,
     padding and mask zeros included, whatever the padding side and pad id."""
+    from ferrofix import _native
     from ferrofix.tokenizers import release_batch_buffers
 
     release_batch_buffers()
@@ -277,9 +291,24 @@ def test_reused_batch_memory_holds_only_the_new_batch() -> None:
     assert address in {a.__array_interface__["data"][0] for a in (ids, mask)}
     np.testing.assert_array_equal(ids, _expected_rows(left, texts, 16, 0))
     np.testing.assert_array_equal(mask, np.arange(16)[None, :] >= 16 - lengths[:, None])
-    assert release_batch_buffers() == 0  # both buffers are in use
+    assert _native.core().idle_batch_bytes() == 0  # both buffers are in use
     del ids, mask
     assert release_batch_buffers() >= 2 * 16 * len(texts) * 8
+
+
+def test_token_id_buffers_are_kept_between_batches_until_released() -> None:
+    from ferrofix import _native
+    from ferrofix.tokenizers import release_batch_buffers
+
+    t = SimpleTokenizer(WORDS)
+    texts = _big_batch(2)
+    first = t.batch_encode(texts)
+    assert _native.core().idle_token_id_bytes() >= 4 * int(first[2].sum())
+    again = t.batch_encode(texts)  # out of reused buffers: the same ids
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    release_batch_buffers()
+    assert _native.core().idle_token_id_bytes() == 0
 
 
 # --- pad -----------------------------------------------------------------------------------
@@ -569,6 +598,11 @@ BAD_INPUT = [
     (lambda: SIMPLE.decode([[1]]), errors.ShapeError, r"ids: expected shape \(L,\)"),
     (lambda: SIMPLE.encode(3), errors.DtypeError, "text: expected str, got int"),
     (lambda: SIMPLE(["1", 2]), errors.DtypeError, r"text\[1\]: expected str, got int"),
+    (
+        lambda: SIMPLE.batch_encode(["1", "2", "\ud800"]),
+        errors.ConfigError,
+        "text: text 2 is not valid Unicode",
+    ),
     (lambda: SIMPLE(3), errors.DtypeError, "text: expected str or a list of str, got int"),
     (lambda: SIMPLE.batch_encode("1 2"), errors.DtypeError, "text: expected a list of str"),
     (

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod bpe_train;
 pub mod byte_classes;
 pub mod byte_level;
+pub mod id_buffers;
 pub mod pretokenize;
 pub mod word_table;
 

@@ -21,6 +21,7 @@ use std::mem::MaybeUninit;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ferrofix_core::memory::huge_vec;
+use ferrofix_core::tokenizer::id_buffers::ID_BUFFERS;
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{Element, PyArrayDyn};
 use pyo3::prelude::*;
@@ -172,16 +173,23 @@ fn idle_gradient_bytes() -> usize {
     GRADIENTS.idle_bytes()
 }
 
-/// Free the idle tokenized-batch buffers; returns how many bytes that released.
+/// Free the idle tokenized-batch buffers (the outputs' and the core's content-id buffers);
+/// returns how many bytes that released.
 #[pyfunction]
 fn release_batch_buffers() -> usize {
-    BATCHES.release()
+    BATCHES.release() + ID_BUFFERS.release()
 }
 
-/// Bytes waiting in the tokenized-batch pool.
+/// Bytes waiting in the tokenized-batch output pool.
 #[pyfunction]
 fn idle_batch_bytes() -> usize {
     BATCHES.idle_bytes()
+}
+
+/// Bytes waiting in the core's pool of content-id buffers.
+#[pyfunction]
+fn idle_token_id_bytes() -> usize {
+    ID_BUFFERS.idle_bytes()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -191,5 +199,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(release_gradient_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(idle_gradient_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(release_batch_buffers, m)?)?;
-    m.add_function(wrap_pyfunction!(idle_batch_bytes, m)?)
+    m.add_function(wrap_pyfunction!(idle_batch_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(idle_token_id_bytes, m)?)
 }

@@ -4,6 +4,7 @@
 //! - Texts are encoded in fixed blocks on the crate's pool, then written into the
 //!   (rows x width) int64 outputs; results do not depend on the thread count.
 //! - `fill` writes every element of both outputs, so they may come from reused memory.
+//! - The blocks' id buffers come from, and on drop go back to, `id_buffers::ID_BUFFERS`.
 //! - Truncation keeps the BOS/EOS that `add_special_tokens` adds and cuts the content.
 //! - A text longer than `max_length` without `truncation` is an error naming the text.
 //! - The first failing text (in input order) decides the error, whatever the thread count.
@@ -11,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::Tokenizer;
+use super::id_buffers::ID_BUFFERS;
 use crate::error::{Error, Result};
 use crate::parallel;
 
@@ -133,8 +135,8 @@ impl EncodedBatch {
     }
 
     /// Tokens per row, taking them out of the batch.
-    pub fn into_lengths(self) -> Vec<i64> {
-        self.lengths
+    pub fn into_lengths(mut self) -> Vec<i64> {
+        std::mem::take(&mut self.lengths)
     }
 
     /// The content ids of text `row`.
@@ -204,6 +206,12 @@ impl EncodedBatch {
     }
 }
 
+impl Drop for EncodedBatch {
+    fn drop(&mut self) {
+        ID_BUFFERS.give_back(self.blocks.drain(..).map(|block| block.ids));
+    }
+}
+
 impl Tokenizer {
     /// Encode `texts` and measure the batch they make; [`EncodedBatch::fill`] lays it out.
     pub fn encode_texts(&self, texts: &[&str], options: &BatchOptions) -> Result<EncodedBatch> {
@@ -220,7 +228,7 @@ impl Tokenizer {
             texts
                 .par_chunks(BLOCK)
                 .map(|block| {
-                    let mut ids = Vec::with_capacity(block.len() * 24);
+                    let mut ids = ID_BUFFERS.take(block.len() * 24);
                     let mut ends = Vec::with_capacity(block.len());
                     for text in block {
                         self.encode_content(text, &mut ids)?;

@@ -21,13 +21,25 @@ use super::byte_classes::ByteClasses;
 const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 const LENGTH_MIX: u64 = 0xc2b2_ae3d_27d4_eb4f;
 
-/// Little-endian word of up to 8 bytes, zero-filled.
+/// Little-endian word of up to 8 bytes, zero-filled. Two overlapping loads instead of a
+/// byte copy through the stack, whose store would stall the load that reads it back.
 #[inline]
 fn load_le(bytes: &[u8]) -> u64 {
-    debug_assert!(bytes.len() <= 8);
-    let mut buffer = [0u8; 8];
-    buffer[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(buffer)
+    let n = bytes.len();
+    debug_assert!(n <= 8);
+    let read = |at: usize, width: usize| -> u64 {
+        let mut word = 0u64;
+        for (k, &byte) in bytes[at..at + width].iter().enumerate() {
+            word |= u64::from(byte) << (8 * k);
+        }
+        word
+    };
+    match n {
+        4..=8 => read(0, 4) | (read(n - 4, 4) << (8 * (n - 4))),
+        2..=3 => read(0, 2) | (read(n - 2, 2) << (8 * (n - 2))),
+        1 => u64::from(bytes[0]),
+        _ => 0,
+    }
 }
 
 /// The 8 bytes of `text` from `start`, little-endian (the caller checks they exist).
@@ -360,6 +372,16 @@ mod tests {
             words.iter().enumerate().map(|(i, w)| (*w, i as u32 + 7)),
             &[false; 256],
         )
+    }
+
+    #[test]
+    fn short_loads_match_a_byte_copy() {
+        let bytes = [0x01u8, 0x80, 0xff, 0x00, 0x7f, 0x20, 0xfe, 0x11];
+        for len in 0..=8 {
+            let mut copy = [0u8; 8];
+            copy[..len].copy_from_slice(&bytes[..len]);
+            assert_eq!(load_le(&bytes[..len]), u64::from_le_bytes(copy), "{len}");
+        }
     }
 
     #[test]
