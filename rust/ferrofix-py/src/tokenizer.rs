@@ -47,7 +47,8 @@ fn with_list_texts<'py, R>(texts: &Bound<'py, PyAny>, f: impl FnOnce(&[&str]) ->
     for i in 0..snapshot.len() {
         // SAFETY: `snapshot` is a list only this function sees, `i` is in range, and the
         // borrowed item stays alive as long as `snapshot` holds it (until after `f`).
-        let item = unsafe { pyo3::ffi::PyList_GetItem(snapshot.as_ptr(), i as pyo3::ffi::Py_ssize_t) };
+        let item =
+            unsafe { pyo3::ffi::PyList_GetItem(snapshot.as_ptr(), i as pyo3::ffi::Py_ssize_t) };
         // SAFETY: `item` is a live object (above); the check only reads its type.
         if item.is_null() || unsafe { pyo3::ffi::PyUnicode_Check(item) } == 0 {
             let item = snapshot.get_item(i)?;
@@ -68,7 +69,10 @@ fn with_list_texts<'py, R>(texts: &Bound<'py, PyAny>, f: impl FnOnce(&[&str]) ->
         // SAFETY: the view is `size` bytes of valid UTF-8 owned by the immutable string,
         // which `snapshot` keeps alive until after `f` has returned.
         views.push(unsafe {
-            std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast::<u8>(), size as usize))
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                data.cast::<u8>(),
+                size as usize,
+            ))
         });
     }
     let result = f(&views);

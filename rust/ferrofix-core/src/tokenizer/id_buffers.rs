@@ -106,7 +106,11 @@ mod tests {
         assert_eq!(pool.idle_bytes(), capacity * 4);
         let again = pool.take(10);
         assert!(again.is_empty(), "the old ids are gone");
-        assert_eq!(again.capacity(), capacity, "the memory is the one given back");
+        assert_eq!(
+            again.capacity(),
+            capacity,
+            "the memory is the one given back"
+        );
         assert_eq!(pool.idle_bytes(), 0);
         // Over the bound: kept up to it, the rest freed; empty buffers are not kept.
         pool.give_back([again, Vec::with_capacity(9001), Vec::new()]);
