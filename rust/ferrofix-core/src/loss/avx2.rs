@@ -10,10 +10,10 @@
 //! without AVX2.
 
 use std::arch::x86_64::{
-    __m256, _CMP_LT_OQ, _MM_HINT_T0, _mm_prefetch, _mm256_add_epi32, _mm256_add_ps,
-    _mm256_andnot_ps, _mm256_castps_si256, _mm256_castsi256_ps, _mm256_cmp_ps, _mm256_fmadd_ps,
-    _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_mul_ps, _mm256_set1_epi32,
-    _mm256_set1_ps, _mm256_setzero_ps, _mm256_slli_epi32, _mm256_storeu_ps, _mm256_sub_ps,
+    __m256, _MM_HINT_T0, _mm_prefetch, _mm256_add_epi32, _mm256_add_ps, _mm256_castps_si256,
+    _mm256_castsi256_ps, _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_max_ps,
+    _mm256_mul_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps, _mm256_slli_epi32,
+    _mm256_storeu_ps, _mm256_sub_ps,
 };
 
 use super::cpu::{Upcoming, exp_constants as k};
@@ -37,7 +37,8 @@ pub fn available() -> bool {
 fn exp8xn<const N: usize>(x: [__m256; N]) -> [__m256; N] {
     let splat = |value: f32| _mm256_set1_ps(value);
     // Inputs are `x − max` ≤ 0 (or NaN), so only the low clamp of the portable version can
-    // bite. MAXPS returns its second operand when either is NaN, so NaN propagates.
+    // bite; it makes 2^n exactly 0 below the range. MAXPS returns its second operand when
+    // either is NaN, so NaN propagates.
     let clamped = x.map(|x| _mm256_max_ps(splat(k::LO), x));
     let mut shifted = clamped;
     let mut r = clamped;
@@ -69,9 +70,7 @@ fn exp8xn<const N: usize>(x: [__m256; N]) -> [__m256; N] {
         // and adding the bias gives 2^n (the high bits of 1.5·2^23 shift out).
         let bits = _mm256_slli_epi32::<23>(_mm256_castps_si256(shifted[i]));
         let scale = _mm256_castsi256_ps(_mm256_add_epi32(bits, _mm256_set1_epi32(127 << 23)));
-        // Below LO the portable version returns exactly 0 (NaN compares false and is kept).
-        let underflow = _mm256_cmp_ps::<_CMP_LT_OQ>(x[i], splat(k::LO));
-        out[i] = _mm256_andnot_ps(underflow, _mm256_mul_ps(y, scale));
+        out[i] = _mm256_mul_ps(y, scale);
     }
     out
 }
@@ -100,21 +99,24 @@ pub unsafe fn chunk_max(chunk: &[f32]) -> f32 {
     best
 }
 
-/// Replace each `x` of a chunk by `exp(x − max)` and return their sum, as `cpu.rs`'s
-/// `chunk_exp_sum` does for a finite `max`. Meanwhile asks for the cache lines of
+/// Write `exp(x − max)` of each `x` of `src` into `dst` (as long) and return their sum, as
+/// `cpu.rs`'s `chunk_exp_sum` does for a finite `max`. Meanwhile asks for the cache lines of
 /// `upcoming` (the logits of the next chunk), one per loop step, so the next chunk streams
 /// in while this one computes instead of stalling its first pass.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA ([`available`]).
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn exp_shifted_sum(chunk: &mut [f32], max: f32, upcoming: Upcoming) -> f64 {
+pub unsafe fn exp_shifted_sum(src: &[f32], dst: &mut [f32], max: f32, upcoming: Upcoming) -> f64 {
+    debug_assert_eq!(src.len(), dst.len());
     let shift = _mm256_set1_ps(max);
     let mut low_sum = _mm256_setzero_ps();
     let mut high_sum = low_sum;
     let mut line = upcoming.start;
-    let mut blocks = chunk.chunks_exact_mut(2 * STEP);
-    for block in &mut blocks {
+    let mut pairs = src
+        .chunks_exact(2 * STEP)
+        .zip(dst.chunks_exact_mut(2 * STEP));
+    for (input, output) in &mut pairs {
         // Two cache lines of the next chunk per 128 bytes of this one.
         for _ in 0..2 {
             if line < upcoming.end {
@@ -123,38 +125,42 @@ pub unsafe fn exp_shifted_sum(chunk: &mut [f32], max: f32, upcoming: Upcoming) -
                 line += CACHE_LINE;
             }
         }
-        let at = block.as_mut_ptr();
-        // SAFETY: `block` holds 2·STEP = 32 floats: four 8-float loads and stores fit.
+        let (from, to) = (input.as_ptr(), output.as_mut_ptr());
+        // SAFETY: both blocks hold 2·STEP = 32 floats: four 8-float loads and stores fit.
         unsafe {
-            let x = [0, 8, 16, 24].map(|i| _mm256_sub_ps(_mm256_loadu_ps(at.add(i)), shift));
+            let x = [0, 8, 16, 24].map(|i| _mm256_sub_ps(_mm256_loadu_ps(from.add(i)), shift));
             let e = exp8xn(x);
             for (i, &value) in e.iter().enumerate() {
-                _mm256_storeu_ps(at.add(8 * i), value);
+                _mm256_storeu_ps(to.add(8 * i), value);
             }
             // Elements 0-7 and 16-23 go to the low lanes, as with 16-float steps.
             low_sum = _mm256_add_ps(_mm256_add_ps(low_sum, e[0]), e[2]);
             high_sum = _mm256_add_ps(_mm256_add_ps(high_sum, e[1]), e[3]);
         }
     }
-    let mut blocks = blocks.into_remainder().chunks_exact_mut(STEP);
-    for block in &mut blocks {
-        let at = block.as_mut_ptr();
-        // SAFETY: `block` holds STEP = 16 floats: two 8-float loads and stores fit.
+    let done = src.len() / (2 * STEP) * (2 * STEP);
+    let (src, dst) = (&src[done..], &mut dst[done..]);
+    let mut pairs = src.chunks_exact(STEP).zip(dst.chunks_exact_mut(STEP));
+    for (input, output) in &mut pairs {
+        let (from, to) = (input.as_ptr(), output.as_mut_ptr());
+        // SAFETY: both blocks hold STEP = 16 floats: two 8-float loads and stores fit.
         unsafe {
-            let x = [0, 8].map(|i| _mm256_sub_ps(_mm256_loadu_ps(at.add(i)), shift));
+            let x = [0, 8].map(|i| _mm256_sub_ps(_mm256_loadu_ps(from.add(i)), shift));
             let [low, high] = exp8xn(x);
-            _mm256_storeu_ps(at, low);
-            _mm256_storeu_ps(at.add(8), high);
+            _mm256_storeu_ps(to, low);
+            _mm256_storeu_ps(to.add(8), high);
             low_sum = _mm256_add_ps(low_sum, low);
             high_sum = _mm256_add_ps(high_sum, high);
         }
     }
     let partial: f64 = spill(low_sum, high_sum).iter().map(|&v| f64::from(v)).sum();
-    let remainder = blocks.into_remainder();
-    for value in remainder.iter_mut() {
-        *value = super::cpu::Compute::exp(*value - max);
+    let done = src.len() / STEP * STEP;
+    let mut rest = 0.0;
+    for (&x, e) in src[done..].iter().zip(&mut dst[done..]) {
+        *e = super::cpu::Compute::exp(x - max);
+        rest += f64::from(*e);
     }
-    partial + remainder.iter().map(|&v| f64::from(v)).sum::<f64>()
+    partial + rest
 }
 
 #[inline]
@@ -203,10 +209,11 @@ mod tests {
                 "max, len {len}"
             );
             let shift = if max.is_finite() { max } else { 0.0 };
-            let (mut ours, mut portable) = (values.clone(), values.clone());
+            let (mut ours, mut portable) = (vec![0.0; len], vec![0.0; len]);
             // SAFETY: as above.
-            let sum = unsafe { exp_shifted_sum(&mut ours, shift, Upcoming::after(&values)) };
-            let expected = cpu::chunk_exp_sum(&mut portable, shift);
+            let sum =
+                unsafe { exp_shifted_sum(&values, &mut ours, shift, Upcoming::after(&values)) };
+            let expected = cpu::chunk_exp_sum(&values, &mut portable, shift);
             assert!(sum.to_bits() == expected.to_bits() || (sum.is_nan() && expected.is_nan()));
             for (a, b) in ours.iter().zip(&portable) {
                 assert!(

@@ -1,11 +1,13 @@
 //! CPU backend of the causal-LM loss: rows in parallel, each row streamed in L1-sized chunks.
 //!
-//! Per contributing row: pass 1 stages each chunk as f32 (f64 for f64 logits), takes the
-//! chunk max and the sum of `exp(x − max)` with an online rescale between chunks, giving
-//! `lse`; pass 2 (only when a gradient is wanted) re-reads the row, still in L2, and writes
-//! the scaled `softmax − onehot` in the logits' dtype, into a separate buffer or over the
-//! logits themselves. Extra memory is two chunk buffers per thread plus O(N) per-row
-//! results. Rows that contribute nothing are skipped (their gradient row is zeroed).
+//! Per contributing row: pass 1 takes each chunk's max and writes `exp(x − max)` of it into
+//! a row-sized buffer, summing as it goes, with an online rescale between chunks, giving
+//! `lse`; f32 and f64 logits are read where they are, 16-bit (and softcapped) ones are
+//! staged as f32 first. Pass 2 (only when a gradient is wanted) turns the kept
+//! exponentials into the scaled `softmax − onehot` in the logits' dtype, into a separate
+//! buffer or over the logits themselves, without a second `exp`. Extra memory is one row of
+//! exponentials and two chunk buffers per task plus O(N) per-row results. Rows that
+//! contribute nothing are skipped (their gradient row is zeroed).
 //!
 //! Per-row losses are summed in f64 in row order after the parallel part, so the result is
 //! bit-identical for every thread count. NaN logits make that row's loss NaN, +inf logits
@@ -54,11 +56,11 @@ pub trait Compute:
     fn chunk_max(chunk: &[Self]) -> Self {
         chunk_max(chunk)
     }
-    /// Replace each `x` of a chunk by `exp(x − max)` and return their sum; `upcoming` is
-    /// the memory the caller reads next (a hint for prefetching).
-    fn exp_shifted_sum(chunk: &mut [Self], max: Self, upcoming: Upcoming) -> f64 {
+    /// Write `exp(x − max)` of each `x` of `src` into `dst` (as long) and return their sum;
+    /// `upcoming` is the memory the caller reads next (a hint for prefetching).
+    fn exp_shifted_sum(src: &[Self], dst: &mut [Self], max: Self, upcoming: Upcoming) -> f64 {
         let _ = upcoming;
-        chunk_exp_sum(chunk, max)
+        chunk_exp_sum(src, dst, max)
     }
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
@@ -78,8 +80,9 @@ pub(super) mod exp_constants {
     pub const LOG2E: f32 = std::f32::consts::LOG2_E;
     pub const LN2_HI: f32 = 0.693_359_4;
     pub const LN2_LO: f32 = -2.121_944_4e-4;
-    /// Below LO the result is subnormal or 0; above HI it would overflow 2^n.
-    pub const LO: f32 = -87.33;
+    /// Inputs are clamped to LO, where n = −127 and 2^n's bits are all zero: the result is
+    /// exactly 0 there and below, without a separate compare. Above HI 2^n would overflow.
+    pub const LO: f32 = -88.0;
     pub const HI: f32 = 88.3;
     /// Adding 1.5·2^23 rounds to an integer and leaves it in the low mantissa bits.
     pub const ROUND: f32 = 12_582_912.0;
@@ -115,7 +118,7 @@ impl Compute for f32 {
         let p = high.mul_add(r2, mid).mul_add(r2, low);
         let y = p.mul_add(r2, r + 1.0);
         let scale = f32::from_bits(((k_int + 127) as u32) << 23);
-        if self < LO { 0.0 } else { y * scale }
+        y * scale
     }
 
     #[inline(always)]
@@ -129,14 +132,14 @@ impl Compute for f32 {
     }
 
     #[inline(always)]
-    fn exp_shifted_sum(chunk: &mut [Self], max: Self, upcoming: Upcoming) -> f64 {
+    fn exp_shifted_sum(src: &[Self], dst: &mut [Self], max: Self, upcoming: Upcoming) -> f64 {
         #[cfg(target_arch = "x86_64")]
         if super::avx2::available() && max != f32::NEG_INFINITY {
             // SAFETY: the running CPU supports AVX2 and FMA (checked just above).
-            return unsafe { super::avx2::exp_shifted_sum(chunk, max, upcoming) };
+            return unsafe { super::avx2::exp_shifted_sum(src, dst, max, upcoming) };
         }
         let _ = upcoming;
-        chunk_exp_sum(chunk, max)
+        chunk_exp_sum(src, dst, max)
     }
 
     #[inline(always)]
@@ -207,9 +210,19 @@ pub trait Logit: Copy + Default + Send + Sync + 'static {
     fn load(src: &[Self], dst: &mut [Self::C]);
     /// Round `src` into `dst` (same length).
     fn store(src: &[Self::C], dst: &mut [Self]);
+    /// The chunk itself when it already is in the compute type (no staging copy needed).
+    fn as_computed(chunk: &[Self]) -> Option<&[Self::C]> {
+        let _ = chunk;
+        None
+    }
+    /// The chunk itself, writable, when it already is in the compute type.
+    fn as_computed_mut(chunk: &mut [Self]) -> Option<&mut [Self::C]> {
+        let _ = chunk;
+        None
+    }
 }
 
-/// f32 and f64 logits are computed in their own type: staging is a plain copy.
+/// f32 and f64 logits are computed in their own type: read and written where they are.
 macro_rules! computed_as_itself {
     ($($t:ty),*) => {$(
         impl Logit for $t {
@@ -221,6 +234,14 @@ macro_rules! computed_as_itself {
             #[inline(always)]
             fn store(src: &[$t], dst: &mut [Self]) {
                 dst.copy_from_slice(src);
+            }
+            #[inline(always)]
+            fn as_computed(chunk: &[Self]) -> Option<&[$t]> {
+                Some(chunk)
+            }
+            #[inline(always)]
+            fn as_computed_mut(chunk: &mut [Self]) -> Option<&mut [$t]> {
+                Some(chunk)
             }
         }
     )*};
@@ -327,23 +348,23 @@ fn chunk_sum<C: Compute>(chunk: &[C]) -> f64 {
     partial + blocks.remainder().iter().map(|v| v.to_f64()).sum::<f64>()
 }
 
-/// Replace each `x` of a chunk by `exp(x − max)` and return their sum. A chunk whose max
-/// is −inf (all −inf or NaN) becomes zeros, or NaN where it held NaN.
+/// Write `exp(x − max)` of each `x` of `src` into `dst` (as long) and return their sum. A
+/// chunk whose max is −inf (all −inf or NaN) gives zeros, or NaN where it held NaN.
 #[inline(always)]
-pub(super) fn chunk_exp_sum<C: Compute>(chunk: &mut [C], max: C) -> f64 {
+pub(super) fn chunk_exp_sum<C: Compute>(src: &[C], dst: &mut [C], max: C) -> f64 {
     if max == C::NEG_INFINITY {
         let mut total = 0.0;
-        for value in chunk.iter_mut() {
-            *value = if value.is_nan() { *value } else { C::default() };
-            total += value.to_f64();
+        for (e, &x) in dst.iter_mut().zip(src) {
+            *e = if x.is_nan() { x } else { C::default() };
+            total += e.to_f64();
         }
         return total;
     }
     // A plain map vectorises reliably; the sum then re-reads the chunk from L1.
-    for value in chunk.iter_mut() {
-        *value = (*value - max).exp();
+    for (e, &x) in dst.iter_mut().zip(src) {
+        *e = (x - max).exp();
     }
-    chunk_sum(chunk)
+    chunk_sum(dst)
 }
 
 /// Working memory of one task: the current row's exponentials (so pass 2 needs no second
@@ -378,15 +399,23 @@ fn row_statistics<T: Logit>(
     let mut sum_exp = 0.0_f64;
     let mut sum_logits = 0.0_f64;
     let chunks = row.chunks(CHUNK).zip(scratch.exps.chunks_mut(CHUNK));
-    for ((chunk, staged), slot) in chunks.zip(scratch.chunk_maxima.iter_mut()) {
-        T::load(chunk, staged);
-        apply_softcap(staged, config.softcap);
+    for ((chunk, exps), slot) in chunks.zip(scratch.chunk_maxima.iter_mut()) {
+        // f32/f64 logits are read where they are; others (and softcapped ones) are staged.
+        let values: &[T::C] = match T::as_computed(chunk) {
+            Some(values) if config.softcap.is_none() => values,
+            _ => {
+                let staged = &mut scratch.staged[..chunk.len()];
+                T::load(chunk, staged);
+                apply_softcap(staged, config.softcap);
+                staged
+            }
+        };
         if config.smoothing > 0.0 {
-            sum_logits += chunk_sum(staged);
+            sum_logits += chunk_sum(values);
         }
-        let chunk_max = T::C::chunk_max(staged);
+        let chunk_max = T::C::chunk_max(values);
         *slot = chunk_max;
-        let chunk_sum_exp = T::C::exp_shifted_sum(staged, chunk_max, Upcoming::after(chunk));
+        let chunk_sum_exp = T::C::exp_shifted_sum(values, exps, chunk_max, Upcoming::after(chunk));
         let chunk_max = chunk_max.to_f64();
         if chunk_max > max {
             sum_exp = sum_exp * (max - chunk_max).exp() + chunk_sum_exp;
@@ -432,19 +461,36 @@ fn write_row_gradient<T: Logit>(
         let len = exps.len();
         // softmax_j = exp(c_j − chunk max) · exp(chunk max − lse)
         let factor = T::C::from_f64((chunk_max.to_f64() - lse).exp() * prob_factor);
+        let target_in_chunk = target.checked_sub(start).filter(|&at| at < len);
+        let out = &mut row_out[start..start + len];
+        // f32/f64 without a softcap: written straight into the output, no staging.
+        if config.softcap.is_none()
+            && let Some(out) = T::as_computed_mut(out)
+        {
+            scaled_softmax(
+                out,
+                exps,
+                factor,
+                minus_uniform,
+                target_in_chunk,
+                target_term,
+            );
+            continue;
+        }
         let grad = &mut scratch.grad[..len];
-        for (g, &e) in grad.iter_mut().zip(exps) {
-            *g = e.mul_add(factor, minus_uniform);
-        }
-        if (start..start + len).contains(&target) {
-            let g = &mut grad[target - start];
-            *g = *g - target_term;
-        }
+        scaled_softmax(
+            grad,
+            exps,
+            factor,
+            minus_uniform,
+            target_in_chunk,
+            target_term,
+        );
         if let Some((_, inverse)) = config.softcap {
             let staged = &mut scratch.staged[..len];
             match source {
                 Some(source) => T::load(&source[start..start + len], staged),
-                None => T::load(&row_out[start..start + len], staged),
+                None => T::load(out, staged),
             }
             apply_softcap(staged, config.softcap);
             let one = T::C::from_f64(1.0);
@@ -453,7 +499,25 @@ fn write_row_gradient<T: Logit>(
                 *g = *g * (one - t * t);
             }
         }
-        T::store(grad, &mut row_out[start..start + len]);
+        T::store(grad, out);
+    }
+}
+
+/// `exps · factor + minus_uniform` into `out`, less `target_term` at the target (if any).
+#[inline(always)]
+fn scaled_softmax<C: Compute>(
+    out: &mut [C],
+    exps: &[C],
+    factor: C,
+    minus_uniform: C,
+    target: Option<usize>,
+    target_term: C,
+) {
+    for (g, &e) in out.iter_mut().zip(exps) {
+        *g = e.mul_add(factor, minus_uniform);
+    }
+    if let Some(g) = target.and_then(|at| out.get_mut(at)) {
+        *g = *g - target_term;
     }
 }
 
