@@ -556,6 +556,23 @@ def test_inputs_off_the_fast_path_give_the_same_results() -> None:
     np.testing.assert_array_equal(spelled[1], grad)
 
 
+def test_validated_options_are_kept_by_value_and_type() -> None:
+    """Options are validated once per distinct (value, type) set: an equal value of another
+    type is still checked, and a rejected set is rejected on every call."""
+    logits, labels = make_inputs(2, 9, 37)
+    expected = loss.causal_lm_loss(logits, labels, z_loss_scale=0.0)
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="z_loss_scale: must be a number, got False"):
+            loss.causal_lm_loss(logits, labels, z_loss_scale=False)
+        with pytest.raises(ConfigError, match="reduction: must be one of"):
+            loss.causal_lm_loss(logits, labels, reduction="avg")
+        assert loss.causal_lm_loss(logits, labels, z_loss_scale=0) == expected
+    # A tensor divisor is read on every call, never kept.
+    first = loss.causal_lm_loss(logits, labels, num_items_in_batch=torch.tensor(4.0))
+    second = loss.causal_lm_loss(logits, labels, num_items_in_batch=torch.tensor(8.0))
+    assert first == pytest.approx(2 * second)
+
+
 @pytest.mark.parametrize(("call", "error", "message"), BAD_CALLS)
 def test_bad_inputs_raise_clear_errors(call, error, message) -> None:
     with pytest.raises(error) as info:

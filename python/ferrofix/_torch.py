@@ -29,16 +29,17 @@ def dtype_name(tensor: Any) -> str:
     return str(tensor.dtype).removeprefix("torch.")
 
 
-def numpy_view(tensor: Any) -> np.ndarray:
+def numpy_view(tensor: Any, name: str | None = None) -> np.ndarray:
     """A zero-copy numpy view of a CPU tensor's memory; 16-bit floats as their uint16 bits.
 
     numpy has no bfloat16, so bf16 (and, for one code path, f16) tensors are viewed as
-    uint16 and the native layer reinterprets the bits.
+    uint16 and the native layer reinterprets the bits. ``name``: the tensor's
+    :func:`dtype_name`, when the caller already has it.
     """
     import numpy as np
 
     tensor = tensor.detach()
-    if dtype_name(tensor) in ("bfloat16", "float16"):
+    if (name or dtype_name(tensor)) in ("bfloat16", "float16"):
         torch = loaded_torch()
         return tensor.view(torch.int16).numpy().view(np.uint16)
     return tensor.numpy()

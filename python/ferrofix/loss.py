@@ -72,13 +72,21 @@ class _Options:
 
     @classmethod
     def of(cls, *args: object) -> _Options:
-        """The options (``__init__``'s arguments), validated; the all-defaults case, most
-        calls, is built once, since a small loss call is only a few microseconds of work.
-        Values equal to a default but of another type (``False`` for ``0.0``) are validated.
+        """The options (``__init__``'s arguments), validated. A small loss call is only a
+        few microseconds of work, so options made of plain values are validated once and
+        kept, keyed by value and type (``False`` is not ``0.0``); others (a tensor
+        ``num_items_in_batch``) are validated on every call.
         """
-        if args == _DEFAULT_ARGS and tuple(map(type, args)) == _DEFAULT_TYPES:
-            return _default_options()
-        return cls(*args)
+        types = tuple(map(type, args))
+        if not _PLAIN_TYPES.issuperset(types):
+            return cls(*args)
+        key = (args, types)
+        options = _known_options.get(key)
+        if options is None:
+            options = cls(*args)
+            if len(_known_options) < _MAX_KNOWN_OPTIONS:
+                _known_options[key] = options
+        return options
 
     def __init__(
         self,
@@ -110,13 +118,9 @@ class _Options:
         }
 
 
-_DEFAULT_ARGS = (-100, "mean", True, 0.0, None, 0.0, None)
-_DEFAULT_TYPES = tuple(map(type, _DEFAULT_ARGS))
-
-
-@functools.cache
-def _default_options() -> _Options:
-    return _Options(*_DEFAULT_ARGS)
+_PLAIN_TYPES = frozenset((int, float, str, bool, type(None)))
+_MAX_KNOWN_OPTIONS = 256
+_known_options: dict[tuple[tuple[object, ...], tuple[type, ...]], _Options] = {}
 
 
 @functools.cache
@@ -295,7 +299,7 @@ def causal_lm_loss_and_grad(
         grad: Any = logits
     else:
         if is_tensor:
-            grad_array, grad = _gradient_like_tensor(tensor)
+            grad_array, grad = _gradient_like_tensor(tensor, dtype)
         else:
             grad_array = _gradient_buffer(array)
             grad = grad_array.view(logits.dtype) if dtype in _SIXTEEN_BIT else grad_array
@@ -317,11 +321,10 @@ def _gradient_buffer(array: np.ndarray) -> np.ndarray:
     return core.gradient_buffer(array.shape, array.dtype.name)
 
 
-def _gradient_like_tensor(tensor: Any) -> tuple[np.ndarray, Any]:
-    """A pooled gradient buffer for a CPU tensor: ``(numpy array the native layer writes,
-    tensor of the tensor's dtype sharing that memory)``."""
+def _gradient_like_tensor(tensor: Any, name: str) -> tuple[np.ndarray, Any]:
+    """A pooled gradient buffer for a CPU tensor whose dtype is ``name``: ``(numpy array the
+    native layer writes, tensor of the tensor's dtype sharing that memory)``."""
     torch = _torch.loaded_torch()
-    name = _torch.dtype_name(tensor)
     sixteen_bit = name in _SIXTEEN_BIT
     array = _native.core().gradient_buffer(tuple(tensor.shape), "uint16" if sixteen_bit else name)
     if not sixteen_bit:
@@ -368,20 +371,21 @@ def _torch_forward(
         return _cuda_forward(logits, labels, options, return_lse, with_grad=with_grad)
     torch = _torch.loaded_torch()
     source = logits.detach().contiguous()
+    name = _torch.dtype_name(source)
     label_array = _numpy_labels(labels)
-    grad_array, grad = _gradient_like_tensor(source) if with_grad else (None, None)
+    grad_array, grad = _gradient_like_tensor(source, name) if with_grad else (None, None)
     loss, per_row, lse, _ = _native_call(
-        _torch.numpy_view(source),
-        _torch.dtype_name(source),
+        _torch.numpy_view(source, name),
+        name,
         label_array,
         options,
         grad=grad_array,
         return_lse=return_lse,
     )
-    out_dtype = torch.float64 if source.dtype == torch.float64 else torch.float32
+    out_dtype = torch.float64 if name == "float64" else torch.float32
     shift = options.kwargs["shift"]
     if per_row is None:
-        loss_tensor = torch.tensor(loss, dtype=out_dtype)
+        loss_tensor = torch.full((), loss, dtype=out_dtype)  # half torch.tensor's cost
     else:
         loss_tensor = torch.from_numpy(_per_token(per_row, label_array.shape, shift).copy())
     lse_tensor = None if lse is None else torch.from_numpy(lse.reshape(label_array.shape))
