@@ -603,6 +603,26 @@ BAD_INPUT = [
         errors.ConfigError,
         "text: text 2 is not valid Unicode",
     ),
+    *[
+        (call, errors.ConfigError, f"{arg}: '{bad}' is not valid Unicode .*position {at}")
+        for call, arg, bad, at in [
+            (lambda: SIMPLE.encode("1 \ud800"), "text", r"1 \\ud800", 2),
+            (lambda: SIMPLE.encode("\ud800", return_tensors="np"), "text", r"\\ud800", 0),
+            (lambda: SIMPLE.encode_array("\udfff 1"), "text", r"\\udfff 1", 0),
+            (lambda: SIMPLE.tokenize("1\ud800"), "text", r"1\\ud800", 1),
+            (lambda: ByteTokenizer().encode("\ud800"), "text", r"\\ud800", 0),
+            (lambda: SIMPLE.convert_tokens_to_ids(["\ud800"]), "token", r"\\ud800", 0),
+            (lambda: SimpleTokenizer(["1", "\ud800"]), "vocab", r"\\ud800", 0),
+            (lambda: CharTokenizer(["a", "\ud800"]), "alphabet", r"\\ud800", 0),
+            (lambda: BPETokenizer.from_merges([("a", "\ud800")]), "merges", r"\\ud800", 0),
+            (
+                lambda: ByteTokenizer(special_tokens=["[PAD]", "x\udc00"]),
+                "special_tokens",
+                r"x\\udc00",
+                1,
+            ),
+        ]
+    ],
     (lambda: SIMPLE(3), errors.DtypeError, "text: expected str or a list of str, got int"),
     (lambda: SIMPLE.batch_encode("1 2"), errors.DtypeError, "text: expected a list of str"),
     (

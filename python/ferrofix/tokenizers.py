@@ -204,7 +204,10 @@ class Tokenizer:
     def _convert_token_to_id(self, token: str) -> int:
         if not isinstance(token, str):
             raise DtypeError(f"token: expected str, got {type(token).__name__}")
-        return int(self._native.token_id(token))
+        try:
+            return int(self._native.token_id(token))
+        except UnicodeEncodeError as error:
+            raise _not_unicode("token", error) from None
 
     def _convert_id_to_token(self, index: int) -> str:
         return self._native.id_tokens(_ids_array(index))[0]
@@ -230,22 +233,31 @@ class Tokenizer:
         """The token strings of ``text`` (no BOS/EOS); byte-level tokens in HF's form."""
         import numpy as np
 
-        ids = np.asarray(self._native.encode(text, False), dtype=np.int64)
+        try:
+            ids = np.asarray(self._native.encode(text, False), dtype=np.int64)
+        except UnicodeEncodeError as error:
+            raise _not_unicode("text", error) from None
         return self._native.id_tokens(ids)
 
     def encode(
         self, text: str, add_special_tokens: bool = True, return_tensors: str | None = None
     ) -> Any:
         """The ids of ``text``: a list of ints, or a (1, L) array/tensor as HF returns."""
-        if return_tensors is None:
-            return self._native.encode(text, add_special_tokens)
-        _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
-        ids = self._native.encode_array(text, add_special_tokens)[None, :]
+        try:
+            if return_tensors is None:
+                return self._native.encode(text, add_special_tokens)
+            _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
+            ids = self._native.encode_array(text, add_special_tokens)[None, :]
+        except UnicodeEncodeError as error:
+            raise _not_unicode("text", error) from None
         return _as_tensors({"input_ids": ids}, return_tensors)["input_ids"]
 
     def encode_array(self, text: str, add_special_tokens: bool = True) -> np.ndarray:
         """The ids of ``text`` as a 1-D int64 numpy array (the fastest single encode)."""
-        return self._native.encode_array(text, add_special_tokens)
+        try:
+            return self._native.encode_array(text, add_special_tokens)
+        except UnicodeEncodeError as error:
+            raise _not_unicode("text", error) from None
 
     def batch_encode(
         self,
@@ -494,6 +506,28 @@ def _set_pad_token(self: Tokenizer, token: str) -> None:
 Tokenizer.pad_token = Tokenizer.pad_token.setter(_set_pad_token)  # type: ignore[attr-defined]
 
 
+def _not_unicode(arg: str, error: UnicodeEncodeError) -> ConfigError:
+    """The error for a str argument holding a lone surrogate, which has no UTF-8 form (the
+    native layer's conversion raises Python's bare UnicodeEncodeError)."""
+    return ConfigError(
+        f"{arg}: {error.object!r} is not valid Unicode (a lone surrogate at position "
+        f"{error.start} has no UTF-8 form)"
+    )
+
+
+def _build(native_call: Callable[[], Any], **string_args: Sequence[Any]) -> Any:
+    """Run a native constructor; a lone surrogate in one of ``string_args`` (lists of str
+    or of str pairs) becomes a ConfigError naming the list that holds it."""
+    try:
+        return native_call()
+    except UnicodeEncodeError as error:
+        bad = error.object
+        for arg, values in string_args.items():
+            if any(v == bad or (isinstance(v, tuple) and bad in v) for v in values):
+                raise _not_unicode(arg, error) from None
+        raise _not_unicode("/".join(string_args), error) from None
+
+
 def _specials(special_tokens: Iterable[str]) -> list[str]:
     if isinstance(special_tokens, str):
         raise DtypeError("special_tokens: expected a list of str, got str")
@@ -527,8 +561,13 @@ class SimpleTokenizer(Tokenizer):
         for i, word in enumerate(words):
             if not isinstance(word, str):
                 raise DtypeError(f"vocab[{i}]: expected str, got {type(word).__name__}")
-        native = _native.core().Tokenizer.simple(
-            words, _specials(special_tokens), unk_fallback, add_bos, add_eos
+        specials = _specials(special_tokens)
+        native = _build(
+            lambda: _native.core().Tokenizer.simple(
+                words, specials, unk_fallback, add_bos, add_eos
+            ),
+            vocab=words,
+            special_tokens=specials,
         )
         self._setup(native, **options)
 
@@ -557,8 +596,11 @@ class CharTokenizer(Tokenizer):
         for i, c in enumerate(chars):
             if not isinstance(c, str) or len(c) != 1:
                 raise ConfigError(f"alphabet[{i}]: must be a single character, got {c!r}")
-        native = _native.core().Tokenizer.char(
-            chars, _specials(special_tokens), unk_fallback, add_bos, add_eos
+        specials = _specials(special_tokens)
+        native = _build(
+            lambda: _native.core().Tokenizer.char(chars, specials, unk_fallback, add_bos, add_eos),
+            alphabet=chars,
+            special_tokens=specials,
         )
         self._setup(native, **options)
 
@@ -574,7 +616,11 @@ class ByteTokenizer(Tokenizer):
         special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
         **options: Any,
     ) -> None:
-        native = _native.core().Tokenizer.byte(_specials(special_tokens), add_bos, add_eos)
+        specials = _specials(special_tokens)
+        native = _build(
+            lambda: _native.core().Tokenizer.byte(specials, add_bos, add_eos),
+            special_tokens=specials,
+        )
         self._setup(native, **options)
 
 
@@ -600,7 +646,12 @@ class BPETokenizer(Tokenizer):
                     f"got {merge!r}"
                 )
             pairs.append((merge[0], merge[1]))
-        native = _native.core().Tokenizer.bpe(pairs, _specials(special_tokens), add_bos, add_eos)
+        specials = _specials(special_tokens)
+        native = _build(
+            lambda: _native.core().Tokenizer.bpe(pairs, specials, add_bos, add_eos),
+            merges=pairs,
+            special_tokens=specials,
+        )
         self._setup(native, **options)
 
     @classmethod
@@ -636,8 +687,13 @@ class BPETokenizer(Tokenizer):
             raise ConfigError(f"min_frequency: must be an int, got {min_frequency!r}")
         if min_frequency < 1:
             raise ConfigError(f"min_frequency: must be at least 1, got {min_frequency}")
-        native = _native.core().Tokenizer.train_bpe(
-            texts, vocab_size, min_frequency, _specials(special_tokens), add_bos, add_eos
+        specials = _specials(special_tokens)
+        native = _build(
+            lambda: _native.core().Tokenizer.train_bpe(
+                texts, vocab_size, min_frequency, specials, add_bos, add_eos
+            ),
+            corpus=texts,
+            special_tokens=specials,
         )
         tokenizer = object.__new__(cls)
         tokenizer._setup(native, **options)
