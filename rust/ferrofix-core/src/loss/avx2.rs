@@ -109,14 +109,43 @@ pub unsafe fn chunk_max(chunk: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn exp_shifted_sum(src: &[f32], dst: &mut [f32], max: f32, upcoming: Upcoming) -> f64 {
     debug_assert_eq!(src.len(), dst.len());
+    let len = src.len().min(dst.len());
+    // SAFETY: both slices hold at least `len` floats, and a shared and a mutable slice
+    // never overlap.
+    unsafe { exp_shifted_sum_raw(src.as_ptr(), dst.as_mut_ptr(), len, max, upcoming) }
+}
+
+/// [`exp_shifted_sum`] over `values` in place (for chunks staged from 16-bit logits: one
+/// buffer stays in L1 instead of two).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA ([`available`]).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn exp_shifted_sum_in_place(values: &mut [f32], max: f32, upcoming: Upcoming) -> f64 {
+    let at = values.as_mut_ptr();
+    // SAFETY: `values` holds `values.len()` floats; reading and writing the same memory is
+    // what `exp_shifted_sum_raw` allows.
+    unsafe { exp_shifted_sum_raw(at, at, values.len(), max, upcoming) }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; `src` must be readable and `dst` writable for `len`
+/// floats, and the two either the same memory or disjoint (each block is read in full
+/// before it is written).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_shifted_sum_raw(
+    src: *const f32,
+    dst: *mut f32,
+    len: usize,
+    max: f32,
+    upcoming: Upcoming,
+) -> f64 {
     let shift = _mm256_set1_ps(max);
     let mut low_sum = _mm256_setzero_ps();
     let mut high_sum = low_sum;
     let mut line = upcoming.start;
-    let mut pairs = src
-        .chunks_exact(2 * STEP)
-        .zip(dst.chunks_exact_mut(2 * STEP));
-    for (input, output) in &mut pairs {
+    let mut at = 0;
+    while at + 2 * STEP <= len {
         // Two cache lines of the next chunk per 128 bytes of this one.
         for _ in 0..2 {
             if line < upcoming.end {
@@ -125,9 +154,10 @@ pub unsafe fn exp_shifted_sum(src: &[f32], dst: &mut [f32], max: f32, upcoming: 
                 line += CACHE_LINE;
             }
         }
-        let (from, to) = (input.as_ptr(), output.as_mut_ptr());
-        // SAFETY: both blocks hold 2·STEP = 32 floats: four 8-float loads and stores fit.
+        // SAFETY: floats `at..at + 32` are in bounds of both buffers (loop condition); all
+        // four loads happen before the first store.
         unsafe {
+            let (from, to) = (src.add(at), dst.add(at));
             let x = [0, 8, 16, 24].map(|i| _mm256_sub_ps(_mm256_loadu_ps(from.add(i)), shift));
             let e = exp8xn(x);
             for (i, &value) in e.iter().enumerate() {
@@ -137,14 +167,12 @@ pub unsafe fn exp_shifted_sum(src: &[f32], dst: &mut [f32], max: f32, upcoming: 
             low_sum = _mm256_add_ps(_mm256_add_ps(low_sum, e[0]), e[2]);
             high_sum = _mm256_add_ps(_mm256_add_ps(high_sum, e[1]), e[3]);
         }
+        at += 2 * STEP;
     }
-    let done = src.len() / (2 * STEP) * (2 * STEP);
-    let (src, dst) = (&src[done..], &mut dst[done..]);
-    let mut pairs = src.chunks_exact(STEP).zip(dst.chunks_exact_mut(STEP));
-    for (input, output) in &mut pairs {
-        let (from, to) = (input.as_ptr(), output.as_mut_ptr());
-        // SAFETY: both blocks hold STEP = 16 floats: two 8-float loads and stores fit.
+    while at + STEP <= len {
+        // SAFETY: floats `at..at + 16` are in bounds of both buffers; loads before stores.
         unsafe {
+            let (from, to) = (src.add(at), dst.add(at));
             let x = [0, 8].map(|i| _mm256_sub_ps(_mm256_loadu_ps(from.add(i)), shift));
             let [low, high] = exp8xn(x);
             _mm256_storeu_ps(to, low);
@@ -152,13 +180,18 @@ pub unsafe fn exp_shifted_sum(src: &[f32], dst: &mut [f32], max: f32, upcoming: 
             low_sum = _mm256_add_ps(low_sum, low);
             high_sum = _mm256_add_ps(high_sum, high);
         }
+        at += STEP;
     }
     let partial: f64 = spill(low_sum, high_sum).iter().map(|&v| f64::from(v)).sum();
-    let done = src.len() / STEP * STEP;
     let mut rest = 0.0;
-    for (&x, e) in src[done..].iter().zip(&mut dst[done..]) {
-        *e = super::cpu::Compute::exp(x - max);
-        rest += f64::from(*e);
+    while at < len {
+        // SAFETY: `at < len`, in bounds of both buffers.
+        unsafe {
+            let e = super::cpu::Compute::exp(*src.add(at) - max);
+            *dst.add(at) = e;
+            rest += f64::from(e);
+        }
+        at += 1;
     }
     partial + rest
 }
@@ -214,6 +247,14 @@ mod tests {
             let sum =
                 unsafe { exp_shifted_sum(&values, &mut ours, shift, Upcoming::after(&values)) };
             let expected = cpu::chunk_exp_sum(&values, &mut portable, shift);
+            let mut in_place = values.clone();
+            // SAFETY: as above.
+            let in_place_sum =
+                unsafe { exp_shifted_sum_in_place(&mut in_place, shift, Upcoming::after(&values)) };
+            assert!(in_place_sum.to_bits() == sum.to_bits() || sum.is_nan());
+            for (a, b) in in_place.iter().zip(&ours) {
+                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            }
             assert!(sum.to_bits() == expected.to_bits() || (sum.is_nan() && expected.is_nan()));
             for (a, b) in ours.iter().zip(&portable) {
                 assert!(

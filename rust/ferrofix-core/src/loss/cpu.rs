@@ -62,6 +62,11 @@ pub trait Compute:
         let _ = upcoming;
         chunk_exp_sum(src, dst, max)
     }
+    /// [`Compute::exp_shifted_sum`] over `values` in place.
+    fn exp_shifted_sum_in_place(values: &mut [Self], max: Self, upcoming: Upcoming) -> f64 {
+        let _ = upcoming;
+        chunk_exp_sum_in_place(values, max)
+    }
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
     /// `self·a + b`, fused where the CPU has FMA.
@@ -140,6 +145,17 @@ impl Compute for f32 {
         }
         let _ = upcoming;
         chunk_exp_sum(src, dst, max)
+    }
+
+    #[inline(always)]
+    fn exp_shifted_sum_in_place(values: &mut [Self], max: Self, upcoming: Upcoming) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx2::available() && max != f32::NEG_INFINITY {
+            // SAFETY: the running CPU supports AVX2 and FMA (checked just above).
+            return unsafe { super::avx2::exp_shifted_sum_in_place(values, max, upcoming) };
+        }
+        let _ = upcoming;
+        chunk_exp_sum_in_place(values, max)
     }
 
     #[inline(always)]
@@ -348,23 +364,30 @@ fn chunk_sum<C: Compute>(chunk: &[C]) -> f64 {
     partial + blocks.remainder().iter().map(|v| v.to_f64()).sum::<f64>()
 }
 
-/// Write `exp(x − max)` of each `x` of `src` into `dst` (as long) and return their sum. A
-/// chunk whose max is −inf (all −inf or NaN) gives zeros, or NaN where it held NaN.
+/// Write `exp(x − max)` of each `x` of `src` into `dst` (as long) and return their sum.
 #[inline(always)]
 pub(super) fn chunk_exp_sum<C: Compute>(src: &[C], dst: &mut [C], max: C) -> f64 {
+    dst.copy_from_slice(src);
+    chunk_exp_sum_in_place(dst, max)
+}
+
+/// Replace each `x` of a chunk by `exp(x − max)` and return their sum. A chunk whose max is
+/// −inf (all −inf or NaN) becomes zeros, or NaN where it held NaN.
+#[inline(always)]
+pub(super) fn chunk_exp_sum_in_place<C: Compute>(values: &mut [C], max: C) -> f64 {
     if max == C::NEG_INFINITY {
         let mut total = 0.0;
-        for (e, &x) in dst.iter_mut().zip(src) {
-            *e = if x.is_nan() { x } else { C::default() };
-            total += e.to_f64();
+        for value in values.iter_mut() {
+            *value = if value.is_nan() { *value } else { C::default() };
+            total += value.to_f64();
         }
         return total;
     }
     // A plain map vectorises reliably; the sum then re-reads the chunk from L1.
-    for (e, &x) in dst.iter_mut().zip(src) {
-        *e = (x - max).exp();
+    for value in values.iter_mut() {
+        *value = (*value - max).exp();
     }
-    chunk_sum(dst)
+    chunk_sum(values)
 }
 
 /// Working memory of one task: the current row's exponentials (so pass 2 needs no second
@@ -400,22 +423,32 @@ fn row_statistics<T: Logit>(
     let mut sum_logits = 0.0_f64;
     let chunks = row.chunks(CHUNK).zip(scratch.exps.chunks_mut(CHUNK));
     for ((chunk, exps), slot) in chunks.zip(scratch.chunk_maxima.iter_mut()) {
-        // f32/f64 logits are read where they are; others (and softcapped ones) are staged.
-        let values: &[T::C] = match T::as_computed(chunk) {
-            Some(values) if config.softcap.is_none() => values,
+        let upcoming = Upcoming::after(chunk);
+        // f32/f64 logits are read where they are; others (and softcapped ones) are staged
+        // in the exponentials' own slot and replaced there.
+        let (chunk_max, chunk_sum_exp) = match T::as_computed(chunk) {
+            Some(values) if config.softcap.is_none() => {
+                if config.smoothing > 0.0 {
+                    sum_logits += chunk_sum(values);
+                }
+                let chunk_max = T::C::chunk_max(values);
+                let sum = T::C::exp_shifted_sum(values, exps, chunk_max, upcoming);
+                (chunk_max, sum)
+            }
             _ => {
-                let staged = &mut scratch.staged[..chunk.len()];
-                T::load(chunk, staged);
-                apply_softcap(staged, config.softcap);
-                staged
+                T::load(chunk, exps);
+                apply_softcap(exps, config.softcap);
+                if config.smoothing > 0.0 {
+                    sum_logits += chunk_sum(exps);
+                }
+                let chunk_max = T::C::chunk_max(exps);
+                (
+                    chunk_max,
+                    T::C::exp_shifted_sum_in_place(exps, chunk_max, upcoming),
+                )
             }
         };
-        if config.smoothing > 0.0 {
-            sum_logits += chunk_sum(values);
-        }
-        let chunk_max = T::C::chunk_max(values);
         *slot = chunk_max;
-        let chunk_sum_exp = T::C::exp_shifted_sum(values, exps, chunk_max, Upcoming::after(chunk));
         let chunk_max = chunk_max.to_f64();
         if chunk_max > max {
             sum_exp = sum_exp * (max - chunk_max).exp() + chunk_sum_exp;
