@@ -169,6 +169,12 @@ impl CounterRng {
         u64::from(b[0]) | (u64::from(b[1]) << 32)
     }
 
+    /// The 64-bit draws of elements `first`, `first + 1`, ... in turn (for sequential
+    /// consumers such as test-data generators); indices wrap past `u64::MAX`.
+    pub fn u64s_from(&self, first: u64) -> impl Iterator<Item = u64> + '_ {
+        (0..=u64::MAX).map(move |k| self.u64_at(first.wrapping_add(k)))
+    }
+
     /// A uniform f64 in [0, 1) with 53 random bits for element `index`.
     #[inline]
     pub fn f64_at(&self, index: u64) -> f64 {
@@ -379,6 +385,13 @@ mod tests {
     fn zero_range_means_all_64_bits_not_a_division_by_zero() {
         let rng = CounterRng::new(3, 0);
         assert_eq!(rng.below_at(9, 0), rng.u64_at(9));
+    }
+
+    #[test]
+    fn sequential_draws_are_the_indexed_ones() {
+        let rng = CounterRng::new(3, 1);
+        let draws: Vec<u64> = rng.u64s_from(u64::MAX - 1).take(3).collect();
+        assert_eq!(draws, [u64::MAX - 1, u64::MAX, 0].map(|i| rng.u64_at(i)));
     }
 
     #[test]

@@ -165,11 +165,8 @@ mod tests {
     #[test]
     fn every_path_gives_the_table_bits() {
         let rng = CounterRng::new(7, 0);
-        let mut draw = 0;
-        let mut next = || {
-            draw += 1;
-            rng.u64_at(draw)
-        };
+        let mut draws = rng.u64s_from(1);
+        let mut next = || draws.next().unwrap_or_default();
         let special_sets: [&[u8]; 5] = [b"", b"[", b"[<\t", b"[<#@", b"[<#@!"];
         for specials in special_sets {
             let classes = classes_of(specials);

@@ -451,13 +451,12 @@ mod tests {
         let table = table_of(&words.iter().map(String::as_str).collect::<Vec<_>>());
         // Lengths around the 64-byte block size, spaces runs of 1-3, leading and trailing.
         let rng = CounterRng::new(5, 0);
-        let mut draw = 0;
+        let mut draws = rng.u64s_from(1);
         for length in [0usize, 1, 63, 64, 65, 127, 128, 129, 500] {
             for lead in 0..3 {
                 let mut text = " ".repeat(lead);
                 while text.len() < length {
-                    draw += 1;
-                    let state = rng.u64_at(draw);
+                    let state = draws.next().unwrap_or_default();
                     text.push_str(&words[(state >> 33) as usize % words.len()]);
                     text.push_str(&"\t \n"[..1 + (state >> 20) as usize % 3]);
                 }
@@ -477,11 +476,8 @@ mod tests {
     #[test]
     fn bucket_matches_agree_with_the_portable_compare() {
         let rng = CounterRng::new(11, 0);
-        let mut draw = 0;
-        let mut next = || {
-            draw += 1;
-            rng.u64_at(draw)
-        };
+        let mut draws = rng.u64s_from(1);
+        let mut next = || draws.next().unwrap_or_default();
         for _ in 0..5000 {
             // Few distinct values, so hits, partial matches (same prefix, other length and
             // the reverse, or equal low halves only) and empty slots all occur.
