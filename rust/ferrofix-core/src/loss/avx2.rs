@@ -54,10 +54,10 @@ fn exp8xn<const N: usize>(x: [__m256; N]) -> [__m256; N] {
     for i in 0..N {
         // Estrin's scheme, as the portable version.
         let r2 = _mm256_mul_ps(r[i], r[i]);
-        let high = _mm256_fmadd_ps(splat(k::P[0]), r[i], splat(k::P[1]));
-        let mid = _mm256_fmadd_ps(splat(k::P[2]), r[i], splat(k::P[3]));
-        let low = _mm256_fmadd_ps(splat(k::P[4]), r[i], splat(k::P[5]));
-        p[i] = _mm256_fmadd_ps(_mm256_fmadd_ps(high, r2, mid), r2, low);
+        let high = _mm256_fmadd_ps(splat(k::P[1]), r[i], splat(k::P[2]));
+        let low = _mm256_fmadd_ps(splat(k::P[3]), r[i], splat(k::P[4]));
+        let top = _mm256_fmadd_ps(splat(k::P[0]), r2, high);
+        p[i] = _mm256_fmadd_ps(top, r2, low);
     }
     let mut out = x;
     for i in 0..N {
