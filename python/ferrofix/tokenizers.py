@@ -204,10 +204,7 @@ class Tokenizer:
     def _convert_token_to_id(self, token: str) -> int:
         if not isinstance(token, str):
             raise DtypeError(f"token: expected str, got {type(token).__name__}")
-        try:
-            return int(self._native.token_id(token))
-        except UnicodeEncodeError as error:
-            raise _not_unicode("token", error) from None
+        return int(self._native.token_id(token))
 
     def _convert_id_to_token(self, index: int) -> str:
         return self._native.id_tokens(_ids_array(index))[0]
@@ -233,31 +230,22 @@ class Tokenizer:
         """The token strings of ``text`` (no BOS/EOS); byte-level tokens in HF's form."""
         import numpy as np
 
-        try:
-            ids = np.asarray(self._native.encode(text, False), dtype=np.int64)
-        except UnicodeEncodeError as error:
-            raise _not_unicode("text", error) from None
+        ids = np.asarray(self._native.encode(text, False), dtype=np.int64)
         return self._native.id_tokens(ids)
 
     def encode(
         self, text: str, add_special_tokens: bool = True, return_tensors: str | None = None
     ) -> Any:
         """The ids of ``text``: a list of ints, or a (1, L) array/tensor as HF returns."""
-        try:
-            if return_tensors is None:
-                return self._native.encode(text, add_special_tokens)
-            _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
-            ids = self._native.encode_array(text, add_special_tokens)[None, :]
-        except UnicodeEncodeError as error:
-            raise _not_unicode("text", error) from None
+        if return_tensors is None:
+            return self._native.encode(text, add_special_tokens)
+        _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
+        ids = self._native.encode_array(text, add_special_tokens)[None, :]
         return _as_tensors({"input_ids": ids}, return_tensors)["input_ids"]
 
     def encode_array(self, text: str, add_special_tokens: bool = True) -> np.ndarray:
         """The ids of ``text`` as a 1-D int64 numpy array (the fastest single encode)."""
-        try:
-            return self._native.encode_array(text, add_special_tokens)
-        except UnicodeEncodeError as error:
-            raise _not_unicode("text", error) from None
+        return self._native.encode_array(text, add_special_tokens)
 
     def batch_encode(
         self,
@@ -507,8 +495,9 @@ Tokenizer.pad_token = Tokenizer.pad_token.setter(_set_pad_token)  # type: ignore
 
 
 def _not_unicode(arg: str, error: UnicodeEncodeError) -> ConfigError:
-    """The error for a str argument holding a lone surrogate, which has no UTF-8 form (the
-    native layer's conversion raises Python's bare UnicodeEncodeError)."""
+    """The error for a str in a constructor's lists holding a lone surrogate, which has no
+    UTF-8 form (pyo3's conversion of those lists raises Python's bare UnicodeEncodeError);
+    the native layer words it the same for single texts and tokens."""
     return ConfigError(
         f"{arg}: {error.object!r} is not valid Unicode (a lone surrogate at position "
         f"{error.start} has no UTF-8 form)"

@@ -30,6 +30,29 @@ fn config(special_tokens: Vec<String>, unk_fallback: bool, add_bos: bool, add_eo
     }
 }
 
+/// The UTF-8 view of `text` (a `str`, else a `DtypeError`). A lone surrogate, which has no
+/// UTF-8 form, is a `ConfigError` naming `arg` and its position, not Python's bare
+/// `UnicodeEncodeError`.
+fn utf8<'a>(text: &'a Bound<'_, PyAny>, arg: &'static str) -> PyResult<&'a str> {
+    let string = text
+        .cast::<PyString>()
+        .map_err(|_| wrong_type(arg, "str", text))?;
+    string.to_str().map_err(|error| {
+        let at = error
+            .value(text.py())
+            .getattr("start")
+            .and_then(|start| start.extract::<usize>())
+            .unwrap_or_default();
+        let shown = text.repr().map(|r| r.to_string()).unwrap_or_default();
+        to_py(Error::invalid(
+            arg,
+            format!(
+                "{shown} is not valid Unicode (a lone surrogate at position {at} has no UTF-8 form)"
+            ),
+        ))
+    })
+}
+
 /// Run `f` on every text of a list borrowed as `&str`; anything but a list of `str` is a
 /// `DtypeError`.
 ///
@@ -204,8 +227,8 @@ impl PyTokenizer {
     }
 
     /// The id of a token string.
-    fn token_id(&self, token: &str) -> PyResult<u32> {
-        self.inner.token_id(token).map_err(to_py)
+    fn token_id(&self, token: &Bound<'_, PyAny>) -> PyResult<u32> {
+        self.inner.token_id(utf8(token, "token")?).map_err(to_py)
     }
 
     /// The token strings of int64 ids.
@@ -217,11 +240,8 @@ impl PyTokenizer {
 
     /// The ids of one text as a list.
     fn encode(&self, text: &Bound<'_, PyAny>, add_special_tokens: bool) -> PyResult<Vec<u32>> {
-        let text = text
-            .cast::<PyString>()
-            .map_err(|_| wrong_type("text", "str", text))?;
         self.inner
-            .encode(text.to_str()?, add_special_tokens)
+            .encode(utf8(text, "text")?, add_special_tokens)
             .map_err(to_py)
     }
 
@@ -232,12 +252,9 @@ impl PyTokenizer {
         text: &Bound<'py, PyAny>,
         add_special_tokens: bool,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-        let text = text
-            .cast::<PyString>()
-            .map_err(|_| wrong_type("text", "str", text))?;
         let ids = self
             .inner
-            .encode(text.to_str()?, add_special_tokens)
+            .encode(utf8(text, "text")?, add_special_tokens)
             .map_err(to_py)?;
         Ok(PyArray1::from_iter(py, ids.into_iter().map(i64::from)))
     }
