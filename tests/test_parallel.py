@@ -33,12 +33,11 @@ def test_bad_thread_counts_are_rejected(bad) -> None:
     assert str(info.value) == f"n: must be an integer >= 1 or None, got {bad!r}"
 
 
-def _run(env: dict[str, str]) -> str:
-    code = "import ferrofix; print(ferrofix.num_threads())"
+def _run(env: dict[str, str], code: str = "import ferrofix; print(ferrofix.num_threads())") -> str:
     full_env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("FERROFIX_NUM_THREADS", "PYTEST_XDIST_WORKER_COUNT")
+        if k not in ("FERROFIX_NUM_THREADS", "PYTEST_XDIST_WORKER_COUNT", "FERROFIX_BIND_THREADS")
     }
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={**full_env, **env}
@@ -58,6 +57,31 @@ def test_environment_sizes_the_pool() -> None:
 def test_malformed_environment_is_a_config_error() -> None:
     out = _run({"FERROFIX_NUM_THREADS": "zero"})
     assert 'ConfigError: FERROFIX_NUM_THREADS: must be an integer >= 1, got "zero"' in out
+
+
+BOUND = "from ferrofix import parallel; print(parallel.bound_cpus())"
+
+
+def test_workers_are_bound_one_per_cpu_only_when_the_pool_owns_every_cpu() -> None:
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    own_every_cpu = sys.platform == "linux" and len(allowed) > 1
+    assert _run({}, BOUND) == str(allowed if own_every_cpu else [])
+    assert _run({"FERROFIX_BIND_THREADS": "1"}, BOUND) == _run({}, BOUND)
+    # Turned off, one thread, or a pool smaller than the CPUs (xdist): left to the scheduler.
+    assert _run({"FERROFIX_BIND_THREADS": "0"}, BOUND) == "[]"
+    assert _run({"FERROFIX_NUM_THREADS": "1"}, BOUND) == "[]"
+    assert _run({"FERROFIX_NUM_THREADS": str(len(allowed) + 1)}, BOUND) == "[]"
+    assert _run({"PYTEST_XDIST_WORKER_COUNT": "2"}, BOUND) == "[]"
+
+
+def test_bound_workers_give_the_same_results() -> None:
+    code = "from ferrofix import rng; print(rng.uniform(100_000, 7).sum().hex())"
+    assert _run({}, code) == _run({"FERROFIX_BIND_THREADS": "0"}, code)
+
+
+def test_malformed_binding_environment_is_a_config_error() -> None:
+    out = _run({"FERROFIX_BIND_THREADS": "yes"}, BOUND)
+    assert 'ConfigError: FERROFIX_BIND_THREADS: must be 0 or 1, got "yes"' in out
 
 
 def _child_draw(queue) -> None:

@@ -111,13 +111,20 @@ def test_bad_option_values_are_usage_errors(
     result.stderr.fnmatch_lines([message])
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FERROFIX_NUM_THREADS", "0", "FERROFIX_NUM_THREADS must be an integer >= 1, got '0'"),
+        ("FERROFIX_BIND_THREADS", "yes", "FERROFIX_BIND_THREADS must be 0 or 1, got 'yes'"),
+    ],
+)
 def test_malformed_thread_environment_is_a_usage_error(
-    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
 ) -> None:
-    monkeypatch.setenv("FERROFIX_NUM_THREADS", "0")
+    monkeypatch.setenv(variable, value)
     result = run(suite)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: FERROFIX_NUM_THREADS must be an integer >= 1, got '0'"])
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
 
 def test_report_header_is_one_line_with_version_build_threads_cuda_and_seed(

@@ -162,6 +162,9 @@ def _threads(config: pytest.Config) -> int | None:
     env = os.environ.get("FERROFIX_NUM_THREADS")
     if env is not None and not _positive_int(env):
         raise pytest.UsageError(f"FERROFIX_NUM_THREADS must be an integer >= 1, got {env!r}")
+    bind = os.environ.get("FERROFIX_BIND_THREADS")
+    if bind is not None and bind.strip() not in ("0", "1"):
+        raise pytest.UsageError(f"FERROFIX_BIND_THREADS must be 0 or 1, got {bind!r}")
     text = config.getoption(_dest("threads"))
     if text is None:
         text = config.getini(_dest("threads")) or None

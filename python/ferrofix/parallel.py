@@ -5,6 +5,12 @@ order: ``set_num_threads(n)``; the ``FERROFIX_NUM_THREADS`` environment variable
 ``--ferrofix-threads`` pytest option; else the machine's cores divided by the number of
 pytest-xdist workers (at least 1). A process forked after the pool started runs serially.
 Results never depend on the thread count.
+
+When the pool has one thread per CPU the process may run on, each worker is bound to its own
+CPU, so a worker woken after idling starts on an idle CPU at once instead of queueing behind
+the thread that woke it (some VM schedulers move it only at the next balancing tick,
+milliseconds later). ``FERROFIX_BIND_THREADS=0`` leaves the workers to the scheduler; a
+smaller pool (pytest-xdist, ``FERROFIX_NUM_THREADS``, a CPU quota) is never bound.
 """
 
 from __future__ import annotations
@@ -12,12 +18,23 @@ from __future__ import annotations
 from ferrofix import _native
 from ferrofix.errors import ConfigError
 
-__all__ = ["num_threads", "set_num_threads"]
+__all__ = ["bound_cpus", "num_threads", "set_num_threads"]
 
 
 def num_threads() -> int:
     """Threads the next native parallel job will use."""
     return int(_native.core().num_threads())
+
+
+def bound_cpus() -> list[int]:
+    """The CPU each pool worker is bound to, in worker order; empty when they are not bound.
+
+    Starts the pool if it is not running.
+
+    Raises:
+        ConfigError: ``FERROFIX_BIND_THREADS`` or ``FERROFIX_NUM_THREADS`` is malformed.
+    """
+    return list(_native.core().bound_cpus())
 
 
 def set_num_threads(n: int | None) -> None:

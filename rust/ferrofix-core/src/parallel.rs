@@ -10,6 +10,8 @@
 //!   would wait forever. A `pthread_atfork` child handler flags the fork and the child then
 //!   runs every job serially on a one-thread pool of its own.
 //! - Results never depend on the thread count: callers split work by element index.
+//! - When the pool has one thread per CPU the process may use, each worker is bound to its
+//!   own CPU (see `placement`); `FERROFIX_BIND_THREADS=0` turns that off.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
@@ -17,6 +19,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+
+mod placement;
+
+pub use placement::BIND_ENV;
 
 /// Environment variable that fixes the pool size.
 pub const THREADS_ENV: &str = "FERROFIX_NUM_THREADS";
@@ -32,11 +38,14 @@ struct PoolState {
     /// Size set by [`set_num_threads`]; `None` means "resolve from the environment".
     requested: Option<usize>,
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The CPU each worker of `pool` is bound to (empty: not bound).
+    bound_cpus: Vec<usize>,
 }
 
 static STATE: Mutex<PoolState> = Mutex::new(PoolState {
     requested: None,
     pool: None,
+    bound_cpus: Vec::new(),
 });
 /// The serial pool of a forked child (never used in the parent).
 static CHILD_POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
@@ -134,6 +143,7 @@ pub fn set_num_threads(n: usize) -> Result<()> {
     let mut state = lock(&STATE);
     state.requested = Some(n);
     state.pool = None;
+    state.bound_cpus.clear();
     Ok(())
 }
 
@@ -142,6 +152,7 @@ pub fn reset_num_threads() {
     let mut state = lock(&STATE);
     state.requested = None;
     state.pool = None;
+    state.bound_cpus.clear();
 }
 
 /// The number of threads parallel work will use (1 in a forked child).
@@ -159,10 +170,16 @@ pub fn num_threads() -> Result<usize> {
     }
 }
 
-fn build_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+/// A pool of `threads` workers, each bound to `cpus[i]` when `cpus` is not empty.
+fn build_pool(threads: usize, cpus: Vec<usize>) -> Result<Arc<rayon::ThreadPool>> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("ferrofix-{i}"))
+        .start_handler(move |i| {
+            if let Some(&cpu) = cpus.get(i) {
+                placement::bind_current_thread(cpu);
+            }
+        })
         .build()
         .map(Arc::new)
         .map_err(|e| {
@@ -180,7 +197,7 @@ fn pool() -> Result<Arc<rayon::ThreadPool>> {
         if let Some(pool) = child.as_ref() {
             return Ok(Arc::clone(pool));
         }
-        let pool = build_pool(1)?;
+        let pool = build_pool(1, Vec::new())?;
         *child = Some(Arc::clone(&pool));
         return Ok(pool);
     }
@@ -192,9 +209,25 @@ fn pool() -> Result<Arc<rayon::ThreadPool>> {
         Some(n) => n,
         None => env_num_threads()?,
     };
-    let pool = build_pool(threads)?;
+    let allowed = placement::binding_allowed(std::env::var(BIND_ENV).ok().as_deref())?;
+    let cpus = placement::worker_cpus(threads, &placement::allowed_cpus(), allowed);
+    let pool = build_pool(threads, cpus.clone())?;
     state.pool = Some(Arc::clone(&pool));
+    state.bound_cpus = cpus;
     Ok(pool)
+}
+
+/// The CPU each worker of the pool is bound to, in worker order; empty when the workers are
+/// left to the scheduler. Starts the pool if it is not running.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the pool cannot be sized or started.
+pub fn bound_cpus() -> Result<Vec<usize>> {
+    pool()?;
+    if is_forked_child() {
+        return Ok(Vec::new());
+    }
+    Ok(lock(&STATE).bound_cpus.clone())
 }
 
 /// Run `op` on the ferrofix pool; rayon iterators inside it use that pool.
@@ -265,5 +298,37 @@ mod tests {
         assert!(set_num_threads(0).is_err());
         let mut out = [0u64; 4];
         assert!(fill_indexed(&mut out, 0, 0, |i| i).is_err());
+    }
+
+    /// The CPU a thread runs on and the CPUs it may run on.
+    #[cfg(target_os = "linux")]
+    fn where_am_i() -> (usize, Vec<usize>) {
+        // SAFETY: sched_getcpu has no arguments and no preconditions.
+        let cpu = unsafe { libc::sched_getcpu() };
+        (
+            usize::try_from(cpu).unwrap_or(usize::MAX),
+            placement::allowed_cpus(),
+        )
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn bound_workers_run_on_their_own_cpu() {
+        let allowed = placement::allowed_cpus();
+        let cpus = placement::worker_cpus(allowed.len(), &allowed, true);
+        if cpus.is_empty() {
+            return; // one CPU: nothing to spread
+        }
+        let pool = build_pool(cpus.len(), cpus.clone()).unwrap();
+        let seen = pool.broadcast(|context| (context.index(), where_am_i()));
+        for (worker, (cpu, allowed_now)) in seen {
+            assert_eq!(allowed_now, [cpus[worker]], "worker {worker}");
+            assert_eq!(cpu, cpus[worker], "worker {worker}");
+        }
+        // An unbound pool leaves its workers every allowed CPU.
+        let free = build_pool(2, Vec::new()).unwrap();
+        for (_, allowed_now) in free.broadcast(|_| where_am_i()) {
+            assert_eq!(allowed_now, allowed);
+        }
     }
 }

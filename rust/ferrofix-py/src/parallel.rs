@@ -1,4 +1,4 @@
-//! Bindings of the crate-owned thread pool's size.
+//! Bindings of the crate-owned thread pool's size and placement.
 
 use ferrofix_core::parallel as core;
 use pyo3::prelude::*;
@@ -33,6 +33,12 @@ fn default_num_threads(xdist_workers: usize) -> PyResult<usize> {
     core::default_num_threads(Some(&xdist_workers.to_string())).map_err(to_py)
 }
 
+/// The CPU each pool worker is bound to (empty: left to the scheduler); starts the pool.
+#[pyfunction]
+fn bound_cpus(py: Python<'_>) -> PyResult<Vec<usize>> {
+    py.detach(core::bound_cpus).map_err(to_py)
+}
+
 /// Whether this process is a child forked after ferrofix's pool started.
 #[pyfunction]
 fn is_forked_child() -> bool {
@@ -43,5 +49,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(bound_cpus, m)?)?;
     m.add_function(wrap_pyfunction!(is_forked_child, m)?)
 }
