@@ -16,7 +16,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -215,19 +214,6 @@ def bin_rows(args: argparse.Namespace) -> list[list[str]]:
     return rows
 
 
-CHECKED_KEYS = ("input_ids", "labels", "position_ids", "document_ids", "attention_mask")
-
-
-def read_once(arrays: list[np.ndarray], workers: ThreadPoolExecutor) -> int:
-    """Sum every array on two threads (numpy releases the GIL): no checker that reads
-    these bytes can take less time than this at the machine's memory bandwidth."""
-
-    def half(first: bool) -> int:
-        return sum(int((a[: a.size // 2] if first else a[a.size // 2 :]).sum()) for a in arrays)
-
-    return sum(workers.map(half, (True, False)))
-
-
 def batch_rows(args: argparse.Namespace) -> list[list[str]]:
     capacity = 2048
     lengths = packing.sample_document_lengths(args.tokens // 300, capacity, seed=1)
@@ -252,13 +238,10 @@ def batch_rows(args: argparse.Namespace) -> list[list[str]]:
     # The checkers twice: interleaved with each other, so each starts with the other's
     # leftovers in cache and ferrofix's pool asleep; and, as a test calls them, on a batch
     # pack_sequences has just built (rebuilt untimed before every call).
-    checked = [np.ravel(batch[key]) for key in CHECKED_KEYS] + [tokens]
-    workers = ThreadPoolExecutor(2)
     times |= timed_side_by_side(
         {
             "check": lambda: packing.check_packing(batch, sources, capacity),
             "check_np": lambda: numpy_check_packing(batch, tokens, lengths),
-            "read": lambda: read_once(checked, workers),
         },
         args.batch_repeats,
     )
@@ -287,10 +270,6 @@ def batch_rows(args: argparse.Namespace) -> list[list[str]]:
         label = f"check_packing (with sources), {when}"
         rows.append([size, label, f"{check:.1f}", "numpy", f"{check_np:.1f}"])
         rows[-1].append(f"{check_np / check:.1f}x")
-    read, check_np = times["read"], times["check_np"]
-    megabytes = sum(a.nbytes for a in checked) / 1e6
-    label = f"floor: summing the {megabytes:.0f} MB checked, 2 threads, interleaved"
-    rows.append([size, label, f"{read:.1f}", "numpy", f"{check_np:.1f}", f"{check_np / read:.1f}x"])
     return rows
 
 
@@ -322,10 +301,7 @@ def main() -> None:
         "Both checkers verify the same batch and agree it is valid. Interleaved: each checker "
         "runs right after the other (cold cache, ferrofix's thread pool asleep after numpy's "
         "~30 ms). Batch just built: pack_sequences rebuilds the batch, untimed, before every "
-        "call, as in a test that packs and then checks. Floor: numpy sums the five int64 arrays "
-        "the checker must read and the source tokens on two threads, interleaved with the two "
-        "checkers; its speed-up column is the most any checker reading those bytes could show "
-        "against the numpy one at this machine's memory bandwidth.",
+        "call, as in a test that packs and then checks.",
     )
 
 
