@@ -64,7 +64,9 @@ BOUND = "from ferrofix import parallel; print(parallel.bound_cpus())"
 
 def test_workers_are_bound_one_per_cpu_only_when_the_pool_owns_every_cpu() -> None:
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    own_every_cpu = sys.platform == "linux" and len(allowed) > 1
+    # The default pool is smaller than the affinity mask under a CPU quota.
+    default_threads = int(_run({}))
+    own_every_cpu = sys.platform == "linux" and 1 < len(allowed) == default_threads
     assert _run({}, BOUND) == str(allowed if own_every_cpu else [])
     assert _run({"FERROFIX_BIND_THREADS": "1"}, BOUND) == _run({}, BOUND)
     # Turned off, one thread, or a pool smaller than the CPUs (xdist): left to the scheduler.

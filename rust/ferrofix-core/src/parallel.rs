@@ -37,18 +37,23 @@ static REGISTER_ATFORK: Once = Once::new();
 struct PoolState {
     /// Size set by [`set_num_threads`]; `None` means "resolve from the environment".
     requested: Option<usize>,
-    pool: Option<Arc<rayon::ThreadPool>>,
-    /// The CPU each worker of `pool` is bound to (empty: not bound).
-    bound_cpus: Vec<usize>,
+    pool: Option<Pool>,
+}
+
+/// A running pool and where its workers are.
+#[derive(Clone)]
+struct Pool {
+    threads: Arc<rayon::ThreadPool>,
+    /// The CPU each worker is bound to, in worker order (empty: not bound).
+    bound_cpus: Arc<[usize]>,
 }
 
 static STATE: Mutex<PoolState> = Mutex::new(PoolState {
     requested: None,
     pool: None,
-    bound_cpus: Vec::new(),
 });
 /// The serial pool of a forked child (never used in the parent).
-static CHILD_POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+static CHILD_POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
 extern "C" fn mark_forked_child() {
     // Only an atomic store: the handler runs in the child right after fork, where taking a
@@ -143,7 +148,6 @@ pub fn set_num_threads(n: usize) -> Result<()> {
     let mut state = lock(&STATE);
     state.requested = Some(n);
     state.pool = None;
-    state.bound_cpus.clear();
     Ok(())
 }
 
@@ -152,7 +156,6 @@ pub fn reset_num_threads() {
     let mut state = lock(&STATE);
     state.requested = None;
     state.pool = None;
-    state.bound_cpus.clear();
 }
 
 /// The number of threads parallel work will use (1 in a forked child).
@@ -171,17 +174,22 @@ pub fn num_threads() -> Result<usize> {
 }
 
 /// A pool of `threads` workers, each bound to `cpus[i]` when `cpus` is not empty.
-fn build_pool(threads: usize, cpus: Vec<usize>) -> Result<Arc<rayon::ThreadPool>> {
+fn build_pool(threads: usize, cpus: Vec<usize>) -> Result<Pool> {
+    let bound_cpus: Arc<[usize]> = cpus.into();
+    let bind = Arc::clone(&bound_cpus);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("ferrofix-{i}"))
         .start_handler(move |i| {
-            if let Some(&cpu) = cpus.get(i) {
+            if let Some(&cpu) = bind.get(i) {
                 placement::bind_current_thread(cpu);
             }
         })
         .build()
-        .map(Arc::new)
+        .map(|threads| Pool {
+            threads: Arc::new(threads),
+            bound_cpus,
+        })
         .map_err(|e| {
             Error::invalid(
                 "num_threads",
@@ -190,20 +198,20 @@ fn build_pool(threads: usize, cpus: Vec<usize>) -> Result<Arc<rayon::ThreadPool>
         })
 }
 
-fn pool() -> Result<Arc<rayon::ThreadPool>> {
+fn pool() -> Result<Pool> {
     register_fork_guard();
     if is_forked_child() {
         let mut child = lock(&CHILD_POOL);
         if let Some(pool) = child.as_ref() {
-            return Ok(Arc::clone(pool));
+            return Ok(pool.clone());
         }
         let pool = build_pool(1, Vec::new())?;
-        *child = Some(Arc::clone(&pool));
+        *child = Some(pool.clone());
         return Ok(pool);
     }
     let mut state = lock(&STATE);
     if let Some(pool) = state.pool.as_ref() {
-        return Ok(Arc::clone(pool));
+        return Ok(pool.clone());
     }
     let threads = match state.requested {
         Some(n) => n,
@@ -211,9 +219,8 @@ fn pool() -> Result<Arc<rayon::ThreadPool>> {
     };
     let allowed = placement::binding_allowed(std::env::var(BIND_ENV).ok().as_deref())?;
     let cpus = placement::worker_cpus(threads, &placement::allowed_cpus(), allowed);
-    let pool = build_pool(threads, cpus.clone())?;
-    state.pool = Some(Arc::clone(&pool));
-    state.bound_cpus = cpus;
+    let pool = build_pool(threads, cpus)?;
+    state.pool = Some(pool.clone());
     Ok(pool)
 }
 
@@ -223,11 +230,7 @@ fn pool() -> Result<Arc<rayon::ThreadPool>> {
 /// # Errors
 /// [`Error::InvalidArgument`] when the pool cannot be sized or started.
 pub fn bound_cpus() -> Result<Vec<usize>> {
-    pool()?;
-    if is_forked_child() {
-        return Ok(Vec::new());
-    }
-    Ok(lock(&STATE).bound_cpus.clone())
+    Ok(pool()?.bound_cpus.to_vec())
 }
 
 /// Run `op` on the ferrofix pool; rayon iterators inside it use that pool.
@@ -235,7 +238,7 @@ pub fn bound_cpus() -> Result<Vec<usize>> {
 /// # Errors
 /// [`Error::InvalidArgument`] when the pool cannot be sized or started.
 pub fn install<R: Send>(op: impl FnOnce() -> R + Send) -> Result<R> {
-    Ok(pool()?.install(op))
+    Ok(pool()?.threads.install(op))
 }
 
 /// Fill `out` in parallel, element `i` getting `value(offset + i)`.
@@ -320,14 +323,18 @@ mod tests {
             return; // one CPU: nothing to spread
         }
         let pool = build_pool(cpus.len(), cpus.clone()).unwrap();
-        let seen = pool.broadcast(|context| (context.index(), where_am_i()));
+        assert_eq!(*pool.bound_cpus, *cpus);
+        let seen = pool
+            .threads
+            .broadcast(|context| (context.index(), where_am_i()));
         for (worker, (cpu, allowed_now)) in seen {
             assert_eq!(allowed_now, [cpus[worker]], "worker {worker}");
             assert_eq!(cpu, cpus[worker], "worker {worker}");
         }
         // An unbound pool leaves its workers every allowed CPU.
         let free = build_pool(2, Vec::new()).unwrap();
-        for (_, allowed_now) in free.broadcast(|_| where_am_i()) {
+        assert!(free.bound_cpus.is_empty());
+        for (_, allowed_now) in free.threads.broadcast(|_| where_am_i()) {
             assert_eq!(allowed_now, allowed);
         }
     }
