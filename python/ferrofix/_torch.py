@@ -24,9 +24,16 @@ def is_tensor(value: object) -> bool:
     return torch is not None and isinstance(value, torch.Tensor)
 
 
+_dtype_names: dict[Any, str] = {}
+
+
 def dtype_name(tensor: Any) -> str:
     """The dtype's name as numpy spells it: ``torch.bfloat16`` -> ``"bfloat16"``."""
-    return str(tensor.dtype).removeprefix("torch.")
+    dtype = tensor.dtype
+    name = _dtype_names.get(dtype)
+    if name is None:  # formatting the dtype is a sizeable part of a small call: once per dtype
+        name = _dtype_names[dtype] = str(dtype).removeprefix("torch.")
+    return name
 
 
 def numpy_view(tensor: Any, name: str | None = None) -> np.ndarray:
@@ -38,7 +45,8 @@ def numpy_view(tensor: Any, name: str | None = None) -> np.ndarray:
     """
     import numpy as np
 
-    tensor = tensor.detach()
+    if tensor.requires_grad:
+        tensor = tensor.detach()
     if (name or dtype_name(tensor)) in ("bfloat16", "float16"):
         torch = loaded_torch()
         return tensor.view(torch.int16).numpy().view(np.uint16)

@@ -152,7 +152,11 @@ def _numpy_labels(labels: Any) -> np.ndarray:
 
     if type(labels) is np.ndarray and labels.dtype in (np.int64, np.int32):
         return np.ascontiguousarray(labels)
-    array = labels.detach().cpu().numpy() if _torch.is_tensor(labels) else np.asarray(labels)
+    if _torch.is_tensor(labels):
+        on_cpu = labels if labels.device.type == "cpu" else labels.cpu()
+        array = (on_cpu.detach() if on_cpu.requires_grad else on_cpu).numpy()
+    else:
+        array = np.asarray(labels)
     if array.dtype.kind in "iu" and array.dtype not in (np.int32, np.int64):
         array = array.astype(np.int64)
     return np.ascontiguousarray(array)
@@ -325,8 +329,12 @@ def _gradient_like_tensor(tensor: Any, name: str) -> tuple[np.ndarray, Any]:
     """A pooled gradient buffer for a CPU tensor whose dtype is ``name``: ``(numpy array the
     native layer writes, tensor of the tensor's dtype sharing that memory)``."""
     torch = _torch.loaded_torch()
+    core = _native.core()
+    if tensor.nbytes < core.MIN_POOLED_BYTES:  # torch's allocator is quicker for small ones
+        grad = torch.empty_like(tensor)  # contiguous, as `tensor` is
+        return _torch.numpy_view(grad, name), grad
     sixteen_bit = name in _SIXTEEN_BIT
-    array = _native.core().gradient_buffer(tuple(tensor.shape), "uint16" if sixteen_bit else name)
+    array = core.gradient_buffer(tuple(tensor.shape), "uint16" if sixteen_bit else name)
     if not sixteen_bit:
         return array, torch.from_numpy(array)
     return array, torch.from_numpy(array.view("int16")).view(tensor.dtype)
