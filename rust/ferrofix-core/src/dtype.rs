@@ -97,21 +97,29 @@ impl Real for f32 {
     }
 }
 
-macro_rules! real_half {
-    ($($t:ty),*) => {$(
-        impl Real for $t {
-            #[inline(always)]
-            fn to_f64(self) -> f64 {
-                <$t>::to_f64(self)
-            }
-            #[inline(always)]
-            fn from_f64(value: f64) -> Self {
-                <$t>::from_f64(value)
-            }
-        }
-    )*};
+impl Real for half::f16 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        half::f16::to_f64(self)
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> Self {
+        half::f16::from_f64(value)
+    }
 }
-real_half!(half::f16, half::bf16);
+
+impl Real for half::bf16 {
+    /// bf16 is the top half of an f32: widening is a shift (exact, NaN stays NaN), which
+    /// vectorises; `half`'s own `to_f64` takes a branchy software path per element.
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(f32::from_bits(u32::from(self.to_bits()) << 16))
+    }
+    #[inline(always)]
+    fn from_f64(value: f64) -> Self {
+        half::bf16::from_f64(value)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -133,5 +141,14 @@ mod tests {
             err.to_string(),
             "uniform does not support dtype int8; supported: float32, float64"
         );
+    }
+
+    #[test]
+    fn bfloat16_widens_exactly() {
+        for bits in 0..=u16::MAX {
+            let value = half::bf16::from_bits(bits);
+            let (ours, theirs) = (Real::to_f64(value), half::bf16::to_f64(value));
+            assert!(ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()));
+        }
     }
 }
