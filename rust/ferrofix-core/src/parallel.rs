@@ -254,6 +254,26 @@ pub fn fill_indexed<T: Send>(
     chunk_len: usize,
     value: impl Fn(u64) -> T + Sync,
 ) -> Result<()> {
+    fill_chunks(out, offset, chunk_len, |start, slots| {
+        for (i, slot) in slots.iter_mut().enumerate() {
+            *slot = value(start.wrapping_add(i as u64));
+        }
+    })
+}
+
+/// Fill `out` in parallel chunks of `chunk_len` elements: `fill(start, slots)` writes the
+/// elements `start, start + 1, ...` (global indices: `offset` plus the position in `out`,
+/// wrapping) into `slots`. For fills that produce several elements per step; `fill` must
+/// make each element depend on its global index alone, as [`fill_indexed`] does.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `chunk_len` is 0 or the pool cannot start.
+pub fn fill_chunks<T: Send>(
+    out: &mut [T],
+    offset: u64,
+    chunk_len: usize,
+    fill: impl Fn(u64, &mut [T]) + Sync,
+) -> Result<()> {
     if chunk_len == 0 {
         return Err(Error::invalid("chunk_len", "must be >= 1, got 0"));
     }
@@ -261,10 +281,7 @@ pub fn fill_indexed<T: Send>(
         out.par_chunks_mut(chunk_len)
             .enumerate()
             .for_each(|(chunk, slots)| {
-                let start = offset.wrapping_add((chunk * chunk_len) as u64);
-                for (i, slot) in slots.iter_mut().enumerate() {
-                    *slot = value(start.wrapping_add(i as u64));
-                }
+                fill(offset.wrapping_add((chunk * chunk_len) as u64), slots);
             });
     })
 }

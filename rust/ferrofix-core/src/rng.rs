@@ -17,11 +17,15 @@
 use crate::error::{Error, Result};
 use crate::parallel;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 const MUL0: u32 = 0xD251_1F53;
 const MUL1: u32 = 0xCD9E_8D57;
 const WEYL0: u32 = 0x9E37_79B9;
 const WEYL1: u32 = 0xBB67_AE85;
-/// Blocks per call of [`CounterRng::below_bits`]: 32 words, two AVX2 vectors per word.
+/// Blocks per step of the vector generator (and per call of [`CounterRng::below_bits`]:
+/// 32 words, two AVX2 vectors per word).
 pub const LANES: usize = 8;
 /// Elements per parallel task: ~10-20 us of Philox work, far above rayon's per-task cost.
 const CHUNK_LEN: usize = 4096;
@@ -87,7 +91,7 @@ impl CounterRng {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the running CPU supports AVX2, checked just above.
-            return unsafe { self.below_bits_avx2(first, limit) };
+            return unsafe { avx2::below_bits(self, first, limit) };
         }
         self.below_bits_portable(first, limit)
     }
@@ -98,65 +102,6 @@ impl CounterRng {
             let words = self.block(first.wrapping_add(lane as u64), 0);
             for (w, &word) in words.iter().enumerate() {
                 bits |= u32::from(u64::from(word) < limit) << (4 * lane + w);
-            }
-        }
-        bits
-    }
-
-    /// [`Self::below_bits`] on AVX2: each 64-bit lane carries one 32-bit Philox word in its
-    /// low half (a 32x32->64 multiply reads only low halves, so rounds never repack), two
-    /// vectors of four blocks per word.
-    ///
-    /// # Safety
-    /// Only call on a CPU that supports AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn below_bits_avx2(&self, first: u64, limit: u64) -> u32 {
-        use std::arch::x86_64::*;
-        let lanes = |half: u64| {
-            let i = |l: u64| first.wrapping_add(4 * half + l) as i64;
-            _mm256_set_epi64x(i(3), i(2), i(1), i(0))
-        };
-        let index = [lanes(0), lanes(1)];
-        let mut c0 = index;
-        let mut c1 = index.map(|v| _mm256_srli_epi64::<32>(v));
-        let mut c2 = [_mm256_set1_epi64x(i64::from(self.stream)); 2];
-        let mut c3 = [_mm256_setzero_si256(); 2];
-        let (mul0, mul1) = (
-            _mm256_set1_epi64x(i64::from(MUL0)),
-            _mm256_set1_epi64x(i64::from(MUL1)),
-        );
-        let mut key = self.key;
-        for r in 0..10 {
-            if r > 0 {
-                key = [key[0].wrapping_add(WEYL0), key[1].wrapping_add(WEYL1)];
-            }
-            let (k0, k1) = (
-                _mm256_set1_epi64x(i64::from(key[0])),
-                _mm256_set1_epi64x(i64::from(key[1])),
-            );
-            for h in 0..2 {
-                let p0 = _mm256_mul_epu32(c0[h], mul0);
-                let p1 = _mm256_mul_epu32(c2[h], mul1);
-                c0[h] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64::<32>(p1), c1[h]), k0);
-                c1[h] = p1;
-                c2[h] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64::<32>(p0), c3[h]), k1);
-                c3[h] = p0;
-            }
-        }
-        // Words as unsigned 32-bit values in 64-bit lanes, so a signed 64-bit compare with
-        // the limit is exact once the limit is capped at 2^32 (which every word is below).
-        let low = _mm256_set1_epi64x(0xffff_ffff);
-        let limit = _mm256_set1_epi64x(limit.min(1 << 32) as i64);
-        let mut bits = 0u32;
-        for (w, words) in [c0, c1, c2, c3].iter().enumerate() {
-            for (h, &v) in words.iter().enumerate() {
-                let below = _mm256_cmpgt_epi64(limit, _mm256_and_si256(v, low));
-                let lanes = _mm256_movemask_pd(_mm256_castsi256_pd(below)) as u32;
-                // Lane l of half h is block 4h + l: its word w is bit 4(4h + l) + w.
-                for l in 0..4 {
-                    bits |= ((lanes >> l) & 1) << (4 * (4 * h + l) + w);
-                }
             }
         }
         bits
@@ -218,12 +163,53 @@ impl CounterRng {
     }
 }
 
+impl CounterRng {
+    /// `out[i] = self.f64_at(first + i)`, eight elements at a time on AVX2 machines.
+    pub fn f64s_into(&self, first: u64, out: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the running CPU supports AVX2, checked just above.
+            return unsafe { avx2::uniform_f64(self, first, out) };
+        }
+        for (k, slot) in out.iter_mut().enumerate() {
+            *slot = self.f64_at(first.wrapping_add(k as u64));
+        }
+    }
+
+    /// `out[i] = self.f32_at(first + i)`, eight elements at a time on AVX2 machines.
+    pub fn f32s_into(&self, first: u64, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the running CPU supports AVX2, checked just above.
+            return unsafe { avx2::uniform_f32(self, first, out) };
+        }
+        for (k, slot) in out.iter_mut().enumerate() {
+            *slot = self.f32_at(first.wrapping_add(k as u64));
+        }
+    }
+
+    /// `out[i] = map(self.below_at(first + i, range))`, the first block of eight elements at
+    /// a time on AVX2 machines.
+    pub fn below_into<T>(&self, first: u64, range: u64, out: &mut [T], map: impl Fn(u64) -> T) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the running CPU supports AVX2, checked just above.
+            return unsafe { avx2::below(self, first, range, out, map) };
+        }
+        for (k, slot) in out.iter_mut().enumerate() {
+            *slot = map(self.below_at(first.wrapping_add(k as u64), range));
+        }
+    }
+}
+
 /// Fill `out` with uniform f64 in [0, 1); `out[i]` is element `offset + i` of the stream.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] when the thread pool cannot start.
 pub fn fill_uniform_f64(out: &mut [f64], rng: CounterRng, offset: u64) -> Result<()> {
-    parallel::fill_indexed(out, offset, CHUNK_LEN, |i| rng.f64_at(i))
+    parallel::fill_chunks(out, offset, CHUNK_LEN, |first, slots| {
+        rng.f64s_into(first, slots)
+    })
 }
 
 /// Fill `out` with uniform f32 in [0, 1); `out[i]` is element `offset + i` of the stream.
@@ -231,7 +217,9 @@ pub fn fill_uniform_f64(out: &mut [f64], rng: CounterRng, offset: u64) -> Result
 /// # Errors
 /// [`Error::InvalidArgument`] when the thread pool cannot start.
 pub fn fill_uniform_f32(out: &mut [f32], rng: CounterRng, offset: u64) -> Result<()> {
-    parallel::fill_indexed(out, offset, CHUNK_LEN, |i| rng.f32_at(i))
+    parallel::fill_chunks(out, offset, CHUNK_LEN, |first, slots| {
+        rng.f32s_into(first, slots)
+    })
 }
 
 /// Fill `out` with integers uniform in `[low, high)`; `out[i]` is element `offset + i`.
@@ -253,8 +241,10 @@ pub fn fill_integers(
     }
     // high - low fits in u64 for any i64 pair with low < high.
     let range = (i128::from(high) - i128::from(low)) as u64;
-    parallel::fill_indexed(out, offset, CHUNK_LEN, |i| {
-        (i128::from(low) + i128::from(rng.below_at(i, range))) as i64
+    parallel::fill_chunks(out, offset, CHUNK_LEN, |first, slots| {
+        rng.below_into(first, range, slots, |v| {
+            (i128::from(low) + i128::from(v)) as i64
+        });
     })
 }
 
@@ -354,6 +344,49 @@ mod tests {
         assert_eq!(rng.below_bits(9, 0), 0);
         assert_eq!(rng.below_bits(9, 1 << 32), u32::MAX);
         assert_eq!(rng.below_bits(9, u64::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn batch_fills_equal_one_element_at_a_time() {
+        let rng = CounterRng::new(0x0123_4567_89ab_cdef, 7);
+        // Starts whose eight-block steps carry into the counter's high word or wrap.
+        let firsts = [
+            0u64,
+            3,
+            u64::from(u32::MAX) - 5,
+            (9u64 << 32) | 1,
+            u64::MAX - 10,
+        ];
+        // Ranges with no, rare and frequent (nearly 1/2) rejection, and the full 2^64.
+        let ranges = [1u64, 3, 50_000, (1 << 63) + 1, u64::MAX, 0];
+        for first in firsts {
+            for len in [0usize, 1, 7, 8, 9, 17, 100] {
+                let at = |k: usize| first.wrapping_add(k as u64);
+                let mut f64s = vec![0.0; len];
+                rng.f64s_into(first, &mut f64s);
+                let mut f32s = vec![0.0; len];
+                rng.f32s_into(first, &mut f32s);
+                for k in 0..len {
+                    assert_eq!(
+                        f64s[k].to_bits(),
+                        rng.f64_at(at(k)).to_bits(),
+                        "{first} {k}"
+                    );
+                    assert_eq!(
+                        f32s[k].to_bits(),
+                        rng.f32_at(at(k)).to_bits(),
+                        "{first} {k}"
+                    );
+                }
+                for range in ranges {
+                    let mut ints = vec![0u64; len];
+                    rng.below_into(first, range, &mut ints, |v| v);
+                    for (k, &v) in ints.iter().enumerate() {
+                        assert_eq!(v, rng.below_at(at(k), range), "{first} {range} {k}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
