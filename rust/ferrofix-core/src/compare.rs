@@ -105,12 +105,8 @@ fn chunk_stats<A: Real, E: Real>(actual: &[A], expected: &[E], offset: u64) -> S
     let (mut a, mut e) = ([0.0_f64; BLOCK], [0.0_f64; BLOCK]);
     for (k, (a_block, e_block)) in actual.chunks(BLOCK).zip(expected.chunks(BLOCK)).enumerate() {
         let len = a_block.len();
-        for ((wide, narrow), (wide_e, narrow_e)) in
-            a.iter_mut().zip(a_block).zip(e.iter_mut().zip(e_block))
-        {
-            *wide = narrow.to_f64();
-            *wide_e = narrow_e.to_f64();
-        }
+        A::widen(a_block, &mut a[..len]);
+        E::widen(e_block, &mut e[..len]);
         // Zeros past a short last block add nothing and never win the maximum.
         a[len..].fill(0.0);
         e[len..].fill(0.0);

@@ -72,6 +72,14 @@ pub trait Real: Copy + Send + Sync + 'static {
     fn to_f64(self) -> f64;
     /// The nearest value of this type.
     fn from_f64(value: f64) -> Self;
+    /// `dst[i] = src[i].to_f64()` (the same length), for loops that widen a block at a
+    /// time.
+    #[inline(always)]
+    fn widen(src: &[Self], dst: &mut [f64]) {
+        for (wide, &value) in dst.iter_mut().zip(src) {
+            *wide = value.to_f64();
+        }
+    }
 }
 
 impl Real for f64 {
@@ -105,6 +113,20 @@ impl Real for half::f16 {
     #[inline(always)]
     fn from_f64(value: f64) -> Self {
         half::f16::from_f64(value)
+    }
+    /// Through `half`'s slice conversion, which checks for F16C once per slice and then
+    /// converts in vectors; one value at a time it checks per element (exact either way).
+    fn widen(src: &[Self], dst: &mut [f64]) {
+        use half::slice::HalfFloatSliceExt;
+        const STAGE: usize = 256;
+        let mut staged = [0.0_f32; STAGE];
+        for (narrow, wide) in src.chunks(STAGE).zip(dst.chunks_mut(STAGE)) {
+            let staged = &mut staged[..narrow.len()];
+            narrow.convert_to_f32_slice(staged);
+            for (out, &value) in wide.iter_mut().zip(staged.iter()) {
+                *out = f64::from(value);
+            }
+        }
     }
 }
 
@@ -144,11 +166,28 @@ mod tests {
     }
 
     #[test]
-    fn bfloat16_widens_exactly() {
-        for bits in 0..=u16::MAX {
-            let value = half::bf16::from_bits(bits);
-            let (ours, theirs) = (Real::to_f64(value), half::bf16::to_f64(value));
-            assert!(ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan()));
+    fn half_floats_widen_exactly_one_by_one_and_in_blocks() {
+        let same = |ours: f64, theirs: f64| {
+            ours.to_bits() == theirs.to_bits() || (ours.is_nan() && theirs.is_nan())
+        };
+        let bf16s: Vec<half::bf16> = (0..=u16::MAX).map(half::bf16::from_bits).collect();
+        let f16s: Vec<half::f16> = (0..=u16::MAX).map(half::f16::from_bits).collect();
+        let (mut wide_bf16, mut wide_f16) = (vec![0.0; bf16s.len()], vec![0.0; f16s.len()]);
+        Real::widen(&bf16s, &mut wide_bf16);
+        Real::widen(&f16s, &mut wide_f16);
+        for (i, (&b, &f)) in bf16s.iter().zip(&f16s).enumerate() {
+            assert!(
+                same(Real::to_f64(b), half::bf16::to_f64(b)),
+                "bf16 bits {i:#x}"
+            );
+            assert!(
+                same(wide_bf16[i], half::bf16::to_f64(b)),
+                "bf16 block, bits {i:#x}"
+            );
+            assert!(
+                same(wide_f16[i], half::f16::to_f64(f)),
+                "f16 block, bits {i:#x}"
+            );
         }
     }
 }
