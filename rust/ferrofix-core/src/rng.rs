@@ -161,9 +161,7 @@ impl CounterRng {
             draw = draw.wrapping_add(1);
         }
     }
-}
 
-impl CounterRng {
     /// `out[i] = self.f64_at(first + i)`, eight elements at a time on AVX2 machines.
     pub fn f64s_into(&self, first: u64, out: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
