@@ -750,7 +750,16 @@ BAD_INPUT = [
         errors.ConfigError,
         "min_frequency: must be at least 1, got 0",
     ),
-    (lambda: BPETokenizer.train([1], 300), errors.DtypeError, r"text\[0\]: expected str, got int"),
+    (
+        lambda: BPETokenizer.train([1], 300),
+        errors.DtypeError,
+        r"corpus\[0\]: expected str, got int",
+    ),
+    (
+        lambda: BPETokenizer.train(["ab", "\ud800"], 300),
+        errors.ConfigError,
+        "corpus: text 1 is not valid Unicode",
+    ),
     (
         lambda: BPETokenizer.from_merges([("a", "b"), ("ab", "zz")]),
         errors.ConfigError,

@@ -53,18 +53,22 @@ fn utf8<'a>(text: &'a Bound<'_, PyAny>, arg: &'static str) -> PyResult<&'a str> 
     })
 }
 
-/// Run `f` on every text of a list borrowed as `&str`; anything but a list of `str` is a
-/// `DtypeError`.
+/// Run `f` on every text of the list `arg` borrowed as `&str`; anything but a list of `str`
+/// is a `DtypeError`, a text with a lone surrogate a `ConfigError`, both naming `arg`.
 ///
 /// A private copy of the list (one C-level pass) holds a reference to every string, so no
 /// other thread can free one while `f` runs with the GIL released, whatever it does to the
 /// caller's list. Each string is then read through borrowed references and its cached
 /// UTF-8 view, without the reference-count traffic of an owned handle per text (a third of
 /// the cost of this loop, which runs with the GIL held and so on one core).
-fn with_list_texts<'py, R>(texts: &Bound<'py, PyAny>, f: impl FnOnce(&[&str]) -> R) -> PyResult<R> {
+fn with_list_texts<'py, R>(
+    texts: &Bound<'py, PyAny>,
+    arg: &'static str,
+    f: impl FnOnce(&[&str]) -> R,
+) -> PyResult<R> {
     let list = texts
         .cast::<PyList>()
-        .map_err(|_| wrong_type("text", "a list of str", texts))?;
+        .map_err(|_| wrong_type(arg, "a list of str", texts))?;
     let snapshot = list.get_slice(0, list.len());
     let mut views: Vec<&str> = Vec::with_capacity(snapshot.len());
     for i in 0..snapshot.len() {
@@ -75,7 +79,7 @@ fn with_list_texts<'py, R>(texts: &Bound<'py, PyAny>, f: impl FnOnce(&[&str]) ->
         // SAFETY: `item` is a live object (above); the check only reads its type.
         if item.is_null() || unsafe { pyo3::ffi::PyUnicode_Check(item) } == 0 {
             let item = snapshot.get_item(i)?;
-            return Err(wrong_type(&format!("text[{i}]"), "str", &item));
+            return Err(wrong_type(&format!("{arg}[{i}]"), "str", &item));
         }
         let mut size: pyo3::ffi::Py_ssize_t = 0;
         // SAFETY: `item` is a live `str`; the call returns its UTF-8 view cached on the
@@ -85,7 +89,7 @@ fn with_list_texts<'py, R>(texts: &Bound<'py, PyAny>, f: impl FnOnce(&[&str]) ->
             // The Unicode error Python raised says less than this.
             drop(PyErr::take(texts.py()));
             return Err(to_py(Error::invalid(
-                "text",
+                arg,
                 format!("text {i} is not valid Unicode (a lone surrogate has no UTF-8 form)"),
             )));
         }
@@ -167,7 +171,7 @@ impl PyTokenizer {
         add_eos: bool,
     ) -> PyResult<Self> {
         let config = config(special_tokens, false, add_bos, add_eos);
-        let inner = with_list_texts(corpus, |texts| {
+        let inner = with_list_texts(corpus, "corpus", |texts| {
             py.detach(|| Tokenizer::train_bpe(texts, vocab_size, min_frequency, config))
         })?
         .map_err(to_py)?;
@@ -328,7 +332,7 @@ impl PyTokenizer {
             padding_side: Side::parse(padding_side, "padding_side").map_err(to_py)?,
             pad_id,
         };
-        let encoded = with_list_texts(texts, |texts| {
+        let encoded = with_list_texts(texts, "text", |texts| {
             py.detach(|| self.inner.encode_texts(texts, &options))
         })?
         .map_err(to_py)?;
