@@ -326,8 +326,9 @@ def _gradient_buffer(array: np.ndarray) -> np.ndarray:
 
 
 def _gradient_like_tensor(tensor: Any, name: str) -> tuple[np.ndarray, Any]:
-    """A pooled gradient buffer for a CPU tensor whose dtype is ``name``: ``(numpy array the
-    native layer writes, tensor of the tensor's dtype sharing that memory)``."""
+    """An uninitialised gradient buffer for a CPU tensor whose dtype is ``name``: ``(numpy
+    array the native layer writes, tensor of the tensor's dtype sharing that memory)``; large
+    ones from the native buffer pool, as :func:`_gradient_buffer` decides for numpy."""
     torch = _torch.loaded_torch()
     core = _native.core()
     if tensor.nbytes < core.MIN_POOLED_BYTES:  # torch's allocator is quicker for small ones
