@@ -57,32 +57,6 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     ctr
 }
 
-/// Lemire's multiply-shift with rejection: 64 random bits to an exactly uniform value in
-/// `[0, range)`, or a rejection.
-#[derive(Clone, Copy)]
-struct Lemire {
-    range: u64,
-    /// Products whose low half is below 2^64 mod range would over-represent some values.
-    threshold: u64,
-}
-
-impl Lemire {
-    /// The test for `range` (at least 1).
-    fn new(range: u64) -> Self {
-        Self {
-            range,
-            threshold: range.wrapping_neg() % range.max(1),
-        }
-    }
-
-    /// The value candidate `x` gives, or None when it is rejected.
-    #[inline(always)]
-    fn accept(self, x: u64) -> Option<u64> {
-        let m = u128::from(x) * u128::from(self.range);
-        ((m as u64) >= self.threshold).then_some((m >> 64) as u64)
-    }
-}
-
 /// A seeded, stream-selected view of the generator. Cheap to copy and share across threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CounterRng {
@@ -168,7 +142,8 @@ impl CounterRng {
         if range == 0 {
             return self.u64_at(index);
         }
-        let test = Lemire::new(range);
+        // Products whose low half is below 2^64 mod range would over-represent some values.
+        let threshold = range.wrapping_neg() % range;
         let mut draw = 0u32;
         loop {
             let b = self.block(index, draw);
@@ -176,8 +151,9 @@ impl CounterRng {
                 u64::from(b[0]) | (u64::from(b[1]) << 32),
                 u64::from(b[2]) | (u64::from(b[3]) << 32),
             ] {
-                if let Some(value) = test.accept(x) {
-                    return value;
+                let m = u128::from(x) * u128::from(range);
+                if (m as u64) >= threshold {
+                    return (m >> 64) as u64;
                 }
             }
             // Each candidate is accepted with probability > 1/2: this loop ends after a

@@ -13,7 +13,7 @@ use std::arch::x86_64::{
     _mm256_srli_epi64, _mm256_storeu_pd, _mm256_storeu_si256, _mm256_sub_pd, _mm256_xor_si256,
 };
 
-use super::{CounterRng, LANES, Lemire, MUL0, MUL1, WEYL0, WEYL1};
+use super::{CounterRng, LANES, MUL0, MUL1, WEYL0, WEYL1};
 
 /// Words 0-3 of blocks `first..first + 8`; `[w][h]` holds word `w` of blocks
 /// `first + 4h .. first + 4h + 4`, one per 64-bit lane (low half; the high half is junk).
@@ -106,13 +106,12 @@ fn to_f64_exact(v: __m256i) -> std::arch::x86_64::__m256d {
     _mm256_add_pd(_mm256_mul_pd(high, _mm256_set1_pd(4_294_967_296.0)), low)
 }
 
-/// `low | high << 32` of two words in each lane: words 0 and 1 are what
-/// `CounterRng::u64_at` reads, words 2 and 3 `below_at`'s second candidate.
+/// The 64 bits `word0 | word1 << 32` of each block: what `CounterRng::u64_at` reads.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn pair_u64(low: __m256i, high: __m256i) -> __m256i {
-    let low = _mm256_and_si256(low, _mm256_set1_epi64x(LOW_HALF));
-    _mm256_or_si256(low, _mm256_slli_epi64::<32>(high))
+fn first_u64(words: &Words, h: usize) -> __m256i {
+    let low = _mm256_and_si256(words[0][h], _mm256_set1_epi64x(LOW_HALF));
+    _mm256_or_si256(low, _mm256_slli_epi64::<32>(words[1][h]))
 }
 
 /// `out[i] = rng.f64_at(first + i)`.
@@ -127,8 +126,8 @@ pub(super) unsafe fn uniform_f64(rng: &CounterRng, first: u64, out: &mut [f64]) 
     for slots in &mut steps {
         // SAFETY: the caller guarantees AVX2.
         let words = unsafe { blocks(rng, index, 0) };
-        for (h, (&low, &high)) in words[0].iter().zip(&words[1]).enumerate() {
-            let top53 = _mm256_srli_epi64::<11>(pair_u64(low, high));
+        for h in 0..2 {
+            let top53 = _mm256_srli_epi64::<11>(first_u64(&words, h));
             let value = _mm256_mul_pd(to_f64_exact(top53), scale);
             // SAFETY: `slots` holds 8 f64, so 4h..4h + 4 is in bounds.
             unsafe { _mm256_storeu_pd(slots.as_mut_ptr().add(4 * h), value) };
@@ -180,19 +179,23 @@ pub(super) unsafe fn below<T>(
     out: &mut [T],
     map: impl Fn(u64) -> T,
 ) {
-    let test = Lemire::new(range);
+    let threshold = if range == 0 {
+        0
+    } else {
+        range.wrapping_neg() % range
+    };
     let mut steps = out.chunks_exact_mut(LANES);
     let mut index = first;
     for slots in &mut steps {
         // SAFETY: the caller guarantees AVX2.
         let words = unsafe { blocks(rng, index, 0) };
         let mut candidates = [[0u64; LANES]; 2];
-        let halves = words[0]
-            .iter()
-            .zip(&words[1])
-            .zip(words[2].iter().zip(&words[3]));
-        for (h, ((&w0, &w1), (&w2, &w3))) in halves.enumerate() {
-            for (c, v) in [pair_u64(w0, w1), pair_u64(w2, w3)].into_iter().enumerate() {
+        for h in 0..2 {
+            let second = _mm256_or_si256(
+                _mm256_and_si256(words[2][h], _mm256_set1_epi64x(LOW_HALF)),
+                _mm256_slli_epi64::<32>(words[3][h]),
+            );
+            for (c, v) in [first_u64(&words, h), second].into_iter().enumerate() {
                 // SAFETY: 4 u64 fit in candidates[c][4h..4h + 4].
                 unsafe {
                     _mm256_storeu_si256(candidates[c].as_mut_ptr().add(4 * h).cast(), v);
@@ -204,7 +207,9 @@ pub(super) unsafe fn below<T>(
                 0 => candidates[0][l],
                 _ => candidates
                     .iter()
-                    .find_map(|c| test.accept(c[l]))
+                    .map(|c| u128::from(c[l]) * u128::from(range))
+                    .find(|&m| (m as u64) >= threshold)
+                    .map(|m| (m >> 64) as u64)
                     .unwrap_or_else(|| rng.below_at(index.wrapping_add(l as u64), range)),
             });
         }
