@@ -218,6 +218,62 @@ def test_pack_sequences_accepts_flat_ids_and_arrays_and_returns_tensors() -> Non
     assert check_packing(tensors, sequences, 8).ok
 
 
+def _big_documents(seed: int) -> list[np.ndarray]:
+    """~200k tokens: a batch whose grids come from the buffer pool."""
+    gen = np.random.default_rng(seed)
+    return [gen.integers(1, 1000, int(n)) for n in gen.integers(1, 500, 700)]
+
+
+def test_pooled_batches_are_never_handed_out_while_viewed() -> None:
+    from ferrofix import _native
+
+    packing.release_batch_buffers()
+    batch = pack_sequences(_big_documents(0), 512)
+    assert batch["input_ids"].nbytes > 1 << 20
+    kept = {key: batch[key][3:] for key in ("input_ids", "labels", "position_ids")}
+    kept["document_ids"] = batch["document_ids"].T
+    want = {key: value.copy() for key, value in kept.items()}
+    del batch
+    for seed in (1, 2, 3):  # more grids than the pool holds
+        other = pack_sequences(_big_documents(seed), 512)
+        for key, value in kept.items():
+            assert not any(np.shares_memory(value, other[k]) for k in other), key
+    for key, value in kept.items():
+        np.testing.assert_array_equal(value, want[key])
+    del kept, other
+    assert _native.core().idle_packed_batch_bytes() >= 5 << 20  # five grids of over 1 MiB
+
+
+@pytest.mark.parametrize("labels", ["aligned", "shifted"])
+def test_reused_batch_memory_holds_only_the_new_batch(labels) -> None:
+    """A pooled grid still holds the previous batch's values: every cell is rewritten,
+    padding included, whatever the pad id, ignore index and label convention."""
+    from ferrofix import _native
+
+    packing.release_batch_buffers()
+    first = pack_sequences(_big_documents(4), 512, pad_token_id=7, ignore_index=-1)
+    addresses = {first[k].__array_interface__["data"][0] for k in ("input_ids", "labels")}
+    del first
+    sequences = _big_documents(5)
+    batch = pack_sequences(sequences, 512, "ffd", pad_token_id=3, labels=labels)
+    assert addresses & {batch[k].__array_interface__["data"][0] for k in batch if k != "max_seqlen"}
+    result = pack([len(s) for s in sequences], 512, "ffd")
+    expected = reference.packed_batch(
+        [s.tolist() for s in sequences],
+        result.bins(),
+        result.offset_in_bin.tolist(),
+        512,
+        pad_token_id=3,
+        labels=labels,
+    )
+    for key, value in expected.items():
+        np.testing.assert_array_equal(batch[key], value, err_msg=key)
+    assert _native.core().idle_packed_batch_bytes() == 0  # all five grids are in use
+    nbytes = batch["input_ids"].nbytes
+    del batch
+    assert packing.release_batch_buffers() >= 5 * nbytes
+
+
 def test_split_documents_are_chunks_that_restart_positions() -> None:
     sequences = [list(range(1, 12)), [20, 21]]
     batch = pack_sequences(sequences, 4, overflow="split")

@@ -56,6 +56,7 @@ __all__ = [
     "pack_sequences",
     "packed_batch",
     "position_ids_from_document_starts",
+    "release_batch_buffers",
 ]
 
 STRATEGIES = ("next_fit", "first_fit", "best_fit", "ffd", "bfd", "wfd")
@@ -289,7 +290,8 @@ def pack_sequences(
         A dict with ``input_ids``, ``labels``, ``position_ids``, ``document_ids``,
         ``attention_mask`` (int64, ``(rows, capacity)``), ``cu_seqlens`` (int32),
         ``max_seqlen`` (int), ``document_starts`` (int64, ``(rows, max_segments)``) and
-        ``seq_lengths`` (int64, ``(rows,)``).
+        ``seq_lengths`` (int64, ``(rows,)``). The five ``(rows, capacity)`` arrays of 1 MiB
+        and more come from a small pool (see :func:`release_batch_buffers`).
 
     Raises:
         ConfigError: bad options, empty documents, or a document over the capacity with
@@ -308,6 +310,17 @@ def pack_sequences(
         tokens, lengths, capacity, strategy, overflow, pad_token_id, ignore_index, labels
     )
     return _as_tensors(batch, return_tensors)
+
+
+def release_batch_buffers() -> int:
+    """Free the idle buffers :func:`pack_sequences` keeps for reuse; returns the bytes freed.
+
+    The five ``(rows, capacity)`` arrays of a batch, when 1 MiB or more, live in memory that
+    returns to a small pool (at most five buffers, one batch) once no array or tensor views
+    it, so the next batch reuses it instead of faulting in fresh pages. Call this to give
+    that memory back early.
+    """
+    return _native.core().release_packed_batch_buffers()
 
 
 class Violation(NamedTuple):

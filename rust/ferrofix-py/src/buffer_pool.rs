@@ -1,4 +1,5 @@
-//! Reusable output buffers: the CPU loss's gradients and the tokenizer's batches.
+//! Reusable output buffers: the CPU loss's gradients, the tokenizer's batches and packed
+//! batches.
 //!
 //! A training step's cross-entropy gradient is as large as the logits (262 MB at N = 2048,
 //! V = 32000 f32), and fresh memory for it costs the kernel a zeroing pass and a fault per
@@ -46,6 +47,9 @@ pub struct Pool {
 pub static GRADIENTS: Pool = Pool::new(2);
 /// Tokenized batches: ids and mask of the steady state, and of a second shape in flight.
 pub static BATCHES: Pool = Pool::new(4);
+/// Packed batches: the five (rows, capacity) arrays of one batch. A loop that replaces its
+/// batch with the next still reuses them: the batch before the previous one is back by then.
+pub static PACKED_BATCHES: Pool = Pool::new(5);
 
 impl Pool {
     const fn new(max_idle: usize) -> Self {
@@ -186,6 +190,18 @@ fn idle_batch_bytes() -> usize {
     BATCHES.idle_bytes()
 }
 
+/// Free the idle packed-batch buffers; returns how many bytes that released.
+#[pyfunction]
+fn release_packed_batch_buffers() -> usize {
+    PACKED_BATCHES.release()
+}
+
+/// Bytes waiting in the packed-batch output pool.
+#[pyfunction]
+fn idle_packed_batch_bytes() -> usize {
+    PACKED_BATCHES.idle_bytes()
+}
+
 /// Bytes waiting in the core's pool of content-id buffers.
 #[pyfunction]
 fn idle_token_id_bytes() -> usize {
@@ -200,5 +216,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(idle_gradient_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(release_batch_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(idle_batch_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(release_packed_batch_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(idle_packed_batch_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(idle_token_id_bytes, m)?)
 }

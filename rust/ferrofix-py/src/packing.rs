@@ -1,15 +1,18 @@
 //! Bindings of packing: integer arrays in (int32 or int64), the core run with the GIL
 //! released, numpy arrays out without copies.
 
-use ferrofix_core::packing::batch::{self, Filler, LabelConvention};
+use ferrofix_core::packing::batch::{BatchGrids, Filler, LabelConvention, PackedLayout};
 use ferrofix_core::packing::check::{self, BatchView, Expectations, Sources};
 use ferrofix_core::packing::{self as core, Overflow, Strategy, bounds};
 use ferrofix_core::{Error, Result};
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::buffer_pool::{PACKED_BATCHES, pooled_array};
 use crate::convert::{IntArray, IntSlice, contiguous};
 use crate::errors::to_py;
 
@@ -118,26 +121,67 @@ fn pack_sequences<'py>(
     };
     let tokens = contiguous(&tokens, "sequences")?;
     let lengths = contiguous(&lengths, "lengths")?;
-    let packed = py
-        .detach(|| batch::pack_sequences(tokens, lengths, capacity, strategy, overflow, filler))
+    let layout = py
+        .detach(|| PackedLayout::new(tokens, lengths, capacity, strategy, overflow, filler))
         .map_err(to_py)?;
-    let (rows, width) = (packed.rows, packed.capacity);
+    // The five grids come from the packed-batch pool: a loop that drops (or replaces) each
+    // batch before packing the next reuses their memory instead of faulting in fresh pages.
+    let shape = [layout.rows(), layout.capacity()];
+    let grids: [Bound<'py, PyArrayDyn<i64>>; 5] = [
+        pooled_array(py, &shape, &PACKED_BATCHES)?,
+        pooled_array(py, &shape, &PACKED_BATCHES)?,
+        pooled_array(py, &shape, &PACKED_BATCHES)?,
+        pooled_array(py, &shape, &PACKED_BATCHES)?,
+        pooled_array(py, &shape, &PACKED_BATCHES)?,
+    ];
+    let tables = {
+        let [
+            input_ids,
+            labels,
+            position_ids,
+            document_ids,
+            attention_mask,
+        ] = &grids;
+        let not_contiguous = |e: numpy::AsSliceError| to_py(Error::invalid("batch", e.to_string()));
+        // SAFETY: the five arrays were created above, are C-contiguous and distinct, and
+        // nothing else refers to them until they are returned, so these are the only views.
+        let out = unsafe {
+            BatchGrids {
+                input_ids: input_ids.as_slice_mut().map_err(not_contiguous)?,
+                labels: labels.as_slice_mut().map_err(not_contiguous)?,
+                position_ids: position_ids.as_slice_mut().map_err(not_contiguous)?,
+                document_ids: document_ids.as_slice_mut().map_err(not_contiguous)?,
+                attention_mask: attention_mask.as_slice_mut().map_err(not_contiguous)?,
+            }
+        };
+        py.detach(|| layout.fill(out).map(|()| layout.segment_tables()))
+            .map_err(to_py)?
+    };
+    let [
+        input_ids,
+        labels,
+        position_ids,
+        document_ids,
+        attention_mask,
+    ] = grids;
     let out = PyDict::new(py);
-    out.set_item("input_ids", grid(py, packed.input_ids, rows, width)?)?;
-    out.set_item("labels", grid(py, packed.labels, rows, width)?)?;
-    out.set_item("position_ids", grid(py, packed.position_ids, rows, width)?)?;
-    out.set_item("document_ids", grid(py, packed.document_ids, rows, width)?)?;
-    out.set_item(
-        "attention_mask",
-        grid(py, packed.attention_mask, rows, width)?,
-    )?;
-    out.set_item("cu_seqlens", vec1(py, packed.cu_seqlens))?;
-    out.set_item("max_seqlen", packed.max_seqlen)?;
+    out.set_item("input_ids", input_ids)?;
+    out.set_item("labels", labels)?;
+    out.set_item("position_ids", position_ids)?;
+    out.set_item("document_ids", document_ids)?;
+    out.set_item("attention_mask", attention_mask)?;
+    out.set_item("cu_seqlens", vec1(py, tables.cu_seqlens))?;
+    out.set_item("max_seqlen", tables.max_seqlen)?;
     out.set_item(
         "document_starts",
-        grid(py, packed.document_starts, rows, packed.max_segments)?,
+        grid(
+            py,
+            tables.document_starts,
+            layout.rows(),
+            tables.max_segments,
+        )?,
     )?;
-    out.set_item("seq_lengths", vec1(py, packed.seq_lengths))?;
+    out.set_item("seq_lengths", vec1(py, tables.seq_lengths))?;
     Ok(out)
 }
 

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::{Items, Overflow, Packing, Strategy};
 use crate::error::{Error, Result};
-use crate::memory::huge_filled;
+use crate::memory::advise_huge_pages;
 use crate::parallel;
 
 /// Where the labels of a packed batch point.
@@ -93,12 +93,11 @@ pub struct PackedBatch {
     pub seq_lengths: Vec<i64>,
 }
 
-/// Pack documents given as `tokens` (all documents concatenated) and their `lengths`.
+/// Pack documents given as `tokens` (all documents concatenated) and their `lengths` into a
+/// batch in new memory. [`PackedLayout`] does the same into memory the caller provides.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when the lengths do not add up to the number of tokens, for
-/// the length and capacity errors of [`super::items`] and
-/// when the batch would hold 2**31 tokens or more (cu_seqlens are int32).
+/// As [`PackedLayout::new`].
 pub fn pack_sequences(
     tokens: &[i64],
     lengths: &[i64],
@@ -107,17 +106,280 @@ pub fn pack_sequences(
     overflow: Overflow,
     filler: Filler,
 ) -> Result<PackedBatch> {
-    let items = super::items(lengths, capacity, overflow)?;
-    let starts = document_starts(lengths, tokens.len())?;
-    let packing = super::pack(&items.lengths, capacity, strategy)?;
-    let packed: u64 = items.lengths.iter().map(|&v| u64::from(v)).sum();
-    if packed > i32::MAX as u64 {
-        return Err(Error::invalid(
-            "sequences",
-            format!("at most 2**31 - 1 tokens fit one batch (cu_seqlens are int32), got {packed}"),
-        ));
+    let layout = PackedLayout::new(tokens, lengths, capacity, strategy, overflow, filler)?;
+    let cells = layout.rows() * layout.capacity();
+    // Zeroed allocations of this size are fresh pages nobody has touched yet, so the advice
+    // still applies and the pages fault in on the workers that fill the rows.
+    let mut grids: [Vec<i64>; 5] = std::array::from_fn(|_| {
+        let grid = vec![0i64; cells];
+        advise_huge_pages(&grid);
+        grid
+    });
+    let [
+        input_ids,
+        labels,
+        position_ids,
+        document_ids,
+        attention_mask,
+    ] = &mut grids;
+    layout.fill(BatchGrids {
+        input_ids,
+        labels,
+        position_ids,
+        document_ids,
+        attention_mask,
+    })?;
+    let tables = layout.segment_tables();
+    let [
+        input_ids,
+        labels,
+        position_ids,
+        document_ids,
+        attention_mask,
+    ] = grids;
+    Ok(PackedBatch {
+        rows: layout.rows(),
+        capacity: layout.capacity(),
+        input_ids,
+        labels,
+        position_ids,
+        document_ids,
+        attention_mask,
+        cu_seqlens: tables.cu_seqlens,
+        max_seqlen: tables.max_seqlen,
+        document_starts: tables.document_starts,
+        max_segments: tables.max_segments,
+        seq_lengths: tables.seq_lengths,
+    })
+}
+
+/// The five (rows, capacity) arrays of a packed batch, row-major. Their previous contents do
+/// not matter: [`PackedLayout::fill`] writes every element.
+pub struct BatchGrids<'a> {
+    /// Token ids.
+    pub input_ids: &'a mut [i64],
+    /// Labels.
+    pub labels: &'a mut [i64],
+    /// Position ids.
+    pub position_ids: &'a mut [i64],
+    /// Document ids.
+    pub document_ids: &'a mut [i64],
+    /// Attention mask.
+    pub attention_mask: &'a mut [i64],
+}
+
+/// The per-segment and per-row metadata of a packed batch (see [`PackedBatch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentTables {
+    /// Segment boundaries over the flattened batch, padding excluded.
+    pub cu_seqlens: Vec<i32>,
+    /// The longest segment.
+    pub max_seqlen: i64,
+    /// (rows, max_segments): each row's segment starts, padded with -1.
+    pub document_starts: Vec<i64>,
+    /// The most segments in one row.
+    pub max_segments: usize,
+    /// Tokens in each row.
+    pub seq_lengths: Vec<i64>,
+}
+
+/// Documents placed by a packing but not yet written out: [`PackedLayout::fill`] lays the
+/// batch into (rows, capacity) arrays the caller takes from anywhere (fresh or reused
+/// memory), [`PackedLayout::segment_tables`] gives the rest.
+pub struct PackedLayout<'a> {
+    tokens: &'a [i64],
+    starts: Vec<usize>,
+    items: Items,
+    packing: Packing,
+    capacity: usize,
+    filler: Filler,
+}
+
+impl<'a> PackedLayout<'a> {
+    /// Pack documents given as `tokens` (all documents concatenated) and their `lengths`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the lengths do not add up to the number of tokens,
+    /// for the length and capacity errors of [`super::items`] and when the batch would hold
+    /// 2**31 tokens or more (cu_seqlens are int32).
+    pub fn new(
+        tokens: &'a [i64],
+        lengths: &[i64],
+        capacity: u32,
+        strategy: Strategy,
+        overflow: Overflow,
+        filler: Filler,
+    ) -> Result<Self> {
+        let items = super::items(lengths, capacity, overflow)?;
+        let starts = document_starts(lengths, tokens.len())?;
+        let packing = super::pack(&items.lengths, capacity, strategy)?;
+        let packed: u64 = items.lengths.iter().map(|&v| u64::from(v)).sum();
+        if packed > i32::MAX as u64 {
+            return Err(Error::invalid(
+                "sequences",
+                format!(
+                    "at most 2**31 - 1 tokens fit one batch (cu_seqlens are int32), got {packed}"
+                ),
+            ));
+        }
+        Ok(Self {
+            tokens,
+            starts,
+            items,
+            packing,
+            capacity: capacity as usize,
+            filler,
+        })
     }
-    parallel::install(|| fill(tokens, &starts, &items, &packing, capacity as usize, filler))
+
+    /// Number of rows (bins).
+    pub fn rows(&self) -> usize {
+        self.packing.num_bins()
+    }
+
+    /// Tokens per row.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The source document and the tokens of `item`.
+    fn segment(&self, item: usize) -> (usize, &'a [i64]) {
+        let (source, offset) = self.items.source(item);
+        let start = self.starts[source] + offset as usize;
+        (
+            source,
+            &self.tokens[start..start + self.items.lengths[item] as usize],
+        )
+    }
+
+    /// Write every element of the five arrays, rows in parallel on the crate's pool (so
+    /// fresh pages also fault in on all workers).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming an array that does not hold rows x capacity
+    /// elements.
+    pub fn fill(&self, grids: BatchGrids<'_>) -> Result<()> {
+        let (capacity, filler) = (self.capacity, self.filler);
+        let cells = self.rows() * capacity;
+        for (name, len) in [
+            ("input_ids", grids.input_ids.len()),
+            ("labels", grids.labels.len()),
+            ("position_ids", grids.position_ids.len()),
+            ("document_ids", grids.document_ids.len()),
+            ("attention_mask", grids.attention_mask.len()),
+        ] {
+            if len != cells {
+                return Err(Error::invalid(
+                    name,
+                    format!("must hold {} x {capacity} elements, got {len}", self.rows()),
+                ));
+            }
+        }
+        if cells == 0 {
+            return Ok(());
+        }
+        let packing = &self.packing;
+        parallel::install(|| {
+            grids
+                .input_ids
+                .par_chunks_mut(capacity)
+                .zip(grids.labels.par_chunks_mut(capacity))
+                .zip(grids.position_ids.par_chunks_mut(capacity))
+                .zip(grids.document_ids.par_chunks_mut(capacity))
+                .zip(grids.attention_mask.par_chunks_mut(capacity))
+                .enumerate()
+                .for_each(|(row, ((((ids, labels), positions), documents), mask))| {
+                    let mut out = RowGrids {
+                        ids,
+                        labels,
+                        positions,
+                        documents,
+                        mask,
+                    };
+                    // Segments lie back to back from 0 (an item's offset is its bin's load
+                    // when it arrived), but any gap is written as padding all the same.
+                    let mut written = 0;
+                    let members =
+                        packing.bin_offsets[row] as usize..packing.bin_offsets[row + 1] as usize;
+                    for &item in &packing.items[members] {
+                        let (source, tokens) = self.segment(item as usize);
+                        let at = packing.offset_in_bin[item as usize] as usize;
+                        out.pad(written..at, filler);
+                        out.segment(at, source, tokens, filler);
+                        written = at + tokens.len();
+                    }
+                    out.pad(written..capacity, filler);
+                });
+        })
+    }
+
+    /// cu_seqlens, max_seqlen, document_starts and seq_lengths.
+    pub fn segment_tables(&self) -> SegmentTables {
+        let packing = &self.packing;
+        let rows = self.rows();
+        let max_segments = packing
+            .bin_offsets
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as usize)
+            .max()
+            .unwrap_or(0);
+        let mut document_starts = vec![-1i64; rows * max_segments];
+        let mut seq_lengths = vec![0i64; rows];
+        let mut cu_seqlens = Vec::with_capacity(packing.items.len() + 1);
+        cu_seqlens.push(0i32);
+        let mut max_seqlen = 0i64;
+        for row in 0..rows {
+            let members = packing.bin_offsets[row] as usize..packing.bin_offsets[row + 1] as usize;
+            for (k, &item) in packing.items[members].iter().enumerate() {
+                let length = self.items.lengths[item as usize];
+                document_starts[row * max_segments + k] =
+                    i64::from(packing.offset_in_bin[item as usize]);
+                seq_lengths[row] += i64::from(length);
+                max_seqlen = max_seqlen.max(i64::from(length));
+                // `new` checked that the total fits in i32.
+                cu_seqlens.push(cu_seqlens[cu_seqlens.len() - 1] + length as i32);
+            }
+        }
+        SegmentTables {
+            cu_seqlens,
+            max_seqlen,
+            document_starts,
+            max_segments,
+            seq_lengths,
+        }
+    }
+}
+
+/// One row of each of the five arrays.
+struct RowGrids<'r> {
+    ids: &'r mut [i64],
+    labels: &'r mut [i64],
+    positions: &'r mut [i64],
+    documents: &'r mut [i64],
+    mask: &'r mut [i64],
+}
+
+impl RowGrids<'_> {
+    fn pad(&mut self, range: std::ops::Range<usize>, filler: Filler) {
+        self.ids[range.clone()].fill(filler.pad_token_id);
+        self.labels[range.clone()].fill(filler.ignore_index);
+        self.positions[range.clone()].fill(0);
+        self.documents[range.clone()].fill(-1);
+        self.mask[range].fill(0);
+    }
+
+    fn segment(&mut self, at: usize, source: usize, tokens: &[i64], filler: Filler) {
+        let span = at..at + tokens.len();
+        self.ids[span.clone()].copy_from_slice(tokens);
+        self.documents[span.clone()].fill(source as i64);
+        self.mask[span.clone()].fill(1);
+        for (k, position) in self.positions[span.clone()].iter_mut().enumerate() {
+            *position = k as i64;
+        }
+        for (k, label) in self.labels[span].iter_mut().enumerate() {
+            *label = filler.labels.label(tokens, k, filler.ignore_index);
+        }
+    }
 }
 
 /// Where each document starts in the concatenated tokens.
@@ -135,90 +397,6 @@ fn document_starts(lengths: &[i64], tokens: usize) -> Result<Vec<usize>> {
         ));
     }
     Ok(starts)
-}
-
-fn fill(
-    tokens: &[i64],
-    starts: &[usize],
-    items: &Items,
-    packing: &Packing,
-    capacity: usize,
-    filler: Filler,
-) -> PackedBatch {
-    let rows = packing.num_bins();
-    let cells = rows * capacity;
-    let mut input_ids = huge_filled(cells, filler.pad_token_id);
-    let mut labels = huge_filled(cells, filler.ignore_index);
-    let mut position_ids = huge_filled(cells, 0i64);
-    let mut document_ids = huge_filled(cells, -1i64);
-    let mut attention_mask = huge_filled(cells, 0i64);
-    let segment = |item: usize| {
-        let (source, offset) = items.source(item);
-        let start = starts[source] + offset as usize;
-        (source, &tokens[start..start + items.lengths[item] as usize])
-    };
-    input_ids
-        .par_chunks_mut(capacity)
-        .zip(labels.par_chunks_mut(capacity))
-        .zip(position_ids.par_chunks_mut(capacity))
-        .zip(document_ids.par_chunks_mut(capacity))
-        .zip(attention_mask.par_chunks_mut(capacity))
-        .enumerate()
-        .for_each(|(row, ((((ids, labels), positions), documents), mask))| {
-            let members = packing.bin_offsets[row] as usize..packing.bin_offsets[row + 1] as usize;
-            for &item in &packing.items[members] {
-                let (source, segment_tokens) = segment(item as usize);
-                let at = packing.offset_in_bin[item as usize] as usize;
-                let span = at..at + segment_tokens.len();
-                ids[span.clone()].copy_from_slice(segment_tokens);
-                documents[span.clone()].fill(source as i64);
-                mask[span.clone()].fill(1);
-                for (k, position) in positions[span.clone()].iter_mut().enumerate() {
-                    *position = k as i64;
-                }
-                for (k, label) in labels[span].iter_mut().enumerate() {
-                    *label = filler.labels.label(segment_tokens, k, filler.ignore_index);
-                }
-            }
-        });
-
-    let max_segments = packing
-        .bin_offsets
-        .windows(2)
-        .map(|w| (w[1] - w[0]) as usize)
-        .max()
-        .unwrap_or(0);
-    let mut document_starts = vec![-1i64; rows * max_segments];
-    let mut seq_lengths = vec![0i64; rows];
-    let mut cu_seqlens = Vec::with_capacity(packing.items.len() + 1);
-    cu_seqlens.push(0i32);
-    let mut max_seqlen = 0i64;
-    for row in 0..rows {
-        let members = packing.bin_offsets[row] as usize..packing.bin_offsets[row + 1] as usize;
-        for (k, &item) in packing.items[members].iter().enumerate() {
-            let length = items.lengths[item as usize];
-            document_starts[row * max_segments + k] =
-                i64::from(packing.offset_in_bin[item as usize]);
-            seq_lengths[row] += i64::from(length);
-            max_seqlen = max_seqlen.max(i64::from(length));
-            // pack_sequences checked that the total fits in i32.
-            cu_seqlens.push(cu_seqlens[cu_seqlens.len() - 1] + length as i32);
-        }
-    }
-    PackedBatch {
-        rows,
-        capacity,
-        input_ids,
-        labels,
-        position_ids,
-        document_ids,
-        attention_mask,
-        cu_seqlens,
-        max_seqlen,
-        document_starts,
-        max_segments,
-        seq_lengths,
-    }
 }
 
 #[cfg(test)]
@@ -262,6 +440,70 @@ mod tests {
         assert_eq!(
             batch.labels,
             [12, 13, -100, 32, 33, -100, 22, -100, -100, -100]
+        );
+    }
+
+    #[test]
+    fn fill_overwrites_whatever_the_outputs_held() {
+        // next_fit over lengths 3, 2, 1 at capacity 4: rows [1 2 3 pad] and [4 5 6 pad].
+        let tokens = [1, 2, 3, 4, 5, 6];
+        let layout = PackedLayout::new(
+            &tokens,
+            &[3, 2, 1],
+            4,
+            Strategy::NextFit,
+            Overflow::Error,
+            FILLER,
+        )
+        .unwrap();
+        assert_eq!((layout.rows(), layout.capacity()), (2, 4));
+        let fill_from = |junk: i64| {
+            let mut grids: [Vec<i64>; 5] = std::array::from_fn(|_| vec![junk; 8]);
+            let [
+                input_ids,
+                labels,
+                position_ids,
+                document_ids,
+                attention_mask,
+            ] = &mut grids;
+            layout
+                .fill(BatchGrids {
+                    input_ids,
+                    labels,
+                    position_ids,
+                    document_ids,
+                    attention_mask,
+                })
+                .unwrap();
+            grids
+        };
+        let grids = fill_from(-77);
+        assert_eq!(grids, fill_from(0));
+        assert_eq!(
+            grids,
+            [
+                vec![1, 2, 3, 0, 4, 5, 6, 0],
+                vec![-100, 2, 3, -100, -100, 5, -100, -100],
+                vec![0, 1, 2, 0, 0, 1, 0, 0],
+                vec![0, 0, 0, -1, 1, 1, 2, -1],
+                vec![1, 1, 1, 0, 1, 1, 1, 0],
+            ]
+        );
+        let mut right = vec![0; 8];
+        let mut short = vec![0; 7];
+        let (mut a, mut b, mut c) = (right.clone(), right.clone(), right.clone());
+        let err = layout
+            .fill(BatchGrids {
+                input_ids: &mut right,
+                labels: &mut a,
+                position_ids: &mut b,
+                document_ids: &mut c,
+                attention_mask: &mut short,
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "attention_mask: must hold 2 x 4 elements, got 7"
         );
     }
 
