@@ -311,6 +311,25 @@ def test_token_id_buffers_are_kept_between_batches_until_released() -> None:
     assert _native.core().idle_token_id_bytes() == 0
 
 
+def test_text_views_are_kept_between_batches_until_released() -> None:
+    """The borrowed views of a text list are kept for the next call, emptied: a shorter list
+    after a long one sees only its own texts."""
+    from ferrofix import _native
+    from ferrofix.tokenizers import release_batch_buffers
+
+    release_batch_buffers()
+    assert _native.core().idle_text_view_bytes() == 0
+    t = SimpleTokenizer(WORDS)
+    t.batch_encode(_big_batch(3))
+    assert _native.core().idle_text_view_bytes() >= 16 * len(_big_batch(3))
+    few = ["1 2", "3"]
+    ids, _, lengths = t.batch_encode(few)
+    np.testing.assert_array_equal(lengths, [2, 1])
+    np.testing.assert_array_equal(ids, [t.encode(few[0]), t.encode(few[1]) + [t.pad_token_id]])
+    release_batch_buffers()
+    assert _native.core().idle_text_view_bytes() == 0
+
+
 # --- pad -----------------------------------------------------------------------------------
 
 

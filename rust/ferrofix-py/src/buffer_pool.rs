@@ -28,6 +28,7 @@ use numpy::{Element, PyArrayDyn};
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
+use crate::tokenizer::{idle_view_bytes, release_view_buffers};
 use ferrofix_core::Error;
 
 /// Buffers smaller than this are cheap to allocate and are not pooled.
@@ -177,11 +178,11 @@ fn idle_gradient_bytes() -> usize {
     GRADIENTS.idle_bytes()
 }
 
-/// Free the idle tokenized-batch buffers (the outputs' and the core's content-id buffers);
-/// returns how many bytes that released.
+/// Free the idle tokenized-batch buffers (the outputs', the core's content-id buffers and
+/// the text views'); returns how many bytes that released.
 #[pyfunction]
 fn release_batch_buffers() -> usize {
-    BATCHES.release() + ID_BUFFERS.release()
+    BATCHES.release() + ID_BUFFERS.release() + release_view_buffers()
 }
 
 /// Bytes waiting in the tokenized-batch output pool.
@@ -202,6 +203,12 @@ fn idle_packed_batch_bytes() -> usize {
     PACKED_BATCHES.idle_bytes()
 }
 
+/// Bytes waiting in the pool of text-view buffers.
+#[pyfunction]
+fn idle_text_view_bytes() -> usize {
+    idle_view_bytes()
+}
+
 /// Bytes waiting in the core's pool of content-id buffers.
 #[pyfunction]
 fn idle_token_id_bytes() -> usize {
@@ -216,6 +223,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(idle_gradient_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(release_batch_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(idle_batch_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(idle_text_view_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(release_packed_batch_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(idle_packed_batch_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(idle_token_id_bytes, m)?)

@@ -10,6 +10,7 @@ use numpy::{
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::buffer_pool::{BATCHES, pooled_array};
 use crate::convert::contiguous;
@@ -53,6 +54,40 @@ fn utf8<'a>(text: &'a Bound<'_, PyAny>, arg: &'static str) -> PyResult<&'a str> 
     })
 }
 
+/// Idle `views` buffers of [`with_list_texts`], emptied but with their capacity kept. A
+/// fresh 16 bytes per text on every call came back from the allocator as new pages to fault
+/// in (the allocator returns large freed blocks to the kernel). The `'static` is never seen
+/// by anyone: a buffer holds views only while `with_list_texts` runs and is cleared before
+/// the strings it borrowed from can be freed.
+static VIEW_BUFFERS: Mutex<Vec<Vec<&'static str>>> = Mutex::new(Vec::new());
+
+/// Idle view buffers kept (more than one only while calls overlap on several threads).
+const MAX_IDLE_VIEW_BUFFERS: usize = 2;
+/// The largest buffer kept (16 MiB, a million texts).
+const MAX_KEPT_VIEWS: usize = 1 << 20;
+
+fn view_buffers() -> MutexGuard<'static, Vec<Vec<&'static str>>> {
+    // A panic elsewhere cannot leave the list of plain vectors inconsistent.
+    VIEW_BUFFERS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn view_bytes(buffers: &[Vec<&str>]) -> usize {
+    buffers
+        .iter()
+        .map(|v| v.capacity() * size_of::<&str>())
+        .sum()
+}
+
+/// Free the idle view buffers; returns how many bytes that released.
+pub fn release_view_buffers() -> usize {
+    view_bytes(&std::mem::take(&mut *view_buffers()))
+}
+
+/// Bytes held by the idle view buffers.
+pub fn idle_view_bytes() -> usize {
+    view_bytes(&view_buffers())
+}
+
 /// Run `f` on every text of the list `arg` borrowed as `&str`; anything but a list of `str`
 /// is a `DtypeError`, a text with a lone surrogate a `ConfigError`, both naming `arg`.
 ///
@@ -70,7 +105,8 @@ fn with_list_texts<'py, R>(
         .cast::<PyList>()
         .map_err(|_| wrong_type(arg, "a list of str", texts))?;
     let snapshot = list.get_slice(0, list.len());
-    let mut views: Vec<&str> = Vec::with_capacity(snapshot.len());
+    let mut views = view_buffers().pop().unwrap_or_default();
+    views.reserve(snapshot.len());
     for i in 0..snapshot.len() {
         // SAFETY: `snapshot` is a list only this function sees, `i` is in range, and the
         // borrowed item stays alive as long as `snapshot` holds it (until after `f`).
@@ -94,7 +130,8 @@ fn with_list_texts<'py, R>(
             )));
         }
         // SAFETY: the view is `size` bytes of valid UTF-8 owned by the immutable string,
-        // which `snapshot` keeps alive until after `f` has returned.
+        // which `snapshot` keeps alive until after `views` is cleared below; `f` only borrows
+        // the views (its signature cannot keep them), so the `'static` never escapes.
         views.push(unsafe {
             std::str::from_utf8_unchecked(std::slice::from_raw_parts(
                 data.cast::<u8>(),
@@ -103,7 +140,12 @@ fn with_list_texts<'py, R>(
         });
     }
     let result = f(&views);
-    drop(views);
+    views.clear();
+    let mut idle = view_buffers();
+    if idle.len() < MAX_IDLE_VIEW_BUFFERS && views.capacity() <= MAX_KEPT_VIEWS {
+        idle.push(views);
+    }
+    drop(idle);
     drop(snapshot);
     Ok(result)
 }
