@@ -325,7 +325,7 @@ def test_text_views_are_kept_between_batches_until_released() -> None:
     few = ["1 2", "3"]
     ids, _, lengths = t.batch_encode(few)
     np.testing.assert_array_equal(lengths, [2, 1])
-    np.testing.assert_array_equal(ids, [t.encode(few[0]), t.encode(few[1]) + [t.pad_token_id]])
+    np.testing.assert_array_equal(ids, [t.encode(few[0]), [*t.encode(few[1]), t.pad_token_id]])
     release_batch_buffers()
     assert _native.core().idle_text_view_bytes() == 0
 
