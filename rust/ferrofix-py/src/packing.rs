@@ -1,7 +1,7 @@
 //! Bindings of packing: integer arrays in (int32 or int64), the core run with the GIL
 //! released, numpy arrays out without copies.
 
-use ferrofix_core::packing::batch::{BatchGrids, Filler, LabelConvention, PackedLayout};
+use ferrofix_core::packing::batch::{Filler, GRID_NAMES, LabelConvention, PackedLayout};
 use ferrofix_core::packing::check::{self, BatchView, Expectations, Sources};
 use ferrofix_core::packing::{self as core, Overflow, Strategy, bounds};
 use ferrofix_core::{Error, Result};
@@ -127,49 +127,29 @@ fn pack_sequences<'py>(
     // The five grids come from the packed-batch pool: a loop that drops (or replaces) each
     // batch before packing the next reuses their memory instead of faulting in fresh pages.
     let shape = [layout.rows(), layout.capacity()];
-    let grids: [Bound<'py, PyArrayDyn<i64>>; 5] = [
-        pooled_array(py, &shape, &PACKED_BATCHES)?,
-        pooled_array(py, &shape, &PACKED_BATCHES)?,
-        pooled_array(py, &shape, &PACKED_BATCHES)?,
-        pooled_array(py, &shape, &PACKED_BATCHES)?,
-        pooled_array(py, &shape, &PACKED_BATCHES)?,
-    ];
+    let grids: Vec<Bound<'py, PyArrayDyn<i64>>> = GRID_NAMES
+        .iter()
+        .map(|_| pooled_array(py, &shape, &PACKED_BATCHES))
+        .collect::<PyResult<_>>()?;
     let tables = {
-        let [
-            input_ids,
-            labels,
-            position_ids,
-            document_ids,
-            attention_mask,
-        ] = &grids;
-        let not_contiguous = |e: numpy::AsSliceError| to_py(Error::invalid("batch", e.to_string()));
-        // SAFETY: the five arrays were created above, are C-contiguous and distinct, and
-        // nothing else refers to them until they are returned, so these are the only views.
-        let out = unsafe {
-            BatchGrids {
-                input_ids: input_ids.as_slice_mut().map_err(not_contiguous)?,
-                labels: labels.as_slice_mut().map_err(not_contiguous)?,
-                position_ids: position_ids.as_slice_mut().map_err(not_contiguous)?,
-                document_ids: document_ids.as_slice_mut().map_err(not_contiguous)?,
-                attention_mask: attention_mask.as_slice_mut().map_err(not_contiguous)?,
-            }
-        };
-        py.detach(|| layout.fill(out).map(|()| layout.segment_tables()))
+        let mut slices = Vec::with_capacity(grids.len());
+        for grid in &grids {
+            // SAFETY: the five arrays were created above, are C-contiguous and distinct, and
+            // nothing else refers to them until they are returned, so these are the only
+            // views.
+            let slice = unsafe { grid.as_slice_mut() };
+            slices.push(slice.map_err(|e| to_py(Error::invalid("batch", e.to_string())))?);
+        }
+        let slices: [&mut [i64]; 5] = slices
+            .try_into()
+            .map_err(|_| to_py(Error::invalid("batch", "expected five grids")))?;
+        py.detach(|| layout.fill(slices).map(|()| layout.segment_tables()))
             .map_err(to_py)?
     };
-    let [
-        input_ids,
-        labels,
-        position_ids,
-        document_ids,
-        attention_mask,
-    ] = grids;
     let out = PyDict::new(py);
-    out.set_item("input_ids", input_ids)?;
-    out.set_item("labels", labels)?;
-    out.set_item("position_ids", position_ids)?;
-    out.set_item("document_ids", document_ids)?;
-    out.set_item("attention_mask", attention_mask)?;
+    for (name, grid) in GRID_NAMES.iter().zip(grids) {
+        out.set_item(name, grid)?;
+    }
     out.set_item("cu_seqlens", vec1(py, tables.cu_seqlens))?;
     out.set_item("max_seqlen", tables.max_seqlen)?;
     out.set_item(

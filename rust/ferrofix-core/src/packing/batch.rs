@@ -115,20 +115,7 @@ pub fn pack_sequences(
         advise_huge_pages(&grid);
         grid
     });
-    let [
-        input_ids,
-        labels,
-        position_ids,
-        document_ids,
-        attention_mask,
-    ] = &mut grids;
-    layout.fill(BatchGrids {
-        input_ids,
-        labels,
-        position_ids,
-        document_ids,
-        attention_mask,
-    })?;
+    layout.fill(grids.each_mut().map(Vec::as_mut_slice))?;
     let tables = layout.segment_tables();
     let [
         input_ids,
@@ -153,20 +140,15 @@ pub fn pack_sequences(
     })
 }
 
-/// The five (rows, capacity) arrays of a packed batch, row-major. Their previous contents do
-/// not matter: [`PackedLayout::fill`] writes every element.
-pub struct BatchGrids<'a> {
-    /// Token ids.
-    pub input_ids: &'a mut [i64],
-    /// Labels.
-    pub labels: &'a mut [i64],
-    /// Position ids.
-    pub position_ids: &'a mut [i64],
-    /// Document ids.
-    pub document_ids: &'a mut [i64],
-    /// Attention mask.
-    pub attention_mask: &'a mut [i64],
-}
+/// The five (rows, capacity) arrays of a packed batch, in the order [`PackedLayout::fill`]
+/// takes them.
+pub const GRID_NAMES: [&str; 5] = [
+    "input_ids",
+    "labels",
+    "position_ids",
+    "document_ids",
+    "attention_mask",
+];
 
 /// The per-segment and per-row metadata of a packed batch (see [`PackedBatch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,41 +234,39 @@ impl<'a> PackedLayout<'a> {
         )
     }
 
-    /// Write every element of the five arrays, rows in parallel on the crate's pool (so
-    /// fresh pages also fault in on all workers).
+    /// Write every element of the five arrays of [`GRID_NAMES`] (row-major; their previous
+    /// contents do not matter), rows in parallel on the crate's pool (so fresh pages also
+    /// fault in on all workers).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming an array that does not hold rows x capacity
     /// elements.
-    pub fn fill(&self, grids: BatchGrids<'_>) -> Result<()> {
+    pub fn fill(&self, grids: [&mut [i64]; 5]) -> Result<()> {
         let (capacity, filler) = (self.capacity, self.filler);
         let cells = self.rows() * capacity;
-        for (name, len) in [
-            ("input_ids", grids.input_ids.len()),
-            ("labels", grids.labels.len()),
-            ("position_ids", grids.position_ids.len()),
-            ("document_ids", grids.document_ids.len()),
-            ("attention_mask", grids.attention_mask.len()),
-        ] {
-            if len != cells {
+        for (name, grid) in GRID_NAMES.iter().zip(&grids) {
+            if grid.len() != cells {
                 return Err(Error::invalid(
                     name,
-                    format!("must hold {} x {capacity} elements, got {len}", self.rows()),
+                    format!(
+                        "must hold {} x {capacity} elements, got {}",
+                        self.rows(),
+                        grid.len()
+                    ),
                 ));
             }
         }
         if cells == 0 {
             return Ok(());
         }
+        let [ids, labels, positions, documents, mask] = grids;
         let packing = &self.packing;
         parallel::install(|| {
-            grids
-                .input_ids
-                .par_chunks_mut(capacity)
-                .zip(grids.labels.par_chunks_mut(capacity))
-                .zip(grids.position_ids.par_chunks_mut(capacity))
-                .zip(grids.document_ids.par_chunks_mut(capacity))
-                .zip(grids.attention_mask.par_chunks_mut(capacity))
+            ids.par_chunks_mut(capacity)
+                .zip(labels.par_chunks_mut(capacity))
+                .zip(positions.par_chunks_mut(capacity))
+                .zip(documents.par_chunks_mut(capacity))
+                .zip(mask.par_chunks_mut(capacity))
                 .enumerate()
                 .for_each(|(row, ((((ids, labels), positions), documents), mask))| {
                     let mut out = RowGrids {
@@ -459,21 +439,8 @@ mod tests {
         assert_eq!((layout.rows(), layout.capacity()), (2, 4));
         let fill_from = |junk: i64| {
             let mut grids: [Vec<i64>; 5] = std::array::from_fn(|_| vec![junk; 8]);
-            let [
-                input_ids,
-                labels,
-                position_ids,
-                document_ids,
-                attention_mask,
-            ] = &mut grids;
             layout
-                .fill(BatchGrids {
-                    input_ids,
-                    labels,
-                    position_ids,
-                    document_ids,
-                    attention_mask,
-                })
+                .fill(grids.each_mut().map(Vec::as_mut_slice))
                 .unwrap();
             grids
         };
@@ -489,17 +456,9 @@ mod tests {
                 vec![1, 1, 1, 0, 1, 1, 1, 0],
             ]
         );
-        let mut right = vec![0; 8];
-        let mut short = vec![0; 7];
-        let (mut a, mut b, mut c) = (right.clone(), right.clone(), right.clone());
+        let mut grids: [Vec<i64>; 5] = std::array::from_fn(|k| vec![0; 8 - k / 4]);
         let err = layout
-            .fill(BatchGrids {
-                input_ids: &mut right,
-                labels: &mut a,
-                position_ids: &mut b,
-                document_ids: &mut c,
-                attention_mask: &mut short,
-            })
+            .fill(grids.each_mut().map(Vec::as_mut_slice))
             .unwrap_err();
         assert_eq!(
             err.to_string(),
