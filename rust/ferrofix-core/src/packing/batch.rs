@@ -277,16 +277,17 @@ impl<'a> PackedLayout<'a> {
                         mask,
                     };
                     // Segments lie back to back from 0 (an item's offset is its bin's load
-                    // when it arrived), but any gap is written as padding all the same.
+                    // when it arrived), but any gap is written as padding all the same, and
+                    // an overlap could not turn into a backwards range.
                     let mut written = 0;
                     let members =
                         packing.bin_offsets[row] as usize..packing.bin_offsets[row + 1] as usize;
                     for &item in &packing.items[members] {
                         let (source, tokens) = self.segment(item as usize);
                         let at = packing.offset_in_bin[item as usize] as usize;
-                        out.pad(written..at, filler);
+                        out.pad(written..at.max(written), filler);
                         out.segment(at, source, tokens, filler);
-                        written = at + tokens.len();
+                        written = written.max(at + tokens.len());
                     }
                     out.pad(written..capacity, filler);
                 });
