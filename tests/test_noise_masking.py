@@ -77,6 +77,26 @@ def test_uniform_corrupt_matches_the_reference_bit_for_bit() -> None:
     np.testing.assert_array_equal(resampled, expected_mask)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "vocab_size"),
+    # 3 * 2**61 rejects a quarter of the candidates, so some draws need a second block.
+    [(np.int32, 50_000), (np.int64, 3 * 2**61)],
+)
+def test_uniform_corrupt_matches_the_reference_for_sparse_and_dense_steps(
+    dtype, vocab_size
+) -> None:
+    """Rows from rarely to nearly always replaced: steps with few replacements draw token by
+    token, dense ones all 32 at once; both give the reference's ids."""
+    rows, length = 5, 75  # two full steps of 32 and a partial one
+    ids = ids_grid(rows, length, dtype)
+    p = np.array([0.02, 0.1, 0.3, 0.7, 1.0])
+    corrupted, resampled = uniform_corrupt(ids, p, vocab_size, seed=11)
+    probs = np.repeat(p[:, None], length, axis=1)
+    expected_ids, expected_mask = reference.uniform_corrupt(ids, probs, vocab_size, 11)
+    np.testing.assert_array_equal(corrupted, expected_ids)
+    np.testing.assert_array_equal(resampled, expected_mask)
+
+
 @pytest.mark.parametrize("p", [0.01, 0.1, 0.5, 0.9, 0.99])
 def test_masked_fraction_per_row_within_4_sigma(p: float) -> None:
     rows, length = 16, 4096

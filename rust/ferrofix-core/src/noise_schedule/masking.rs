@@ -146,7 +146,7 @@ fn forward_process<T: TokenId>(
     protect: &Protect<'_>,
     seed: u64,
     stream: u32,
-    replacement: Replacement<T, impl Fn(u64, T) -> T + Sync>,
+    replacement: Replacement<T>,
 ) -> Result<(Vec<T>, Vec<bool>)> {
     let grid = Grid::new(ids_shape)?;
     if grid.rows * grid.columns != ids.len() {
@@ -217,12 +217,18 @@ fn forward_process<T: TokenId>(
 }
 
 /// What a replaced token becomes.
-enum Replacement<T, F> {
+enum Replacement<T> {
     /// One id for every replaced token (masking), written with a branch-free select.
     Constant(T),
-    /// `draw(counter, old)` for each replaced token (uniform corruption).
-    Draw(F),
+    /// An id below `range` drawn from `values` at the token's decision counter (uniform
+    /// corruption).
+    Uniform { values: CounterRng, range: u64 },
 }
+
+/// A step with at least 1/DENSE_STEP of its tokens replaced draws every token's id at once
+/// (eight Philox blocks per vector step); a sparser one draws only the replaced tokens',
+/// one scalar block each. Either way a token's id depends on its counter alone.
+const DENSE_STEP: usize = 8;
 
 /// Who may be replaced and how likely.
 struct Rules<'a> {
@@ -249,7 +255,7 @@ fn process_row<T: TokenId>(
     mut row: Row<'_, T>,
     rng: &CounterRng,
     rules: &Rules<'_>,
-    replacement: &Replacement<T, impl Fn(u64, T) -> T>,
+    replacement: &Replacement<T>,
 ) {
     let row_limit = match rules.probs {
         Probabilities::Scalar(p) => threshold(p),
@@ -278,7 +284,7 @@ fn step<T: TokenId>(
     rng: &CounterRng,
     rules: &Rules<'_>,
     row_limit: u64,
-    replacement: &Replacement<T, impl Fn(u64, T) -> T>,
+    replacement: &Replacement<T>,
 ) {
     let counter_row = (row.index as u64) << 32;
     let first_block = counter_row | (start / 4) as u64;
@@ -316,11 +322,25 @@ fn step<T: TokenId>(
     let out = &mut row.out[start..start + n];
     match replacement {
         Replacement::Constant(value) => T::select(out, ids, hits, *value),
-        Replacement::Draw(draw) => {
-            for (t, (out, &source)) in out.iter_mut().zip(ids).enumerate() {
-                let counter = counter_row | (start + t) as u64;
-                let hit = (hits >> t) & 1 != 0;
-                out.write(if hit { draw(counter, source) } else { source });
+        Replacement::Uniform { values, range } => {
+            let first = counter_row | start as u64;
+            // The draw is below vocab_size, which uniform_corrupt checked fits T.
+            let to_id = |draw: u64| T::try_from(draw as i64).unwrap_or_default();
+            let mut drawn = [T::default(); STEP];
+            if hits.count_ones() as usize * DENSE_STEP >= n {
+                values.below_into(first, *range, &mut drawn[..n], to_id);
+            } else {
+                let mut rest = hits;
+                while rest != 0 {
+                    let t = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    drawn[t] = to_id(values.below_at(first + t as u64, *range));
+                }
+            }
+            for (t, (out, (&source, &new))) in
+                out.iter_mut().zip(ids.iter().zip(&drawn)).enumerate()
+            {
+                out.write(if (hits >> t) & 1 != 0 { new } else { source });
             }
         }
     }
@@ -375,7 +395,7 @@ pub fn mask_tokens<T: TokenId>(
         &sorted_ids(protect),
         seed,
         MASK_STREAM,
-        Replacement::<T, fn(u64, T) -> T>::Constant(mask),
+        Replacement::Constant(mask),
     )
 }
 
@@ -404,8 +424,6 @@ pub fn uniform_corrupt<T: TokenId>(
             ),
         ));
     }
-    let values = CounterRng::new(seed, CORRUPT_VALUE_STREAM);
-    let range = vocab_size as u64;
     forward_process(
         ids,
         ids_shape,
@@ -413,10 +431,10 @@ pub fn uniform_corrupt<T: TokenId>(
         &sorted_ids(protect),
         seed,
         CORRUPT_STREAM,
-        Replacement::Draw(|counter, old| {
-            // The draw is below vocab_size, which fits T; `old` is unreachable.
-            T::try_from(values.below_at(counter, range) as i64).unwrap_or(old)
-        }),
+        Replacement::Uniform {
+            values: CounterRng::new(seed, CORRUPT_VALUE_STREAM),
+            range: vocab_size as u64,
+        },
     )
 }
 
