@@ -3,6 +3,8 @@
 Anchors, side by side in one process on the same inputs:
 - masking: numpy ``rng.random(shape) < p[:, None]`` then ``np.where``; torch
   ``torch.rand(shape) < p[:, None]`` then ``torch.where`` (torch at its default thread count);
+- uniform corruption: the same decisions, and the new ids from ``rng.integers`` /
+  ``torch.randint`` for every token;
 - schedules: σ(t) and σ'(t) of 10^7 times written as numpy and torch expressions.
 Run: python benchmarks/bench_noise.py [--repeats R] [--n N]
 """
@@ -21,39 +23,56 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import timed, write_table
-from ferrofix.noise import CosineSchedule, GeometricSchedule, LogLinearSchedule, mask_tokens
+from ferrofix.noise import (
+    CosineSchedule,
+    GeometricSchedule,
+    LogLinearSchedule,
+    mask_tokens,
+    uniform_corrupt,
+)
 
 MASK_ID = 50_000
 VOCAB = 50_000
 
 
-def masking_row(batch: int, length: int, repeats: int) -> list[str]:
+def masking_row(process: str, batch: int, length: int, repeats: int) -> list[str]:
+    """``mask_tokens`` or ``uniform_corrupt`` against the same process in numpy and torch."""
     ids = np.random.default_rng(0).integers(0, VOCAB, (batch, length))  # (B, L) int64
     p = LogLinearSchedule().mask_probability(np.linspace(0.05, 0.95, batch))  # (B,)
     ids_t, p_t = torch.from_numpy(ids), torch.from_numpy(p)
     generator = np.random.default_rng(1)
     torch_generator = torch.Generator().manual_seed(1)
 
-    def numpy_mask() -> object:
+    def numpy_process() -> object:
         mask = generator.random(ids.shape) < p[:, None]  # (B, L)
-        return np.where(mask, MASK_ID, ids), mask
+        if process == "mask_tokens":
+            return np.where(mask, MASK_ID, ids), mask
+        return np.where(mask, generator.integers(0, VOCAB, ids.shape), ids), mask
 
-    def torch_mask() -> object:
+    def torch_process() -> object:
         mask = torch.rand(ids_t.shape, generator=torch_generator, dtype=torch.float64)
         mask = mask < p_t[:, None]  # (B, L)
-        return torch.where(mask, MASK_ID, ids_t), mask
+        if process == "mask_tokens":
+            return torch.where(mask, MASK_ID, ids_t), mask
+        new = torch.randint(0, VOCAB, ids_t.shape, generator=torch_generator)
+        return torch.where(mask, new, ids_t), mask
 
-    ours = timed(lambda: mask_tokens(ids, p, MASK_ID, seed=0), repeats)
-    ours_torch = timed(lambda: mask_tokens(ids_t, p_t, MASK_ID, seed=0), repeats)
-    np_ms, torch_ms = timed(numpy_mask, repeats), timed(torch_mask, repeats)
+    def ours(ids: Any, p: Any) -> object:
+        if process == "mask_tokens":
+            return mask_tokens(ids, p, MASK_ID, seed=0)
+        return uniform_corrupt(ids, p, VOCAB, seed=0)
+
+    ours_ms = timed(lambda: ours(ids, p), repeats)
+    ours_torch = timed(lambda: ours(ids_t, p_t), repeats)
+    np_ms, torch_ms = timed(numpy_process, repeats), timed(torch_process, repeats)
     tokens = batch * length
     return [
-        f"mask_tokens B={batch}, L={length}",
-        f"{ours:.2f} ({tokens / ours / 1e3:.0f} M tok/s)",
+        f"{process} B={batch}, L={length}",
+        f"{ours_ms:.2f} ({tokens / ours_ms / 1e3:.0f} M tok/s)",
         f"{ours_torch:.2f}",
         f"{np_ms:.2f}",
         f"{torch_ms:.2f}",
-        f"{np_ms / ours:.1f}x",
+        f"{np_ms / ours_ms:.1f}x",
         f"{torch_ms / ours_torch:.1f}x",
     ]
 
@@ -144,13 +163,19 @@ def main() -> None:
         "vs numpy",
         "vs torch",
     ]
-    mask = [masking_row(b, length, args.repeats) for b, length in ((64, 1024), (256, 4096))]
+    mask = [
+        masking_row(process, b, length, args.repeats)
+        for process in ("mask_tokens", "uniform_corrupt")
+        for b, length in ((64, 1024), (256, 4096))
+    ]
     schedule = schedule_rows(args.n, args.repeats)
     notes = (
         f"Medians of {args.repeats} runs after a warm-up, all in one process on the same inputs "
         "(`python benchmarks/bench_noise.py`). Speed-up = anchor time / ferrofix time. "
-        "Masking uses per-row probabilities from the log-linear schedule and int64 ids; the "
-        "anchors draw float64 uniforms. ferrofix computes schedules in float64 and rounds once "
+        "Masking and uniform corruption use per-row probabilities from the log-linear schedule "
+        "and int64 ids; the anchors draw float64 uniforms for the decisions and, for uniform "
+        "corruption, an int64 id for every token (numpy's and torch's integer samplers). "
+        "ferrofix computes schedules in float64 and rounds once "
         "to the input dtype; the numpy and torch anchors compute float32 inputs in float32.\n\n"
         "## Schedule evaluation\n\n"
         "| " + " | ".join(schedule_header) + " |\n"
