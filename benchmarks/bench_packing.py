@@ -235,8 +235,9 @@ def batch_rows(args: argparse.Namespace) -> list[list[str]]:
         },
         args.batch_repeats,
     )
-    # Once more with ferrofix's batch pool emptied (untimed) before every call, so its grids
-    # land in fresh pages: what the first batch of a session costs.
+    # Once more with ferrofix's batch pool emptied (untimed) before every call, as for a
+    # session's first batch: the grids come from the allocator, which hands out fresh pages
+    # unless it kept the freed memory (it often does after the bin-packing rows above).
     times |= {
         f"{name}_fresh": value
         for name, value in timed_side_by_side(
@@ -276,7 +277,7 @@ def batch_rows(args: argparse.Namespace) -> list[list[str]]:
     }
     size = f"{len(tokens):,} tokens, {len(lengths):,} documents, C={capacity}"
     rows = []
-    for suffix, label in (("", "pooled grids"), ("_fresh", "fresh pages")):
+    for suffix, label in (("", "pooled grids"), ("_fresh", "pool emptied")):
         build, build_np = times["build" + suffix], times["build_np" + suffix]
         build_row = [f"pack_sequences (incl. packing), {label}", f"{build:.1f}"]
         build_row += ["numpy (packing given)", f"{build_np:.1f}", f"{build_np / build:.1f}x"]
@@ -315,8 +316,9 @@ def main() -> None:
         batch_rows(args),
         "The numpy builder gets ferrofix's packing for free; ferrofix's time includes packing. "
         "Pooled grids: a loop's steady state, each batch's arrays reusing the previous one's "
-        "memory from ferrofix's pool; fresh pages: the pool emptied (untimed) before every "
-        "call, as for a session's first batch. "
+        "memory from ferrofix's pool; pool emptied: the pool freed (untimed) before every "
+        "call, as for a session's first batch, so the grids come from the allocator (fresh "
+        "pages, unless it kept the freed memory). "
         "Both checkers verify the same batch and agree it is valid. Interleaved: each checker "
         "runs right after the other (cold cache, ferrofix's thread pool asleep after numpy's "
         "~30 ms). Batch just built: pack_sequences rebuilds the batch, untimed, before every "
