@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from ferrofix import packing, parallel
@@ -317,6 +319,18 @@ def test_split_documents_are_chunks_that_restart_positions() -> None:
             lambda: pack_sequences([[1]], 4, pad_token_id="0"),
             ConfigError,
             "pad_token_id: must be an integer, got '0'",
+        ),
+        # One row of 2**31 - 1 int64 tokens is 16 GiB per array, 80 GiB for the five: refused
+        # before anything is allocated (the test skips on machines with that much memory).
+        pytest.param(
+            lambda: pack_sequences([[1, 2]], 2**31 - 1),
+            ConfigError,
+            "capacity: 5 output arrays of shape [1, 2147483647] would need 80.0 GiB, more than "
+            "this machine's memory",
+            marks=pytest.mark.skipif(
+                os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >= 80 << 30,
+                reason="this machine could hold the batch",
+            ),
         ),
     ],
 )

@@ -833,6 +833,19 @@ BAD_INPUT = [
         errors.ConfigError,
         "vocab_size: must be a non-negative int, got 'big'",
     ),
+    # A batch padded past any machine's memory is refused before it is allocated or written.
+    (
+        lambda: SIMPLE.batch_encode(["1"], max_length=2**40),
+        errors.ConfigError,
+        r"padding: 2 output arrays of shape \[1, 1099511627776\] would need 16384.0 GiB, "
+        "more than this machine's memory",
+    ),
+    (
+        lambda: SIMPLE(["1"], padding="longest", pad_to_multiple_of=2**62),
+        errors.ConfigError,
+        r"padding: 2 output arrays of shape \[1, 4611686018427387904\] would need more than "
+        r"2\*\*64 bytes",
+    ),
 ]
 
 

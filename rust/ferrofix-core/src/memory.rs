@@ -23,6 +23,34 @@ pub fn huge_vec<T>(capacity: usize) -> Vec<T> {
     vec
 }
 
+/// [`huge_vec`], or `None` when the allocator cannot provide the memory (instead of
+/// aborting the process, as a failed `Vec` allocation does).
+pub fn try_huge_vec<T>(capacity: usize) -> Option<Vec<T>> {
+    let mut vec = Vec::new();
+    vec.try_reserve_exact(capacity).ok()?;
+    advise_range(vec.as_ptr() as usize, capacity * std::mem::size_of::<T>());
+    Some(vec)
+}
+
+/// The machine's physical memory in bytes, when the OS reports it.
+pub fn physical_memory() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf only reads system configuration; -1 (unknown) is handled below.
+        let (pages, page_size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let pages = usize::try_from(pages).ok()?;
+        let page_size = usize::try_from(page_size).ok()?;
+        pages.checked_mul(page_size)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// A vector of `len` copies of `value`, its memory advised for huge pages before the fill.
 pub fn huge_filled<T: Clone>(len: usize, value: T) -> Vec<T> {
     let mut vec = huge_vec(len);
@@ -69,5 +97,13 @@ mod tests {
             (1u64 << 20) * ((1 << 20) - 1) / 2
         );
         assert!(huge_vec::<u8>(0).is_empty());
+    }
+
+    #[test]
+    fn impossible_allocations_are_refused_not_aborted() {
+        assert!(try_huge_vec::<u64>(usize::MAX / 4).is_none());
+        let vec = try_huge_vec::<u64>(1 << 20).unwrap_or_default();
+        assert_eq!(vec.capacity(), 1 << 20);
+        assert!(physical_memory().is_none_or(|bytes| bytes > 1 << 20));
     }
 }

@@ -21,7 +21,7 @@
 use std::mem::MaybeUninit;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ferrofix_core::memory::huge_vec;
+use ferrofix_core::memory::{physical_memory, try_huge_vec};
 use ferrofix_core::tokenizer::id_buffers::ID_BUFFERS;
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{Element, PyArrayDyn};
@@ -65,20 +65,21 @@ impl Pool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The smallest idle buffer of `words` to twice that, or fresh memory.
-    fn take(&self, words: usize) -> Memory {
+    /// The smallest idle buffer of `words` to twice that, or fresh memory; `None` when the
+    /// allocator cannot provide it.
+    fn take(&self, words: usize) -> Option<Memory> {
         let mut idle = self.idle();
         let best = (0..idle.len())
             .filter(|&i| (words..=2 * words).contains(&idle[i].len()))
             .min_by_key(|&i| idle[i].len());
         if let Some(i) = best {
-            return idle.remove(i);
+            return Some(idle.remove(i));
         }
         drop(idle);
-        let mut memory = huge_vec(words);
+        let mut memory = try_huge_vec(words)?;
         // SAFETY: MaybeUninit<u64> needs no initialisation, and the capacity is `words`.
         unsafe { memory.set_len(words) };
-        memory
+        Some(memory)
     }
 
     fn give_back(&self, memory: Memory) {
@@ -114,6 +115,45 @@ impl Drop for PooledBuffer {
     }
 }
 
+/// Refuse `arrays` outputs of `shape` and `element_bytes` per element that together need more
+/// than this machine's physical memory: the allocator may well grant them (Linux
+/// overcommits), and writing them would end in the OOM killer rather than an error. `arg`
+/// names the option that sized them, `hint` says what to change.
+pub fn check_outputs_fit(
+    arg: &'static str,
+    arrays: usize,
+    shape: &[usize],
+    element_bytes: usize,
+    hint: &str,
+) -> PyResult<()> {
+    let needed = shape
+        .iter()
+        .try_fold(arrays.saturating_mul(element_bytes), |n, &d| {
+            n.checked_mul(d)
+        });
+    let available = physical_memory();
+    if let (Some(needed), Some(available)) = (needed, available)
+        && needed <= available
+    {
+        return Ok(());
+    }
+    if needed.is_some() && available.is_none() {
+        return Ok(()); // nothing to compare with: the allocation decides
+    }
+    let gib = |bytes: usize| bytes as f64 / f64::from(1u32 << 30);
+    let needed = needed.map_or("more than 2**64 bytes".to_string(), |n| {
+        format!("{:.1} GiB", gib(n))
+    });
+    let available = available.map_or(String::new(), |a| format!(" ({:.1} GiB)", gib(a)));
+    Err(to_py(Error::invalid(
+        arg,
+        format!(
+            "{arrays} output arrays of shape {shape:?} would need {needed}, more than this \
+             machine's memory{available}; {hint}"
+        ),
+    )))
+}
+
 /// An uninitialised C-contiguous array of `shape`, from `pool` when it is large.
 pub fn pooled_array<'py, T: Element>(
     py: Python<'py>,
@@ -130,13 +170,13 @@ pub fn pooled_array<'py, T: Element>(
         // SAFETY: an uninitialised numpy array of plain numbers, as `numpy.empty` makes.
         return Ok(unsafe { PyArrayDyn::<T>::new(py, shape, false) });
     }
-    let owner = Bound::new(
-        py,
-        PooledBuffer {
-            memory: pool.take(bytes.div_ceil(size_of::<u64>())),
-            pool,
-        },
-    )?;
+    let memory = pool.take(bytes.div_ceil(size_of::<u64>())).ok_or_else(|| {
+        to_py(Error::invalid(
+            "shape",
+            format!("an array of shape {shape:?} ({bytes} bytes) cannot be allocated"),
+        ))
+    })?;
+    let owner = Bound::new(py, PooledBuffer { memory, pool })?;
     let data = owner.get().memory.as_ptr().cast::<T>();
     // SAFETY: the memory holds at least `elements` values of T, 8-byte aligned (T is at most
     // 8 bytes), and lives as long as `owner`. The values are unspecified bits, as

@@ -12,7 +12,7 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::buffer_pool::{PACKED_BATCHES, pooled_array};
+use crate::buffer_pool::{PACKED_BATCHES, check_outputs_fit, pooled_array};
 use crate::convert::{IntArray, IntSlice, contiguous};
 use crate::errors::to_py;
 
@@ -127,6 +127,13 @@ fn pack_sequences<'py>(
     // The five grids come from the packed-batch pool: a loop that drops (or replaces) each
     // batch before packing the next reuses their memory instead of faulting in fresh pages.
     let shape = [layout.rows(), layout.capacity()];
+    check_outputs_fit(
+        "capacity",
+        GRID_NAMES.len(),
+        &shape,
+        size_of::<i64>(),
+        "lower capacity (each row is capacity tokens wide)",
+    )?;
     let grids: Vec<Bound<'py, PyArrayDyn<i64>>> = GRID_NAMES
         .iter()
         .map(|_| pooled_array(py, &shape, &PACKED_BATCHES))

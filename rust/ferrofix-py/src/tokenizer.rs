@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::buffer_pool::{BATCHES, pooled_array};
+use crate::buffer_pool::{BATCHES, check_outputs_fit, pooled_array};
 use crate::convert::contiguous;
 use crate::errors::{to_py, wrong_type};
 
@@ -381,6 +381,13 @@ impl PyTokenizer {
         // The outputs come from the batch pool: in a loop that drops each batch before
         // encoding the next, they reuse its memory instead of faulting in fresh pages.
         let shape = [encoded.rows(), encoded.width()];
+        check_outputs_fit(
+            "padding",
+            2,
+            &shape,
+            size_of::<i64>(),
+            "lower max_length or pad_to_multiple_of",
+        )?;
         let input_ids = pooled_array::<i64>(py, &shape, &BATCHES)?;
         let attention_mask = pooled_array::<i64>(py, &shape, &BATCHES)?;
         {

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::{Items, Overflow, Packing, Strategy};
 use crate::error::{Error, Result};
-use crate::memory::advise_huge_pages;
+use crate::memory::try_huge_vec;
 use crate::parallel;
 
 /// Where the labels of a packed batch point.
@@ -97,7 +97,8 @@ pub struct PackedBatch {
 /// batch in new memory. [`PackedLayout`] does the same into memory the caller provides.
 ///
 /// # Errors
-/// As [`PackedLayout::new`].
+/// As [`PackedLayout::new`], and [`Error::InvalidArgument`] naming `capacity` when the
+/// batch's memory cannot be allocated.
 pub fn pack_sequences(
     tokens: &[i64],
     lengths: &[i64],
@@ -108,13 +109,20 @@ pub fn pack_sequences(
 ) -> Result<PackedBatch> {
     let layout = PackedLayout::new(tokens, lengths, capacity, strategy, overflow, filler)?;
     let cells = layout.rows() * layout.capacity();
-    // Zeroed allocations of this size are fresh pages nobody has touched yet, so the advice
-    // still applies and the pages fault in on the workers that fill the rows.
-    let mut grids: [Vec<i64>; 5] = std::array::from_fn(|_| {
-        let grid = vec![0i64; cells];
-        advise_huge_pages(&grid);
-        grid
-    });
+    let mut grids: [Vec<i64>; 5] = Default::default();
+    for grid in &mut grids {
+        *grid = try_huge_vec(cells).ok_or_else(|| {
+            Error::invalid(
+                "capacity",
+                format!(
+                    "a ({}, {capacity}) int64 batch cannot be allocated; lower capacity",
+                    layout.rows()
+                ),
+            )
+        })?;
+        // Zeros the fill overwrites; with the pool in the Python binding there is no such pass.
+        grid.resize(cells, 0);
+    }
     layout.fill(grids.each_mut().map(Vec::as_mut_slice))?;
     let tables = layout.segment_tables();
     let [
