@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod dtype;
 pub mod error;
+pub mod idle_buffers;
 pub mod loss;
 pub mod memory;
 pub mod noise_schedule;

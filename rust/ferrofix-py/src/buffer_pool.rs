@@ -28,7 +28,7 @@ use numpy::{Element, PyArrayDyn};
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
-use crate::tokenizer::{idle_view_bytes, release_view_buffers};
+use crate::tokenizer::TEXT_VIEWS;
 use ferrofix_core::Error;
 
 /// Buffers smaller than this are cheap to allocate and are not pooled.
@@ -222,7 +222,7 @@ fn idle_gradient_bytes() -> usize {
 /// the text views'); returns how many bytes that released.
 #[pyfunction]
 fn release_batch_buffers() -> usize {
-    BATCHES.release() + ID_BUFFERS.release() + release_view_buffers()
+    BATCHES.release() + ID_BUFFERS.release() + TEXT_VIEWS.release()
 }
 
 /// Bytes waiting in the tokenized-batch output pool.
@@ -246,7 +246,7 @@ fn idle_packed_batch_bytes() -> usize {
 /// Bytes waiting in the pool of text-view buffers.
 #[pyfunction]
 fn idle_text_view_bytes() -> usize {
-    idle_view_bytes()
+    TEXT_VIEWS.idle_bytes()
 }
 
 /// Bytes waiting in the core's pool of content-id buffers.

@@ -3,6 +3,7 @@
 //! and returns numpy arrays.
 
 use ferrofix_core::Error;
+use ferrofix_core::idle_buffers::IdleBuffers;
 use ferrofix_core::tokenizer::batch::{BatchOptions, Side, Width};
 use ferrofix_core::tokenizer::{Config, Role, Tokenizer};
 use numpy::{
@@ -10,7 +11,6 @@ use numpy::{
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::buffer_pool::{BATCHES, check_outputs_fit, pooled_array};
 use crate::convert::contiguous;
@@ -54,39 +54,12 @@ fn utf8<'a>(text: &'a Bound<'_, PyAny>, arg: &'static str) -> PyResult<&'a str> 
     })
 }
 
-/// Idle `views` buffers of [`with_list_texts`], emptied but with their capacity kept. A
-/// fresh 16 bytes per text on every call came back from the allocator as new pages to fault
-/// in (the allocator returns large freed blocks to the kernel). The `'static` is never seen
-/// by anyone: a buffer holds views only while `with_list_texts` runs and is cleared before
-/// the strings it borrowed from can be freed.
-static VIEW_BUFFERS: Mutex<Vec<Vec<&'static str>>> = Mutex::new(Vec::new());
-
-/// Idle view buffers kept (more than one only while calls overlap on several threads).
-const MAX_IDLE_VIEW_BUFFERS: usize = 2;
-/// The largest buffer kept (16 MiB, a million texts).
-const MAX_KEPT_VIEWS: usize = 1 << 20;
-
-fn view_buffers() -> MutexGuard<'static, Vec<Vec<&'static str>>> {
-    // A panic elsewhere cannot leave the list of plain vectors inconsistent.
-    VIEW_BUFFERS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn view_bytes(buffers: &[Vec<&str>]) -> usize {
-    buffers
-        .iter()
-        .map(|v| v.capacity() * size_of::<&str>())
-        .sum()
-}
-
-/// Free the idle view buffers; returns how many bytes that released.
-pub fn release_view_buffers() -> usize {
-    view_bytes(&std::mem::take(&mut *view_buffers()))
-}
-
-/// Bytes held by the idle view buffers.
-pub fn idle_view_bytes() -> usize {
-    view_bytes(&view_buffers())
-}
+/// Idle `views` buffers of [`with_list_texts`], emptied but with their capacity kept (up to
+/// two million texts). A fresh 16 bytes per text on every call came back from the
+/// allocator as new pages to fault in. The `'static` is never seen by anyone: a buffer holds
+/// views only while `with_list_texts` runs and is cleared before the strings it borrowed
+/// from can be freed.
+pub static TEXT_VIEWS: IdleBuffers<&'static str> = IdleBuffers::new(32 << 20);
 
 /// Run `f` on every text of the list `arg` borrowed as `&str`; anything but a list of `str`
 /// is a `DtypeError`, a text with a lone surrogate a `ConfigError`, both naming `arg`.
@@ -105,8 +78,7 @@ fn with_list_texts<'py, R>(
         .cast::<PyList>()
         .map_err(|_| wrong_type(arg, "a list of str", texts))?;
     let snapshot = list.get_slice(0, list.len());
-    let mut views = view_buffers().pop().unwrap_or_default();
-    views.reserve(snapshot.len());
+    let mut views = TEXT_VIEWS.take(snapshot.len());
     for i in 0..snapshot.len() {
         // SAFETY: `snapshot` is a list only this function sees, `i` is in range, and the
         // borrowed item stays alive as long as `snapshot` holds it (until after `f`).
@@ -141,11 +113,7 @@ fn with_list_texts<'py, R>(
     }
     let result = f(&views);
     views.clear();
-    let mut idle = view_buffers();
-    if idle.len() < MAX_IDLE_VIEW_BUFFERS && views.capacity() <= MAX_KEPT_VIEWS {
-        idle.push(views);
-    }
-    drop(idle);
+    TEXT_VIEWS.give_back([views]);
     drop(snapshot);
     Ok(result)
 }
