@@ -10,6 +10,8 @@ import torch
 from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, ShapeError
 
+from tests.reference.memory import beyond_memory
+
 # diffusers' float32 cumulative products at T = 1000 (the issue's test vectors).
 VECTORS = [
     ({"beta_schedule": "linear"}, "alphas_cumprod", 999, 4.03583035e-05),
@@ -114,6 +116,12 @@ def test_add_noise_keeps_float32_coefficients_for_bfloat16_samples() -> None:
             lambda: DDPMSchedule(num_timesteps=0),
             ConfigError,
             "num_timesteps: must be an integer >= 1, got 0",
+        ),
+        (
+            lambda: DDPMSchedule(num_timesteps=2**40),
+            ConfigError,
+            "num_timesteps: 6 output arrays of shape [1099511627776] would need "
+            f"{beyond_memory('49152.0 GiB')}; use fewer steps",
         ),
         (
             lambda: DDPMSchedule(beta_schedule="cubic"),

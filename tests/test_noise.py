@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.reference import noise as reference
+from tests.reference.memory import beyond_memory
 
 # kind -> (constructor, reference parameters)
 SCHEDULES = {
@@ -284,6 +285,10 @@ def test_sample_t_without_seed_continues_the_current_seeds_stream() -> None:
     seeding.reseed(99)
     again = LinearSchedule()
     np.testing.assert_array_equal(again.sample_t(4), first)
+    # A refused call (too many times for any machine, a bad eps) does not move the stream.
+    for refused in ({"batch_size": 2**40}, {"batch_size": 4, "eps": 2.0}):
+        with pytest.raises(ConfigError):
+            again.sample_t(**refused)
     np.testing.assert_array_equal(again.sample_t(4), second)
 
 
@@ -500,6 +505,12 @@ def test_fixtures(
             lambda: LogLinearSchedule().sample_t(4, device="cpu"),
             ConfigError,
             "device: only applies with return_tensors='pt'",
+        ),
+        (
+            lambda: LogLinearSchedule().sample_t(2**40, seed=0),
+            ConfigError,
+            "batch_size: 3 output arrays of shape [1099511627776] would need "
+            f"{beyond_memory('24576.0 GiB')}; ask for fewer times",
         ),
     ],
 )

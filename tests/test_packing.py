@@ -423,6 +423,23 @@ def test_the_fixture_batch_is_valid(packed_batch) -> None:
     assert str(report) == "packed batch is valid"
 
 
+@pytest.mark.parametrize(
+    ("max_seqlen", "detail"),
+    [
+        (3, "max_seqlen is 3, the longest segment has"),
+        (np.int64(-1), "max_seqlen is -1, the longest segment has"),
+        (2**70, "max_seqlen is 1180591620717411303424, beyond int64"),
+    ],
+)
+def test_a_wrong_max_seqlen_is_reported_not_raised(max_seqlen, detail, packed_batch) -> None:
+    batch = {**packed_batch.batch, "max_seqlen": max_seqlen}
+    report = check_packing(batch, packed_batch.sequences, packed_batch.capacity)
+    assert [v.kind for v in report.violations] == ["cu_seqlens"], str(report)
+    assert report.violations[0].detail.startswith(detail)
+    with pytest.raises(ConfigError, match="max_seqlen: must be an integer, got 'x'"):
+        check_packing({**packed_batch.batch, "max_seqlen": "x"})
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_planted_bug_is_reported_as_its_kind_alone(kind, packed_batch) -> None:
     batch, sequences, capacity = _plant(kind, packed_batch.batch, packed_batch.sequences)
@@ -562,6 +579,14 @@ def test_converters_round_trip(packed_batch) -> None:
     assert np.array_equal(cu, batch["cu_seqlens"])
 
 
+def test_converters_take_empty_batches() -> None:
+    none = np.zeros((0, 5), np.int64)
+    assert packing.position_ids_from_document_starts(none, 3).shape == (0, 3)
+    assert packing.document_starts_from_position_ids(none).shape == (0, 0)
+    assert packing.cu_seqlens_from_position_ids(none).tolist() == [0]
+    assert packing.cu_seqlens_from_position_ids(np.zeros((2, 0), np.int64)).tolist() == [0]
+
+
 def test_block_mask_by_hand() -> None:
     mask = block_attention_mask(np.array([[0, 0, 1, -1]]))
     assert mask[0].astype(int).tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
@@ -606,6 +631,45 @@ def test_make_attention_mask_kinds() -> None:
         (
             lambda: packing.position_ids_from_document_starts([[0, 9]], 4),
             "document_starts: entries must be -1 or in [0, 4)",
+        ),
+        # Sizes past any machine's memory: refused before numpy or the generator allocates.
+        (
+            lambda: packing.position_ids_from_document_starts([[0]], 2**40),
+            "seq_len: an output array of shape [1, 1099511627776] would need 8192.0 GiB",
+        ),
+        (
+            lambda: packing.position_ids_from_document_starts(np.zeros((0, 1), np.int64), 2**62),
+            "seq_len: an output array of shape [1, 4611686018427387904] would need more than",
+        ),
+        (
+            lambda: packing.position_ids_from_document_starts([[0]], 2**64),
+            "seq_len: must be an integer in [0, 9223372036854775807], got 18446744073709551616",
+        ),
+        (
+            lambda: packing.make_attention_mask(2**20, 2**20, "causal"),
+            "batch_size, seq_len: 2 output arrays of shape [1048576, 1048576, 1048576] would "
+            "need 2147483648.0 GiB",
+        ),
+        (
+            lambda: packing.make_attention_mask(2**40, 2**20, "random"),
+            "batch_size, seq_len: 2 output arrays of shape [1099511627776, 1048576] would need "
+            "more than 2**64 bytes",
+        ),
+        (
+            lambda: packing.make_attention_mask(2**38, 1),
+            "batch_size, seq_len: 2 output arrays of shape [274877906944, 1] would need 4096.0 GiB",
+        ),
+        (
+            lambda: packing.block_attention_mask(np.zeros((1, 2**20), np.int64)),
+            "document_ids: 2 output arrays of shape [1, 1048576, 1048576] would need 2048.0 GiB",
+        ),
+        (
+            lambda: packing.sample_document_lengths(2**40, 512, seed=0),
+            "n: 4 output arrays of shape [1099511627776] would need 32768.0 GiB",
+        ),
+        (
+            lambda: packing.sample_document_lengths(5, 0, seed=0),
+            "capacity: must be an integer in [1, 2**31 - 1], got 0",
         ),
     ],
 )

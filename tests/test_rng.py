@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.reference import philox
+from tests.reference.memory import beyond_memory
 
 SEEDS = [0, 1, 42, 2**32 + 5, 2**64 - 1]
 
@@ -160,6 +161,26 @@ BAD_INPUTS = [
         ConfigError,
         "shape: must be non-negative integers whose product fits in memory, "
         "got [1099511627776, 1099511627776]",
+    ),
+    # Shapes past the machine's memory are refused before anything is allocated (a failed
+    # allocation used to abort the process, and 2**62 float64s to panic on the byte count).
+    (
+        lambda: rng.uniform((2**20, 2**20), 0),
+        ConfigError,
+        "shape: an output array of shape [1048576, 1048576] would need "
+        f"{beyond_memory('8192.0 GiB')}; ask for fewer elements",
+    ),
+    (
+        lambda: rng.uniform(2**61, 0, dtype="float32"),
+        ConfigError,
+        "shape: an output array of shape [2305843009213693952] would need "
+        f"{beyond_memory('8589934592.0 GiB')}; ask for fewer elements",
+    ),
+    (
+        lambda: rng.integers(0, 3, 2**62, 0),
+        ConfigError,
+        "shape: an output array of shape [4611686018427387904] would need "
+        f"{beyond_memory('more than 2**64 bytes')}; ask for fewer elements",
     ),
 ]
 

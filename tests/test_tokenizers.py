@@ -476,6 +476,10 @@ def test_bpe_training_stops_at_vocab_size_and_min_frequency() -> None:
     t = BPETokenizer.train(BPE_CORPUS, 7 + 256 + 10)
     assert len(t) == 7 + 256 + 10
     assert len(BPETokenizer.train(["ab"], 1000, min_frequency=2)) == 263
+    # A vocab_size past any machine's memory means "every merge the corpus allows": the
+    # merges are reserved as they are found, not vocab_size of them up front (that aborted).
+    everything = BPETokenizer.train(BPE_CORPUS, 2**40, min_frequency=1)
+    assert everything.merges == BPETokenizer.train(BPE_CORPUS, 100_000, min_frequency=1).merges
 
 
 @pytest.mark.parametrize("text", [*BPE_CORPUS, "unseen words: cathat lowlow", "\n\t  x"])
@@ -845,6 +849,17 @@ BAD_INPUT = [
         errors.ConfigError,
         r"padding: 2 output arrays of shape \[1, 4611686018427387904\] would need more than "
         r"2\*\*64 bytes",
+    ),
+    (
+        lambda: SIMPLE.pad([{"input_ids": [7]}], padding="max_length", max_length=2**40),
+        errors.ConfigError,
+        r"padding: 2 output arrays of shape \[1, 1099511627776\] would need 16384.0 GiB, "
+        "more than this machine's memory",
+    ),
+    (
+        lambda: SimpleTokenizer.for_numbers(2**40),
+        errors.ConfigError,
+        r"n: an output array of shape \[1099511627776\] would need 102400.0 GiB",
     ),
 ]
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _torch
+from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
@@ -115,6 +116,10 @@ def pad_features(
     want_mask = True if return_attention_mask is None else return_attention_mask
     if want_mask and "attention_mask" not in batch:
         batch["attention_mask"] = [np.ones(n, dtype=np.int64) for n in lengths]
+    if pad:
+        padded_keys = sum(key in PADDED_KEYS for key in batch)
+        hint = "lower max_length or pad_to_multiple_of"
+        check_outputs_fit("padding", (len(rows), width), 8, hint, arrays=padded_keys)
 
     left = tokenizer.padding_side == "left"
     out: dict[str, Any] = {}

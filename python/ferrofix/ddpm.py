@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _torch
+from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, ShapeError
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class DDPMSchedule:
             raise ConfigError(f"num_timesteps: must be an integer >= 1, got {num_timesteps!r}")
         if num_timesteps < 1:
             raise ConfigError(f"num_timesteps: must be an integer >= 1, got {num_timesteps}")
+        # betas, alphas, alphas_cumprod and timesteps, with their float64 working copies.
+        check_outputs_fit("num_timesteps", (num_timesteps,), 8, "use fewer steps", arrays=6)
         if beta_schedule not in _BETA_SCHEDULES:
             raise ConfigError(
                 f"beta_schedule: must be one of {', '.join(_BETA_SCHEDULES)}; got {beta_schedule!r}"

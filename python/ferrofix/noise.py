@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch, rng, seeding
+from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, DtypeError
 
@@ -227,6 +228,8 @@ class NoiseSchedule:
         import numpy as np
 
         n = _positive_int("batch_size", batch_size)
+        # The uniforms, the strata and the times: three float64 arrays of n.
+        check_outputs_fit("batch_size", (n,), 8, "ask for fewer times", arrays=3)
         eps = _real("eps", eps)
         if not 0.0 <= eps < 1.0:
             raise ConfigError(f"eps: must be in [0, 1), got {eps}")

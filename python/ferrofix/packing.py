@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 
 from ferrofix import _native, _torch
+from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ __all__ = [
 STRATEGIES = ("next_fit", "first_fit", "best_fit", "ffd", "bfd", "wfd")
 OVERFLOWS = ("error", "truncate", "split")
 _MAX_CAPACITY = 2**31 - 1
+_MAX_DIM = 2**63 - 1  # numpy's largest dimension
 
 
 def _choice(name: str, value: object, allowed: Sequence[str]) -> str:
@@ -388,7 +390,7 @@ def _derived_document_ids(position_ids: np.ndarray, mask: np.ndarray | None) -> 
 
     padding = np.zeros(position_ids.shape, bool) if mask is None else mask == 0
     starts = (position_ids == 0) & ~padding
-    starts[:, 0] |= ~padding[:, 0]
+    starts[:, :1] |= ~padding[:, :1]  # (a slice, so rows of width 0 pass)
     previous_padding = np.zeros_like(padding)
     previous_padding[:, 1:] = padding[:, :-1]
     starts |= previous_padding & ~padding
@@ -484,7 +486,12 @@ def check_packing(
     cu = batch.get("cu_seqlens")
     cu = None if cu is None else _integer_array("cu_seqlens", cu).astype(np.int64)
     max_seqlen = batch.get("max_seqlen")
-    max_seqlen = None if max_seqlen is None else int(max_seqlen)
+    if max_seqlen is not None:
+        max_seqlen = _int("max_seqlen", max_seqlen)
+        if not -(2**63) <= max_seqlen < 2**63:
+            detail = f"max_seqlen is {max_seqlen}, beyond int64 (no segment is that long)"
+            violations.append(Violation("cu_seqlens", -1, -1, detail))
+            max_seqlen = None
     starts = batch.get("document_starts")
     if starts is not None:
         starts = _integer_array("document_starts", starts, ndim=2).astype(np.int64)
@@ -540,7 +547,9 @@ def position_ids_from_document_starts(document_starts: Any, seq_len: int) -> np.
     import numpy as np
 
     starts = _integer_array("document_starts", document_starts, ndim=2)
-    seq_len = _int("seq_len", seq_len, low=0)
+    seq_len = _int("seq_len", seq_len, low=0, high=_MAX_DIM)
+    # At least one row: the positions 0..seq_len are built even for none.
+    check_outputs_fit("seq_len", (max(starts.shape[0], 1), seq_len), 8, "lower seq_len")
     if ((starts < -1) | (starts >= seq_len)).any():
         raise ConfigError(f"document_starts: entries must be -1 or in [0, {seq_len})")
     is_start = np.zeros((starts.shape[0], seq_len), bool)
@@ -583,6 +592,11 @@ def cu_seqlens_from_position_ids(position_ids: Any, attention_mask: Any = None) 
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
 
 
+# A dense mask and the same-document comparison it is built from.
+_DENSE_MASK_TEMPORARIES = 2
+_DENSE_HINT = "a dense mask is B·C² bytes; pass cu_seqlens to varlen attention for long rows"
+
+
 def block_attention_mask(document_ids: Any, causal: bool = True) -> Any:
     """``(B, C, C)`` bool: query and key in the same document (and key <= query when
     causal); false on padding (-1). Torch in, torch out.
@@ -591,6 +605,10 @@ def block_attention_mask(document_ids: Any, causal: bool = True) -> Any:
 
     as_torch = _torch.is_tensor(document_ids)
     ids = _integer_array("document_ids", document_ids, ndim=2)
+    rows, width = ids.shape
+    check_outputs_fit(
+        "document_ids", (rows, width, width), 1, _DENSE_HINT, arrays=_DENSE_MASK_TEMPORARIES
+    )
     same = (ids[:, :, None] == ids[:, None, :]) & (ids[:, :, None] != -1)
     if causal:
         same &= np.tril(np.ones((ids.shape[1], ids.shape[1]), bool))
@@ -628,6 +646,12 @@ def make_attention_mask(
     kind = _choice("kind", kind, ("padding", "causal", "block", "random"))
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
         raise ConfigError(f"ratio: must be a number in [0, 1), got {ratio!r}")
+    if kind in ("causal", "block"):
+        shape, itemsize = (batch_size, seq_len, seq_len), 1
+        check_outputs_fit("batch_size, seq_len", shape, itemsize, _DENSE_HINT, arrays=2)
+    else:
+        # The int64 mask and the float64 or bool array it is computed from.
+        check_outputs_fit("batch_size, seq_len", (batch_size, seq_len), 8, "lower them", arrays=2)
     if kind == "causal":
         lower = np.tril(np.ones((seq_len, seq_len), bool))
         return np.broadcast_to(lower, (batch_size, seq_len, seq_len)).copy()
@@ -636,15 +660,16 @@ def make_attention_mask(
         keep[:, 0] |= ~keep.any(axis=1)  # never mask a whole row
         return keep.astype(np.int64)
     if lengths is None:
-        lengths = (rng.integers(1, seq_len + 1, batch_size, seed, stream=1)).tolist()
-    lengths = [_int("lengths", v, low=1, high=seq_len) for v in lengths]
+        lengths = rng.integers(1, seq_len + 1, batch_size, seed, stream=1)
+    else:
+        lengths = np.array([_int("lengths", v, low=1, high=seq_len) for v in lengths], np.int64)
     if kind == "padding":
         if len(lengths) != batch_size:
             raise ShapeError(f"lengths: expected {batch_size} lengths, got {len(lengths)}")
-        return (np.arange(seq_len)[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
+        return (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)
     documents = np.full((batch_size, seq_len), -1, np.int64)
     document, row, at = 0, 0, 0
-    for length in itertools.cycle(lengths):
+    for length in itertools.cycle(lengths.tolist()):
         if row == batch_size:
             break
         take = min(length, seq_len - at)
@@ -668,6 +693,10 @@ def sample_document_lengths(n: int, capacity: int, seed: int) -> np.ndarray:
 
     from ferrofix import rng
 
+    n = _int("n", n, low=0)
+    capacity = _capacity(capacity)
+    # The two uniforms, the normals and the lengths: four float64 arrays of n.
+    check_outputs_fit("n", (n,), 8, "ask for fewer lengths", arrays=4)
     u = rng.uniform((2, n), seed, stream=11)
     normal = np.sqrt(-2.0 * np.log1p(-u[0])) * np.cos(2.0 * math.pi * u[1])
     lengths = np.exp(math.log(capacity / 6) + 0.9 * normal)

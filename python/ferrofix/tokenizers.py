@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch
+from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ PADDING_VALUES = (False, True, "longest", "max_length", "do_not_pad")
 TRUNCATION_VALUES = (False, True, "longest_first", "only_first", "do_not_truncate")
 RETURN_TENSORS_VALUES = (None, "np", "pt")
 SIDES = ("right", "left")
+# Memory a vocabulary word costs at the least: its str object and list slot here, and the
+# native tokenizer's copy and table slots.
+_BYTES_PER_WORD = 100
 
 
 def _choice(arg: str, value: object, allowed: Sequence[object]) -> None:
@@ -566,6 +570,7 @@ class SimpleTokenizer(Tokenizer):
         """A tokenizer over the words ``"0"`` .. ``str(n - 1)``."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ConfigError(f"n: must be a non-negative int, got {n!r}")
+        check_outputs_fit("n", (n,), _BYTES_PER_WORD, "ask for fewer numbers")
         return cls([str(i) for i in range(n)], **options)
 
 

@@ -184,6 +184,17 @@ impl Tokenizer {
         what: &'static str,
         model: Model,
     ) -> Result<Self> {
+        // Ids are u32 (numpy gets them as int64).
+        if config.specials.len() + model_tokens.len() > u32::MAX as usize {
+            return Err(Error::invalid(
+                what,
+                format!(
+                    "at most {} tokens with the special tokens, got {}",
+                    u32::MAX,
+                    config.specials.len() + model_tokens.len()
+                ),
+            ));
+        }
         let mut ids = FxHashMap::default();
         let mut roles = [None; 7];
         for (id, special) in config.specials.iter().enumerate() {

@@ -21,7 +21,7 @@
 use std::mem::MaybeUninit;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ferrofix_core::memory::{physical_memory, try_huge_vec};
+use ferrofix_core::memory::try_huge_vec;
 use ferrofix_core::tokenizer::id_buffers::ID_BUFFERS;
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{Element, PyArrayDyn};
@@ -113,45 +113,6 @@ impl Drop for PooledBuffer {
     fn drop(&mut self) {
         self.pool.give_back(std::mem::take(&mut self.memory));
     }
-}
-
-/// Refuse `arrays` outputs of `shape` and `element_bytes` per element that together need more
-/// than this machine's physical memory: the allocator may well grant them (Linux
-/// overcommits), and writing them would end in the OOM killer rather than an error. `arg`
-/// names the option that sized them, `hint` says what to change.
-pub fn check_outputs_fit(
-    arg: &'static str,
-    arrays: usize,
-    shape: &[usize],
-    element_bytes: usize,
-    hint: &str,
-) -> PyResult<()> {
-    let needed = shape
-        .iter()
-        .try_fold(arrays.saturating_mul(element_bytes), |n, &d| {
-            n.checked_mul(d)
-        });
-    let available = physical_memory();
-    if let (Some(needed), Some(available)) = (needed, available)
-        && needed <= available
-    {
-        return Ok(());
-    }
-    if needed.is_some() && available.is_none() {
-        return Ok(()); // nothing to compare with: the allocation decides
-    }
-    let gib = |bytes: usize| bytes as f64 / f64::from(1u32 << 30);
-    let needed = needed.map_or("more than 2**64 bytes".to_string(), |n| {
-        format!("{:.1} GiB", gib(n))
-    });
-    let available = available.map_or(String::new(), |a| format!(" ({:.1} GiB)", gib(a)));
-    Err(to_py(Error::invalid(
-        arg,
-        format!(
-            "{arrays} output arrays of shape {shape:?} would need {needed}, more than this \
-             machine's memory{available}; {hint}"
-        ),
-    )))
 }
 
 /// An uninitialised C-contiguous array of `shape`, from `pool` when it is large.

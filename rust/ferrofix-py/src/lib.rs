@@ -11,6 +11,7 @@ mod convert;
 mod cuda;
 mod errors;
 mod loss;
+mod memory;
 mod noise_schedule;
 mod packing;
 mod parallel;
@@ -32,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rng::register(m)?;
     loss::register(m)?;
     buffer_pool::register(m)?;
+    memory::register(m)?;
     noise_schedule::register(m)?;
     packing::register(m)?;
     compare::register(m)?;

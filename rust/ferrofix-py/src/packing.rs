@@ -12,9 +12,10 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::buffer_pool::{PACKED_BATCHES, check_outputs_fit, pooled_array};
+use crate::buffer_pool::{PACKED_BATCHES, pooled_array};
 use crate::convert::{IntArray, IntSlice, contiguous};
 use crate::errors::to_py;
+use ferrofix_core::memory::check_outputs_fit;
 
 /// The core's items from int32 or int64 lengths.
 fn items(lengths: IntSlice<'_>, capacity: u32, overflow: Overflow) -> Result<core::Items> {
@@ -133,7 +134,8 @@ fn pack_sequences<'py>(
         &shape,
         size_of::<i64>(),
         "lower capacity (each row is capacity tokens wide)",
-    )?;
+    )
+    .map_err(to_py)?;
     let grids: Vec<Bound<'py, PyArrayDyn<i64>>> = GRID_NAMES
         .iter()
         .map(|_| pooled_array(py, &shape, &PACKED_BATCHES))

@@ -1,7 +1,7 @@
 //! Bindings of the counter-based generator: numpy arrays out, GIL released while filling.
 
 use ferrofix_core::dtype::DType;
-use ferrofix_core::memory::advise_huge_pages;
+use ferrofix_core::memory::{ZeroBits, check_outputs_fit, try_zeroed_vec};
 use ferrofix_core::rng::{self as core, CounterRng};
 use ferrofix_core::{Error, Result};
 use numpy::ndarray::{ArrayD, IxDyn};
@@ -17,23 +17,26 @@ fn generator(seed: i128, stream: i128, offset: i128) -> Result<(CounterRng, u64)
 }
 
 /// Allocate `shape`, fill it with the GIL released, and hand it to numpy without a copy.
-fn filled<'py, T: Element + Default + Clone + Send>(
+/// A shape larger than the machine's memory is an error naming `shape`, not an abort.
+fn filled<'py, T: Element + ZeroBits + Send>(
     py: Python<'py>,
     shape: &[i64],
     fill: impl FnOnce(&mut [T]) -> Result<()> + Send,
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
     let n = core::element_count(shape).map_err(to_py)?;
+    // element_count accepted the shape, so every dim is a non-negative usize.
+    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    check_outputs_fit("shape", 1, &dims, size_of::<T>(), "ask for fewer elements")
+        .map_err(to_py)?;
     let data = py
         .detach(|| {
-            // Zeroed memory comes straight from the kernel untouched; advised before the
-            // fill first writes it, it faults in 2 MiB at a time instead of 4 KiB.
-            let mut out = vec![T::default(); n];
-            advise_huge_pages(&out);
+            // Zeroed memory comes straight from the kernel untouched, advised for huge
+            // pages, so the fill faults it in 2 MiB at a time instead of 4 KiB.
+            let mut out = try_zeroed_vec::<T>(n)
+                .ok_or_else(|| Error::invalid("shape", format!("{dims:?} cannot be allocated")))?;
             fill(&mut out).map(|()| out)
         })
         .map_err(to_py)?;
-    // element_count accepted the shape, so every dim is a non-negative usize.
-    let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
     let array = ArrayD::from_shape_vec(IxDyn(&dims), data).map_err(|e| {
         to_py(Error::ShapeMismatch {
             arg: "shape",

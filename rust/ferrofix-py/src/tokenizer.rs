@@ -12,9 +12,10 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
-use crate::buffer_pool::{BATCHES, check_outputs_fit, pooled_array};
+use crate::buffer_pool::{BATCHES, pooled_array};
 use crate::convert::contiguous;
 use crate::errors::{to_py, wrong_type};
+use ferrofix_core::memory::check_outputs_fit;
 
 /// The native tokenizer behind `ferrofix.tokenizers`.
 #[pyclass(name = "Tokenizer", module = "ferrofix._core", frozen)]
@@ -355,7 +356,8 @@ impl PyTokenizer {
             &shape,
             size_of::<i64>(),
             "lower max_length or pad_to_multiple_of",
-        )?;
+        )
+        .map_err(to_py)?;
         let input_ids = pooled_array::<i64>(py, &shape, &BATCHES)?;
         let attention_mask = pooled_array::<i64>(py, &shape, &BATCHES)?;
         {

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::{Items, Overflow, Packing, Strategy};
 use crate::error::{Error, Result};
-use crate::memory::try_huge_vec;
+use crate::memory::try_zeroed_vec;
 use crate::parallel;
 
 /// Where the labels of a packed batch point.
@@ -111,7 +111,7 @@ pub fn pack_sequences(
     let cells = layout.rows() * layout.capacity();
     let mut grids: [Vec<i64>; 5] = Default::default();
     for grid in &mut grids {
-        *grid = try_huge_vec(cells).ok_or_else(|| {
+        *grid = try_zeroed_vec(cells).ok_or_else(|| {
             Error::invalid(
                 "capacity",
                 format!(
@@ -120,8 +120,6 @@ pub fn pack_sequences(
                 ),
             )
         })?;
-        // Zeros the fill overwrites; with the pool in the Python binding there is no such pass.
-        grid.resize(cells, 0);
     }
     layout.fill(grids.each_mut().map(Vec::as_mut_slice))?;
     let tables = layout.segment_tables();

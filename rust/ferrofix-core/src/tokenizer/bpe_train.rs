@@ -169,7 +169,9 @@ pub fn train(
         .iter()
         .map(|(&pair, &count)| (count, Reverse(pair)))
         .collect();
-    let mut merges = Vec::with_capacity(num_merges);
+    // Every merge needs a pair that occurs, so a huge `num_merges` (vocab_size = 2**40 asks
+    // for "as many as the corpus allows") must not size the reservation.
+    let mut merges = Vec::with_capacity(num_merges.min(heap.len()));
     while merges.len() < num_merges {
         let Some((count, Reverse(pair))) = heap.pop() else {
             break;
