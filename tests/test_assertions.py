@@ -127,6 +127,21 @@ def test_assert_finite() -> None:
         AssertionError, match=r"logits has 2 non-finite values of 4; first at \(0, 1\)"
     ):
         assert_finite(np.array([[0, np.nan], [np.inf, 1]]), "logits")
+    # An infinite imaginary part is not finite either (a float64 cast would drop it).
+    with pytest.raises(AssertionError, match=r"x has 1 non-finite values of 2; first at \(1,\)"):
+        assert_finite(np.array([1, 1j * np.inf]), "x")
+    with pytest.raises(AssertionError, match="1 non-finite values of 3"):
+        assert_finite(torch.tensor([1.0, float("nan"), 2.0], dtype=torch.bfloat16))
+    assert_finite(np.arange(3))  # integers are always finite
+
+
+def test_big_endian_data_compares_by_value() -> None:
+    expected = np.array([1.0, 2.0, 4.0])
+    swapped = expected.astype(">f8")
+    assert compare_tensors(swapped, expected).max_abs == 0.0
+    off = compare_tensors(expected + 1, swapped.astype(">f4"))
+    assert off.max_abs == 1.0
+    assert_close(swapped, expected, preset="fp32")
 
 
 def test_assert_gradients_flow_names_the_dead_parameters() -> None:
@@ -185,6 +200,11 @@ BAD_INPUT = [
         lambda: compare_tensors(np.zeros(3, complex), np.zeros(3)),
         errors.DtypeError,
         "actual: compare_tensors supports",
+    ),
+    (
+        lambda: assert_finite(np.array(["inf"]), "logits"),
+        errors.DtypeError,
+        "logits: assert_finite needs numbers, got dtype <U3",
     ),
     (
         lambda: compare_tensors(np.zeros(3), np.zeros(3), rms_eps=-1),

@@ -496,6 +496,11 @@ BAD_CALLS = [
         ConfigError,
         "ignore_index: must be an integer, got -100.0",
     ),
+    (
+        lambda: loss.causal_lm_loss(LOGITS, LABELS, ignore_index=2**63),
+        ConfigError,
+        "ignore_index: must fit in int64, got 9223372036854775808",
+    ),
     (  # equal to the default 0.0, but a bool: the defaults' shortcut must not take it
         lambda: loss.causal_lm_loss(LOGITS, LABELS, z_loss_scale=False),
         ConfigError,

@@ -204,6 +204,9 @@ def test_integer_and_non_contiguous_inputs() -> None:
     np.testing.assert_array_equal(
         GeometricSchedule().total_noise(t), GeometricSchedule().total_noise(t.copy())
     )
+    for swapped in (t.astype(">f8"), t.astype(">f4")):  # big-endian: the same values
+        expected = GeometricSchedule().total_noise(swapped.astype(swapped.dtype.newbyteorder("=")))
+        np.testing.assert_array_equal(GeometricSchedule().total_noise(swapped), expected)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])

@@ -51,6 +51,7 @@ def test_simple_tokenizer_ids_follow_the_seven_specials(simple_tokenizer) -> Non
     assert t.encode("1[MASK]2 [SEP]") == [8, 2, 9, 5]
     assert t.get_vocab()["49"] == 56
     assert t.convert_tokens_to_ids(["[PAD]", "0"]) == [0, 7]
+    assert t.convert_tokens_to_ids(None) is None  # as HF's does
     assert t._convert_token_to_id("10") == 17
     assert t.convert_ids_to_tokens(17) == "10"
     assert t.convert_ids_to_tokens([1, 7], skip_special_tokens=True) == ["0"]
@@ -120,6 +121,8 @@ def test_decode_accepts_lists_arrays_tensors_and_ints(simple_tokenizer) -> None:
     assert t.batch_decode([[8], [9, 10]]) == ["1", "2 3"]
     assert t.batch_decode(torch.tensor([[8, 0], [9, 10]]), skip_special_tokens=True) == ["1", "2 3"]
     assert t.batch_decode(np.array([[8, 0]])) == ["1 [PAD]"]
+    # A 1-D list or array is a batch of one-token sequences, as in HF.
+    assert t.batch_decode(np.array([8, 9])) == t.batch_decode([8, 9]) == ["1", "2"]
 
 
 # --- __call__ and batch_encode -------------------------------------------------------------
@@ -730,6 +733,16 @@ BAD_INPUT = [
         'vocab: entry "a b" at index 0 is empty or contains whitespace',
     ),
     (lambda: SimpleTokenizer("abc"), errors.DtypeError, "vocab: expected a list of str, got str"),
+    (
+        lambda: SimpleTokenizer(None),
+        errors.DtypeError,
+        "vocab: expected a list of str, got NoneType",
+    ),
+    (
+        lambda: CharTokenizer(5),
+        errors.DtypeError,
+        "alphabet: expected a str or a list of characters, got int",
+    ),
     (lambda: SimpleTokenizer([1]), errors.DtypeError, r"vocab\[0\]: expected str, got int"),
     (
         lambda: SimpleTokenizer(WORDS, special_tokens=["[PAD]", "[PAD]"]),
@@ -855,6 +868,41 @@ BAD_INPUT = [
         errors.ConfigError,
         r"padding: 2 output arrays of shape \[1, 1099511627776\] would need 16384.0 GiB, "
         "more than this machine's memory",
+    ),
+    (
+        lambda: SIMPLE(["1"], padding="max_length", max_length=2**70),
+        errors.ConfigError,
+        r"max_length: must be below 2\*\*63, got 1180591620717411303424",
+    ),
+    (
+        lambda: SIMPLE.decode([[1], [2, 3]]),
+        errors.ShapeError,
+        "ids: expected a flat sequence of ids, got nested lists",
+    ),
+    (
+        lambda: SIMPLE.decode([2**64]),
+        errors.DtypeError,
+        "ids: expected integer token ids, got ids past int64",
+    ),
+    (
+        lambda: SIMPLE.decode(np.array([2**63], np.uint64)),
+        errors.ConfigError,
+        "ids: id 9223372036854775808 is past int64, so no token has it",
+    ),
+    (
+        lambda: SIMPLE.batch_decode([[2**64]]),
+        errors.DtypeError,
+        "ids: expected integer token ids, got ids past int64",
+    ),
+    (
+        lambda: SIMPLE.batch_decode(5),
+        errors.DtypeError,
+        "sequences: expected a list of id sequences or a 2-D array, got int",
+    ),
+    (
+        lambda: SIMPLE.batch_decode(torch.tensor(3)),
+        errors.DtypeError,
+        "sequences: expected a list of id sequences or a 2-D array, got int",
     ),
     (
         lambda: SimpleTokenizer.for_numbers(2**40),

@@ -81,6 +81,8 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
     array = np.asarray(value)
     if array.dtype.kind in "biu":
         array = array.astype(np.float64)
+    if not array.dtype.isnative:  # big-endian data: the same values in this machine's order
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype.name not in ("float64", "float32", "float16"):
         raise DtypeError(
             f"{arg}: compare_tensors supports float64, float32, float16 and bfloat16 "
@@ -235,7 +237,14 @@ def assert_finite(value: Any, name: str = "tensor") -> None:
     __tracebackhide__ = True
     import numpy as np
 
-    array = _as_float64(value)
+    if _torch.is_tensor(value):
+        tensor = value.detach().cpu()
+        # bfloat16 has no numpy dtype; complex keeps its imaginary part.
+        array = (tensor if tensor.is_complex() else tensor.double()).numpy()
+    else:
+        array = np.asarray(value)
+        if array.dtype.kind not in "biufc":
+            raise DtypeError(f"{name}: assert_finite needs numbers, got dtype {array.dtype}")
     bad = ~np.isfinite(array)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])

@@ -100,6 +100,8 @@ class _Options:
     ) -> None:
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise ConfigError(f"ignore_index: must be an integer, got {ignore_index!r}")
+        if not -(2**63) <= ignore_index < 2**63:
+            raise ConfigError(f"ignore_index: must fit in int64, got {ignore_index}")
         if not isinstance(reduction, str):
             raise ConfigError(f"reduction: must be one of 'mean', 'sum', 'none', got {reduction!r}")
         if not isinstance(shift, bool):

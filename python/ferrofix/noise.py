@@ -118,6 +118,8 @@ class NoiseSchedule:
                 f"noise schedules do not support dtype {array.dtype}; "
                 "supported: float64, float32, float16, bfloat16 (or integers)"
             )
+        if not array.dtype.isnative:  # big-endian data: the same values in this machine's order
+            array = array.astype(array.dtype.newbyteorder("="))
         # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
         results = self._native(quantities, np.require(array, requirements="C"))
         if isinstance(x, np.generic):

@@ -26,6 +26,7 @@ import copy
 import functools
 import importlib.resources
 import os
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,7 +36,7 @@ from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable
 
     import numpy as np
 
@@ -75,6 +76,8 @@ def _positive(arg: str, value: object) -> int | None:
         raise ConfigError(f"{arg}: must be a positive int or None; got {value!r}")
     if value < 1:
         raise ConfigError(f"{arg}: must be at least 1, got {value}")
+    if value >= 2**63:
+        raise ConfigError(f"{arg}: must be below 2**63, got {value}")
     return value
 
 
@@ -113,12 +116,18 @@ def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
     if _torch.is_tensor(ids):
         ids = ids.detach().cpu().numpy()
     if isinstance(ids, int | np.integer) and not isinstance(ids, bool):
-        return np.array([int(ids)], dtype=np.int64)
-    array = np.asarray(ids)
+        ids = [int(ids)]
+    try:
+        array = np.asarray(ids)
+    except ValueError:  # a ragged nested list
+        raise ShapeError(f"{arg}: expected a flat sequence of ids, got nested lists") from None
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
     if array.dtype.kind not in "iu":
-        raise DtypeError(f"{arg}: expected integer token ids, got dtype {array.dtype}")
+        what = "ids past int64" if array.dtype.kind == "O" else f"dtype {array.dtype}"
+        raise DtypeError(f"{arg}: expected integer token ids, got {what}")
+    if array.dtype == np.uint64 and array.max() >= 2**63:
+        raise ConfigError(f"{arg}: id {array.max()} is past int64, so no token has it")
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:
@@ -214,8 +223,10 @@ class Tokenizer:
     def _convert_id_to_token(self, index: int) -> str:
         return self._native.id_tokens(_ids_array(index))[0]
 
-    def convert_tokens_to_ids(self, tokens: str | Sequence[str]) -> int | list[int]:
-        """The id of a token, or the ids of a list of tokens."""
+    def convert_tokens_to_ids(self, tokens: str | Sequence[str] | None) -> int | list[int] | None:
+        """The id of a token, or the ids of a list of tokens (None gives None, as in HF)."""
+        if tokens is None:
+            return None
         if isinstance(tokens, str):
             return self._convert_token_to_id(tokens)
         return [self._convert_token_to_id(t) for t in tokens]
@@ -395,7 +406,14 @@ class Tokenizer:
 
         if _torch.is_tensor(sequences):
             sequences = sequences.detach().cpu().numpy()
-        if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
+        if isinstance(sequences, np.ndarray) and sequences.ndim != 2:
+            sequences = sequences.tolist()
+        if not isinstance(sequences, np.ndarray) and not isinstance(sequences, Sequence):
+            raise DtypeError(
+                "sequences: expected a list of id sequences or a 2-D array, got "
+                f"{type(sequences).__name__}"
+            )
+        if isinstance(sequences, np.ndarray):
             if sequences.dtype.kind not in "iu":
                 raise DtypeError(f"sequences: expected integer ids, got dtype {sequences.dtype}")
             return self._native.decode_rows(
@@ -549,8 +567,8 @@ class SimpleTokenizer(Tokenizer):
         special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
         **options: Any,
     ) -> None:
-        if isinstance(vocab, str):
-            raise DtypeError("vocab: expected a list of str, got str")
+        if isinstance(vocab, str) or not isinstance(vocab, Iterable):
+            raise DtypeError(f"vocab: expected a list of str, got {type(vocab).__name__}")
         words = list(vocab)
         for i, word in enumerate(words):
             if not isinstance(word, str):
@@ -587,6 +605,10 @@ class CharTokenizer(Tokenizer):
         special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
         **options: Any,
     ) -> None:
+        if not isinstance(alphabet, Iterable):
+            raise DtypeError(
+                f"alphabet: expected a str or a list of characters, got {type(alphabet).__name__}"
+            )
         chars = list(alphabet)
         for i, c in enumerate(chars):
             if not isinstance(c, str) or len(c) != 1:
