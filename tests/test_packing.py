@@ -173,6 +173,23 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
             ConfigError,
             "overflow: must be one of 'error', 'truncate', 'split', got 'drop'",
         ),
+        # Splitting turns a few long lengths into many pieces: counted without overflow,
+        # and refused past 2**31 - 1 pieces or the machine's memory (64 bytes a piece).
+        (
+            lambda: pack([2**63 - 1, 5], 4, overflow="split"),
+            ConfigError,
+            "lengths: splitting at capacity 4 gives 2305843009213693954 items; at most 2**31 - 1",
+        ),
+        pytest.param(
+            lambda: pack([(2**31 - 1) * 8], 8, overflow="split"),
+            ConfigError,
+            "lengths: an output array of shape [2147483647] would need 128.0 GiB, more than this "
+            "machine's memory",
+            marks=pytest.mark.skipif(
+                os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >= 128 << 30,
+                reason="this machine could hold the pieces",
+            ),
+        ),
     ],
 )
 def test_pack_bad_inputs(call, error, message) -> None:
@@ -319,6 +336,12 @@ def test_split_documents_are_chunks_that_restart_positions() -> None:
             lambda: pack_sequences([[1]], 4, pad_token_id="0"),
             ConfigError,
             "pad_token_id: must be an integer, got '0'",
+        ),
+        (
+            lambda: pack_sequences([[1]], 4, ignore_index=-(2**70)),
+            ConfigError,
+            "ignore_index: must be an integer in [-9223372036854775808, 9223372036854775807], "
+            "got -1180591620717411303424",
         ),
         # One row of 2**31 - 1 int64 tokens is 16 GiB per array, 80 GiB for the five: refused
         # before anything is allocated (the test skips on machines with that much memory).

@@ -8,6 +8,7 @@ import zlib
 import numpy as np
 import pytest
 from ferrofix import rng, seeding
+from ferrofix.errors import ConfigError
 
 SEED_PROBE = """
 import random
@@ -133,5 +134,11 @@ def test_reseed_sets_the_current_seed() -> None:
         seeding.reseed(77)
         assert seeding.current_seed() == 77
         assert rng.uniform(4).tobytes() == rng.uniform(4, 77).tobytes()
+        seeding.reseed(-1)  # any integer, mod 2**64
+        assert seeding.current_seed() == 2**64 - 1
+        for bad in (None, "7", 1.5, True):
+            with pytest.raises(ConfigError, match=f"seed: must be an integer, got {bad!r}"):
+                seeding.reseed(bad)
+        assert seeding.current_seed() == 2**64 - 1
     finally:
         seeding.reseed(saved)

@@ -305,8 +305,8 @@ def pack_sequences(
     overflow = _choice("overflow", overflow, OVERFLOWS)
     labels = _choice("labels", labels, ("aligned", "shifted"))
     return_tensors = _choice("return_tensors", return_tensors, ("np", "pt"))
-    pad_token_id = _int("pad_token_id", pad_token_id)
-    ignore_index = _int("ignore_index", ignore_index)
+    pad_token_id = _int("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
+    ignore_index = _int("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
     tokens, lengths = _documents(sequences)
     batch = _native.core().pack_sequences(
         tokens, lengths, capacity, strategy, overflow, pad_token_id, ignore_index, labels
@@ -452,8 +452,8 @@ def check_packing(
 
     labels = _choice("labels", labels, ("aligned", "shifted"))
     capacity = None if capacity is None else _capacity(capacity)
-    pad_token_id = _int("pad_token_id", pad_token_id)
-    ignore_index = _int("ignore_index", ignore_index)
+    pad_token_id = _int("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
+    ignore_index = _int("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
     if batch.get("input_ids") is None:
         raise ConfigError("batch: must contain 'input_ids'")
     input_ids = _grid(batch, "input_ids", np.shape(batch["input_ids"]))

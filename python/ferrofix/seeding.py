@@ -13,6 +13,7 @@ per-test seed during a test, unless pytest-randomly reseeds it through its
 from __future__ import annotations
 
 import importlib.util
+import operator
 import random
 import secrets
 import sys
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from ferrofix.errors import ConfigError
 
 __all__ = ["current_seed", "ferrofix_seed", "fixed_seed", "parse_seed", "reseed", "test_seed"]
 
@@ -35,9 +38,12 @@ def current_seed() -> int:
 
 
 def reseed(seed: int) -> None:
-    """Set the current seed (pytest-randomly calls this before each test phase)."""
+    """Set the current seed, any integer taken mod 2**64 (pytest-randomly calls this before
+    each test phase)."""
     global _current_seed
-    _current_seed = int(seed) % 2**64
+    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
+        raise ConfigError(f"seed: must be an integer, got {seed!r}")
+    _current_seed = operator.index(seed) % 2**64
 
 
 def parse_seed(text: str) -> int:

@@ -23,7 +23,7 @@ mod order;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::memory::{huge_filled, huge_vec};
+use crate::memory::{check_outputs_fit, huge_filled, huge_vec, try_huge_vec};
 use crate::parallel;
 use free_space::FreeSpace;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -180,6 +180,9 @@ impl Items {
 }
 
 const MAX_ITEMS: usize = i32::MAX as usize;
+/// Memory one split piece takes at the peak of a packing: its length, source and offset, and
+/// its place in the outputs and working arrays (measured 48-56 bytes, rounded up).
+const SPLIT_BYTES_PER_PIECE: usize = 64;
 
 /// Turn `lengths` into items of at most `capacity`, following `overflow`.
 ///
@@ -255,17 +258,25 @@ fn first_where<T: Length>(lengths: &[T], bad: impl Fn(i64) -> bool) -> Option<(u
 
 fn split<T: Length>(lengths: &[T], capacity: u32) -> Result<Items> {
     let cap = i64::from(capacity);
-    let count: i64 = lengths.iter().map(|v| (v.value() + cap - 1) / cap).sum();
-    if count as u64 > MAX_ITEMS as u64 {
+    // Lengths are >= 1 here (checked by the caller), so the u64 division cannot wrap.
+    let count: u64 = lengths
+        .iter()
+        .map(|v| (v.value() as u64).div_ceil(u64::from(capacity)))
+        .fold(0, u64::saturating_add);
+    if count > MAX_ITEMS as u64 {
         return Err(Error::invalid(
             "lengths",
             format!("splitting at capacity {capacity} gives {count} items; at most 2**31 - 1"),
         ));
     }
     let count = count as usize;
-    let mut chunk_lengths = Vec::with_capacity(count);
-    let mut source = Vec::with_capacity(count);
-    let mut offset = Vec::with_capacity(count);
+    // A few lengths can ask for billions of pieces: refuse what cannot fit, allocate fallibly.
+    let hint = format!("splitting at capacity {capacity} gives {count} pieces; raise capacity");
+    check_outputs_fit("lengths", 1, &[count], SPLIT_BYTES_PER_PIECE, &hint)?;
+    let refused = || Error::invalid("lengths", format!("cannot allocate {count} pieces; {hint}"));
+    let mut chunk_lengths = try_huge_vec(count).ok_or_else(refused)?;
+    let mut source = try_huge_vec(count).ok_or_else(refused)?;
+    let mut offset = try_huge_vec(count).ok_or_else(refused)?;
     for (index, length) in lengths.iter().enumerate() {
         let length = length.value();
         let mut start = 0;
@@ -584,6 +595,13 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "lengths: every length must be >= 1, got 0 at index 1"
+        );
+        // The piece count of the longest lengths neither overflows nor allocates.
+        let err = items(&[i64::MAX, i64::MAX], 1, Overflow::Split).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("lengths: splitting at capacity 1 gives 18446744073709551614 items"),
+            "{err}"
         );
     }
 
