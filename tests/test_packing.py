@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from ferrofix import packing, parallel
@@ -19,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.reference import packing as reference
+from tests.reference.memory import skip_if_it_fits
 
 # --- pack ---------------------------------------------------------------------------------
 
@@ -185,10 +184,7 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
             ConfigError,
             "lengths: an output array of shape [2147483647] would need 128.0 GiB, more than this "
             "machine's memory",
-            marks=pytest.mark.skipif(
-                os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >= 128 << 30,
-                reason="this machine could hold the pieces",
-            ),
+            marks=skip_if_it_fits(128),
         ),
     ],
 )
@@ -350,10 +346,7 @@ def test_split_documents_are_chunks_that_restart_positions() -> None:
             ConfigError,
             "capacity: 5 output arrays of shape [1, 2147483647] would need 80.0 GiB, more than "
             "this machine's memory",
-            marks=pytest.mark.skipif(
-                os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >= 80 << 30,
-                reason="this machine could hold the batch",
-            ),
+            marks=skip_if_it_fits(80),
         ),
     ],
 )
