@@ -33,6 +33,19 @@ def test_bad_thread_counts_are_rejected(bad) -> None:
     assert str(info.value) == f"n: must be an integer >= 1 or None, got {bad!r}"
 
 
+def test_pools_past_max_threads_are_refused(restore_threads) -> None:
+    from ferrofix import _native, parallel
+
+    # A typo such as 100000 used to start that many threads and crawl for minutes.
+    assert parallel.MAX_THREADS == _native.core().max_threads == 1024
+    with pytest.raises(ConfigError, match=r"^n: must be at most 1024, got 100000$"):
+        ferrofix.set_num_threads(100_000)
+    ferrofix.set_num_threads(3)
+    with pytest.raises(ConfigError):
+        ferrofix.set_num_threads(1025)
+    assert ferrofix.num_threads() == 3  # a refused size leaves the pool as it was
+
+
 def _run(env: dict[str, str], code: str = "import ferrofix; print(ferrofix.num_threads())") -> str:
     full_env = {
         k: v

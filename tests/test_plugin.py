@@ -87,6 +87,10 @@ BAD_OPTIONS = [
     (("--ferrofix-threads=0",), "ERROR: --ferrofix-threads must be an integer >= 1, got '0'"),
     (("--ferrofix-threads=two",), "ERROR: --ferrofix-threads must be an integer >= 1, got 'two'"),
     (
+        ("--ferrofix-threads=100000",),
+        "ERROR: --ferrofix-threads must be at most 1024, got '100000'",
+    ),
+    (
         ("--ferrofix-seed=abc",),
         "ERROR: --ferrofix-seed must be an integer in [[]0, 2**64) or 'random', got 'abc'",
     ),
@@ -115,6 +119,7 @@ def test_bad_option_values_are_usage_errors(
     ("variable", "value", "message"),
     [
         ("FERROFIX_NUM_THREADS", "0", "FERROFIX_NUM_THREADS must be an integer >= 1, got '0'"),
+        ("FERROFIX_NUM_THREADS", "5000", "FERROFIX_NUM_THREADS must be at most 1024, got '5000'"),
         ("FERROFIX_BIND_THREADS", "yes", "FERROFIX_BIND_THREADS must be 0 or 1, got 'yes'"),
     ],
 )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from ferrofix import _native
+from ferrofix.parallel import MAX_THREADS
 from ferrofix.seeding import configure_base_seed
 
 __all__ = ["Settings", "settings"]
@@ -162,6 +163,8 @@ def _threads(config: pytest.Config) -> int | None:
     env = os.environ.get("FERROFIX_NUM_THREADS")
     if env is not None and not _positive_int(env):
         raise pytest.UsageError(f"FERROFIX_NUM_THREADS must be an integer >= 1, got {env!r}")
+    if env is not None and int(env) > MAX_THREADS:
+        raise pytest.UsageError(f"FERROFIX_NUM_THREADS must be at most {MAX_THREADS}, got {env!r}")
     bind = os.environ.get("FERROFIX_BIND_THREADS")
     if bind is not None and bind.strip() not in ("0", "1"):
         raise pytest.UsageError(f"FERROFIX_BIND_THREADS must be 0 or 1, got {bind!r}")
@@ -172,6 +175,8 @@ def _threads(config: pytest.Config) -> int | None:
         return None
     if not _positive_int(text):
         raise pytest.UsageError(f"--ferrofix-threads must be an integer >= 1, got {text!r}")
+    if int(text) > MAX_THREADS:
+        raise pytest.UsageError(f"--ferrofix-threads must be at most {MAX_THREADS}, got {text!r}")
     return int(text)
 
 

@@ -18,7 +18,11 @@ from __future__ import annotations
 from ferrofix import _native
 from ferrofix.errors import ConfigError
 
-__all__ = ["bound_cpus", "num_threads", "set_num_threads"]
+__all__ = ["MAX_THREADS", "bound_cpus", "num_threads", "set_num_threads"]
+
+# The largest pool, as the core enforces it (MAX_THREADS in rust/ferrofix-core/src/
+# parallel.rs); here too so the pytest options can check it without loading the extension.
+MAX_THREADS = 1024
 
 
 def num_threads() -> int:
@@ -45,4 +49,6 @@ def set_num_threads(n: int | None) -> None:
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ConfigError(f"n: must be an integer >= 1 or None, got {n!r}")
+    if n is not None and n > MAX_THREADS:
+        raise ConfigError(f"n: must be at most {MAX_THREADS}, got {n}")
     _native.core().set_num_threads(n)

@@ -26,6 +26,9 @@ pub use placement::BIND_ENV;
 
 /// Environment variable that fixes the pool size.
 pub const THREADS_ENV: &str = "FERROFIX_NUM_THREADS";
+/// The largest pool: far past any core count, and small enough that a typo (100000) is an
+/// error instead of a process that spends minutes starting and waking threads.
+pub const MAX_THREADS: usize = 1024;
 /// Set by pytest-xdist in each worker to the number of workers.
 pub const XDIST_WORKERS_ENV: &str = "PYTEST_XDIST_WORKER_COUNT";
 
@@ -110,7 +113,7 @@ pub fn resolve_num_threads(
         }
     };
     if let Some(value) = threads_env {
-        return parse(THREADS_ENV, value);
+        return parse(THREADS_ENV, value).and_then(|n| check_at_most_max(THREADS_ENV, n));
     }
     let workers = match xdist_workers_env {
         Some(value) => parse(XDIST_WORKERS_ENV, value)?,
@@ -145,10 +148,21 @@ pub fn set_num_threads(n: usize) -> Result<()> {
     if n == 0 {
         return Err(Error::invalid("num_threads", "must be >= 1, got 0"));
     }
+    check_at_most_max("num_threads", n)?;
     let mut state = lock(&STATE);
     state.requested = Some(n);
     state.pool = None;
     Ok(())
+}
+
+fn check_at_most_max(name: &'static str, n: usize) -> Result<usize> {
+    if n > MAX_THREADS {
+        return Err(Error::invalid(
+            name,
+            format!("must be at most {MAX_THREADS}, got {n}"),
+        ));
+    }
+    Ok(n)
 }
 
 /// Forget any [`set_num_threads`] value: the size comes from the environment again.
@@ -305,6 +319,17 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "FERROFIX_NUM_THREADS: must be an integer >= 1, got \"0\""
+        );
+        assert_eq!(
+            resolve_num_threads(Some("100000"), None, 2)
+                .unwrap_err()
+                .to_string(),
+            "FERROFIX_NUM_THREADS: must be at most 1024, got 100000"
+        );
+        assert_eq!(resolve_num_threads(Some("1024"), None, 2), Ok(1024));
+        assert_eq!(
+            set_num_threads(MAX_THREADS + 1).unwrap_err().to_string(),
+            "num_threads: must be at most 1024, got 1025"
         );
         let err = resolve_num_threads(None, Some("many"), 4).unwrap_err();
         assert_eq!(
