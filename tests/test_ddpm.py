@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from ferrofix.ddpm import DDPMSchedule
-from ferrofix.errors import ConfigError, ShapeError
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 from tests.reference.memory import beyond_memory
 
@@ -163,6 +163,21 @@ def test_add_noise_keeps_float32_coefficients_for_bfloat16_samples() -> None:
             lambda: DDPMSchedule().add_noise(np.zeros((2, 3)), np.zeros((2, 3)), np.array([0])),
             ShapeError,
             "timesteps: expected shape (2,) (one per sample), got (1,)",
+        ),
+        (
+            lambda: DDPMSchedule().add_noise(np.zeros((2, 3), np.int64), np.zeros((2, 3)), [0, 1]),
+            DtypeError,
+            "x0: expected a floating-point array or tensor, got int64",
+        ),
+        (
+            lambda: DDPMSchedule().add_noise(np.zeros((2, 3)), [[0.0] * 3] * 2, [0, 1]),
+            DtypeError,
+            "noise: expected a floating-point array or tensor, got list",
+        ),
+        (
+            lambda: DDPMSchedule().add_noise(np.zeros((2, 3)), torch.zeros(2, 3), [0, 1]),
+            DtypeError,
+            "noise: must be the same kind as x0 (both numpy or both torch)",
         ),
         (
             lambda: DDPMSchedule().add_noise(np.zeros((2, 3)), np.zeros((2, 4)), np.array([0, 1])),

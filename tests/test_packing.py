@@ -635,7 +635,7 @@ def test_make_attention_mask_kinds() -> None:
             lambda: packing.make_attention_mask(2, 4, "diagonal"),
             "kind: must be one of 'padding', 'causal', 'block', 'random', got 'diagonal'",
         ),
-        (lambda: packing.make_attention_mask(2, 0), "seq_len: must be an integer in [1,"),
+        (lambda: packing.make_attention_mask(2, 0), "seq_len: must be an integer >= 1, got 0"),
         (
             lambda: packing.make_attention_mask(2, 4, ratio=1.0),
             "ratio: must be a number in [0, 1), got 1.0",
@@ -705,6 +705,21 @@ def test_document_lengths_fixture(document_lengths) -> None:
     assert document_lengths.max() <= 512
     assert 40 < np.median(document_lengths) < 130  # lognormal around 512 / 6
     assert pack(document_lengths, 512).fill > 0.9
+
+
+@pytest.mark.parametrize(
+    ("lengths", "error", "message"),
+    [
+        (None, DtypeError, "lengths: must be an integer array"),
+        ("abc", DtypeError, "lengths: must be an integer array"),
+        ([3, -1], ConfigError, "lengths: must be an integer >= 0, got -1"),
+        ([2**40], ConfigError, "lengths: an output array of shape [1099511627776] would need"),
+    ],
+)
+def test_make_packed_batch_bad_lengths(make_packed_batch, lengths, error, message) -> None:
+    with pytest.raises(error) as info:
+        make_packed_batch(lengths, capacity=16)
+    assert str(info.value).startswith(message)
 
 
 def test_make_packed_batch_fixture(make_packed_batch) -> None:

@@ -734,6 +734,28 @@ BAD_INPUT = [
     ),
     (lambda: SimpleTokenizer("abc"), errors.DtypeError, "vocab: expected a list of str, got str"),
     (
+        lambda: SimpleTokenizer(["a"], bogus=1),
+        errors.ConfigError,
+        "bogus: not an option of SimpleTokenizer; the options are unk_fallback, add_bos, "
+        "add_eos, special_tokens, padding_side, truncation_side, model_max_length",
+    ),
+    (
+        lambda: BPETokenizer.train(["ab"], 300, unk_fallback=True),
+        errors.ConfigError,
+        "unk_fallback: not an option of BPETokenizer; the options are add_bos, add_eos, "
+        "special_tokens, padding_side",
+    ),
+    (
+        lambda: CharTokenizer("ab", add_bos="yes"),
+        errors.ConfigError,
+        "add_bos: must be True or False, got 'yes'",
+    ),
+    (
+        lambda: SimpleTokenizer(["a"], unk_fallback=1),
+        errors.ConfigError,
+        "unk_fallback: must be True or False, got 1",
+    ),
+    (
         lambda: SimpleTokenizer(None),
         errors.DtypeError,
         "vocab: expected a list of str, got NoneType",

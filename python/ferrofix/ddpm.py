@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _torch
 from ferrofix._memory import check_outputs_fit
-from ferrofix.errors import ConfigError, ShapeError
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -141,14 +141,28 @@ class DDPMSchedule:
 
         Returns:
             The noised samples, same type, dtype, shape and device as ``x0``.
+
+        Raises:
+            DtypeError: samples that are not floating-point arrays or tensors (integer
+                samples would round the noise away).
         """
+        import numpy as np
+
+        for name, value in (("x0", x0), ("noise", noise)):
+            if _torch.is_tensor(value):
+                floating = value.is_floating_point()
+            else:
+                floating = isinstance(value, np.ndarray) and value.dtype.kind == "f"
+            if not floating:
+                got = getattr(value, "dtype", type(value).__name__)
+                raise DtypeError(f"{name}: expected a floating-point array or tensor, got {got}")
+        if _torch.is_tensor(x0) != _torch.is_tensor(noise):
+            raise DtypeError("noise: must be the same kind as x0 (both numpy or both torch)")
         if tuple(x0.shape) != tuple(noise.shape):
             raise ShapeError(
                 f"noise: expected shape {tuple(x0.shape)} (x0's), got {tuple(noise.shape)}"
             )
         steps = self._timesteps(timesteps, x0.shape)
-        import numpy as np
-
         keep = np.sqrt(self.alphas_cumprod[steps])  # (B,) float32
         drop = np.sqrt(1.0 - self.alphas_cumprod[steps])  # (B,) float32
         broadcast = (len(steps),) + (1,) * (len(x0.shape) - 1)

@@ -78,6 +78,8 @@ def _int(name: str, value: object, *, low: int | None = None, high: int | None =
         raise ConfigError(f"{name}: must be an integer, got {value!r}")
     number = int(value)  # type: ignore[call-overload]
     if (low is not None and number < low) or (high is not None and number > high):
+        if high is None:
+            raise ConfigError(f"{name}: must be an integer >= {low}, got {number}")
         bounds = f"[{low}, {'2**31 - 1' if high == _MAX_CAPACITY else high}]"
         raise ConfigError(f"{name}: must be an integer in {bounds}, got {number}")
     return number
@@ -716,7 +718,9 @@ def _packed_example(
 ) -> PackedExample:
     from ferrofix import rng
 
-    lengths = [int(v) for v in lengths]
+    lengths = [_int("lengths", v, low=0) for v in _integer_array("lengths", lengths).tolist()]
+    # The tokens become Python ints in lists: about 64 bytes each.
+    check_outputs_fit("lengths", (sum(lengths),), 64, "ask for shorter documents")
     tokens = rng.integers(1, 1000, sum(lengths), seed, stream=12).tolist()
     starts = itertools.accumulate(lengths, initial=0)
     sequences = [tokens[s : s + n] for s, n in zip(starts, lengths, strict=False)]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.resources
+import inspect
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -164,7 +165,19 @@ class Tokenizer:
         padding_side: str = "right",
         truncation_side: str = "right",
         model_max_length: int | None = None,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            own = [
+                p.name
+                for p in inspect.signature(type(self).__init__).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY
+            ]
+            allowed = ", ".join([*own, "padding_side", "truncation_side", "model_max_length"])
+            raise ConfigError(
+                f"{sorted(unknown)[0]}: not an option of {type(self).__name__}; "
+                f"the options are {allowed}"
+            )
         _choice("padding_side", padding_side, SIDES)
         _choice("truncation_side", truncation_side, SIDES)
         self._native = native
@@ -540,6 +553,15 @@ def _build(native_call: Callable[[], Any], **string_args: Sequence[Any]) -> Any:
         raise _not_unicode("/".join(string_args), error) from None
 
 
+def _flags(**flags: object) -> list[bool]:
+    """The constructor's on/off options, each True or False (or a numpy bool)."""
+    for name, value in flags.items():
+        numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+        if not isinstance(value, bool) and not numpy_bool:
+            raise ConfigError(f"{name}: must be True or False, got {value!r}")
+    return [bool(value) for value in flags.values()]
+
+
 def _specials(special_tokens: Iterable[str]) -> list[str]:
     if isinstance(special_tokens, str):
         raise DtypeError("special_tokens: expected a list of str, got str")
@@ -574,6 +596,9 @@ class SimpleTokenizer(Tokenizer):
             if not isinstance(word, str):
                 raise DtypeError(f"vocab[{i}]: expected str, got {type(word).__name__}")
         specials = _specials(special_tokens)
+        unk_fallback, add_bos, add_eos = _flags(
+            unk_fallback=unk_fallback, add_bos=add_bos, add_eos=add_eos
+        )
         native = _build(
             lambda: _native.core().Tokenizer.simple(
                 words, specials, unk_fallback, add_bos, add_eos
@@ -614,6 +639,9 @@ class CharTokenizer(Tokenizer):
             if not isinstance(c, str) or len(c) != 1:
                 raise ConfigError(f"alphabet[{i}]: must be a single character, got {c!r}")
         specials = _specials(special_tokens)
+        unk_fallback, add_bos, add_eos = _flags(
+            unk_fallback=unk_fallback, add_bos=add_bos, add_eos=add_eos
+        )
         native = _build(
             lambda: _native.core().Tokenizer.char(chars, specials, unk_fallback, add_bos, add_eos),
             alphabet=chars,
@@ -634,6 +662,7 @@ class ByteTokenizer(Tokenizer):
         **options: Any,
     ) -> None:
         specials = _specials(special_tokens)
+        add_bos, add_eos = _flags(add_bos=add_bos, add_eos=add_eos)
         native = _build(
             lambda: _native.core().Tokenizer.byte(specials, add_bos, add_eos),
             special_tokens=specials,
@@ -664,6 +693,7 @@ class BPETokenizer(Tokenizer):
                 )
             pairs.append((merge[0], merge[1]))
         specials = _specials(special_tokens)
+        add_bos, add_eos = _flags(add_bos=add_bos, add_eos=add_eos)
         native = _build(
             lambda: _native.core().Tokenizer.bpe(pairs, specials, add_bos, add_eos),
             merges=pairs,
@@ -705,6 +735,7 @@ class BPETokenizer(Tokenizer):
         if min_frequency < 1:
             raise ConfigError(f"min_frequency: must be at least 1, got {min_frequency}")
         specials = _specials(special_tokens)
+        add_bos, add_eos = _flags(add_bos=add_bos, add_eos=add_eos)
         native = _build(
             lambda: _native.core().Tokenizer.train_bpe(
                 texts, vocab_size, min_frequency, specials, add_bos, add_eos
