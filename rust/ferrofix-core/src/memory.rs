@@ -129,8 +129,14 @@ pub fn outputs_shortfall(arrays: usize, shape: &[usize], element_bytes: usize) -
     ))
 }
 
-/// The machine's physical memory in bytes, when the OS reports it.
+/// The machine's physical memory in bytes, when the OS reports it (read once: every sized
+/// output asks, and the query is a system call).
 pub fn physical_memory() -> Option<usize> {
+    static MEMORY: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(query_physical_memory)
+}
+
+fn query_physical_memory() -> Option<usize> {
     #[cfg(unix)]
     {
         // SAFETY: sysconf only reads system configuration; -1 (unknown) is handled below.
