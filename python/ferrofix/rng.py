@@ -25,6 +25,8 @@ Shape = int | Sequence[int]
 
 
 def _int(name: str, value: object) -> int:
+    if type(value) is int:  # the common case, without the checks below (~1 us a call)
+        return value
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise ConfigError(f"{name}: must be an integer, got {value!r}")
     try:
@@ -34,6 +36,11 @@ def _int(name: str, value: object) -> int:
 
 
 def _shape(shape: Shape) -> list[int]:
+    # The common cases (an int, a tuple or list of ints) without the Sequence check.
+    if type(shape) is int and 0 <= shape < 2**63:
+        return [shape]
+    if type(shape) in (tuple, list) and all(type(d) is int and 0 <= d < 2**63 for d in shape):
+        return list(shape)
     dims = list(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else [shape]
     try:
         checked = [_int("shape", dim) for dim in dims]
