@@ -153,6 +153,15 @@ def test_single_sequence_2d_logits_shift_like_a_batch_of_one() -> None:
     np.testing.assert_array_equal(flat, batched[0])
 
 
+def test_big_endian_inputs_give_the_same_loss_and_gradient() -> None:
+    logits, labels = make_inputs(2, 6, 31)
+    swapped = (logits.astype(logits.dtype.newbyteorder(">")), labels.astype(">i8"))
+    expected = loss.causal_lm_loss_and_grad(logits, labels)
+    got = loss.causal_lm_loss_and_grad(*swapped)
+    assert got[0] == expected[0]
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
 def test_nan_logits_propagate_and_negative_infinity_is_masked() -> None:
     logits, labels = make_inputs(1, 4, 10)
     labels[:] = 3

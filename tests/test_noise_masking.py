@@ -192,6 +192,12 @@ def test_torch_in_torch_out_and_one_dimensional_ids() -> None:
     expected, expected_mask = mask_tokens(ids.numpy(), np.array([0.3, 0.7]), MASK_ID, seed=9)
     np.testing.assert_array_equal(noised.numpy(), expected)
     np.testing.assert_array_equal(mask.numpy(), expected_mask)
+    # Big-endian ids (read from a file, say): the same values, the same decisions.
+    for process, value in ((mask_tokens, MASK_ID), (uniform_corrupt, 100)):
+        native = process(ids.numpy().astype(np.int64), 0.5, value, seed=3)
+        swapped = process(ids.numpy().astype(">i8"), 0.5, value, seed=3)
+        for a, b in zip(native, swapped, strict=True):
+            np.testing.assert_array_equal(a, b)
     single, single_mask = mask_tokens([5, 6, 7, 8], 1.0, MASK_ID, seed=0)
     assert single.tolist() == [MASK_ID] * 4
     assert single_mask.all()

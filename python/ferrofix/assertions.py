@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
+from ferrofix._arrays import native_byte_order
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -81,8 +82,7 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
     array = np.asarray(value)
     if array.dtype.kind in "biu":
         array = array.astype(np.float64)
-    if not array.dtype.isnative:  # big-endian data: the same values in this machine's order
-        array = array.astype(array.dtype.newbyteorder("="))
+    array = native_byte_order(array)
     if array.dtype.name not in ("float64", "float32", "float16"):
         raise DtypeError(
             f"{arg}: compare_tensors supports float64, float32, float16 and bfloat16 "

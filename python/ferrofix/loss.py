@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch
+from ferrofix._arrays import native_byte_order
 from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def _numpy_logits(logits: Any) -> tuple[np.ndarray, str]:
         name = _plain_dtypes().get(logits.dtype)
         if name is not None:
             return logits, name  # the common case, without the checks and copies below
-    array = np.asarray(logits)
+    array = native_byte_order(np.asarray(logits))
     name = array.dtype.name
     if name in _SIXTEEN_BIT:  # the native layer takes 16-bit floats as their bits
         array = array.view(np.uint16)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch, rng, seeding
+from ferrofix._arrays import native_byte_order
 from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, DtypeError
@@ -118,8 +119,7 @@ class NoiseSchedule:
                 f"noise schedules do not support dtype {array.dtype}; "
                 "supported: float64, float32, float16, bfloat16 (or integers)"
             )
-        if not array.dtype.isnative:  # big-endian data: the same values in this machine's order
-            array = array.astype(array.dtype.newbyteorder("="))
+        array = native_byte_order(array)
         # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
         results = self._native(quantities, np.require(array, requirements="C"))
         if isinstance(x, np.generic):
@@ -395,7 +395,7 @@ class _Ids:
         if _torch.is_tensor(input_ids):
             self.tensor_device = input_ids.device
             input_ids = input_ids.detach().cpu().numpy()
-        array = np.asarray(input_ids)
+        array = native_byte_order(np.asarray(input_ids))
         if array.dtype.kind in "iu" and array.dtype.itemsize < 4:
             array = array.astype(np.int32)
         self.array = np.ascontiguousarray(array)

@@ -650,7 +650,9 @@ def make_attention_mask(
         raise ConfigError(f"ratio: must be a number in [0, 1), got {ratio!r}")
     if kind in ("causal", "block"):
         shape, itemsize = (batch_size, seq_len, seq_len), 1
-        check_outputs_fit("batch_size, seq_len", shape, itemsize, _DENSE_HINT, arrays=2)
+        check_outputs_fit(
+            "batch_size, seq_len", shape, itemsize, _DENSE_HINT, arrays=_DENSE_MASK_TEMPORARIES
+        )
     else:
         # The int64 mask and the float64 or bool array it is computed from.
         check_outputs_fit("batch_size, seq_len", (batch_size, seq_len), 8, "lower them", arrays=2)
