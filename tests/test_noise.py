@@ -196,6 +196,11 @@ def test_numpy_dtype_and_shape_are_kept(dtype: type) -> None:
     np.testing.assert_array_max_ulp(result, expected, maxulp=1)
     scalar = CosineSchedule().total_noise(dtype(0.5))
     assert isinstance(scalar, dtype)
+    zero_d = CosineSchedule().total_noise(np.array(0.5, dtype=dtype))
+    assert (zero_d.shape, zero_d.dtype) == ((), dtype)
+    np.testing.assert_array_equal(
+        CosineSchedule().total_noise(np.asfortranarray(t)), result
+    )  # column-major input: the same values in the same shape
 
 
 def test_integer_and_non_contiguous_inputs() -> None:

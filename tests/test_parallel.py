@@ -1,4 +1,4 @@
-"""The crate-owned pool: sizing, bad input, and the fork guard."""
+"""The crate-owned pool: sizing, bad input, small work on the caller, and the fork guard."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import ferrofix
+import numpy as np
 import pytest
-from ferrofix import rng
+from ferrofix import noise, packing, rng
 from ferrofix.errors import ConfigError
 
 
@@ -122,3 +124,44 @@ def test_forked_child_runs_serially_and_gets_the_same_bits(restore_threads) -> N
     assert forked is True
     assert threads == 1
     assert bits == expected
+
+
+def _small_and_large_results() -> list[bytes]:
+    """Results of ops that run small inputs on the calling thread and large ones on the pool."""
+    ids = (np.arange(512 * 2048) % 1000).reshape(512, 2048)
+    lengths = (np.arange(100_000) * 7919) % 4096 + 1
+    return [
+        noise.mask_tokens(ids[:2, :8], 0.5, 2, seed=7)[0].tobytes(),
+        noise.mask_tokens(ids, 0.5, 2, seed=7)[0].tobytes(),
+        packing.pack([3, 2, 3], 10).bin_of_item.tobytes(),
+        packing.pack(lengths, 4096).bin_of_item.tobytes(),
+    ]
+
+
+def test_small_and_large_calls_from_many_threads_agree(restore_threads) -> None:
+    ferrofix.set_num_threads(2)
+    expected = _small_and_large_results()
+    with ThreadPoolExecutor(4) as threads:
+        results = list(threads.map(lambda _: _small_and_large_results(), range(12)))
+    assert all(r == expected for r in results)
+    assert _small_and_large_results() == expected  # and the main thread afterwards
+
+
+def _child_small_and_large(queue) -> None:
+    queue.put(_small_and_large_results())
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_after_small_calls_gets_the_same_results(restore_threads) -> None:
+    # The parent ran small work in place (its main thread joined a one-thread pool of its
+    # own) and large work on the pool; the child inherits the first and not the second.
+    ferrofix.set_num_threads(2)
+    expected = _small_and_large_results()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_small_and_large, args=(queue,))
+    child.start()
+    results = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert results == expected

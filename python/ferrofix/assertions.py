@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
-from ferrofix._arrays import native_byte_order
+from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -83,14 +83,15 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
     if array.dtype.kind in "biu":
         array = array.astype(np.float64)
     array = native_byte_order(array)
-    if array.dtype.name not in ("float64", "float32", "float16"):
+    name = dtype_name(array)
+    if name not in ("float64", "float32", "float16"):
         raise DtypeError(
             f"{arg}: compare_tensors supports float64, float32, float16 and bfloat16 "
             f"(torch) data, got {array.dtype}"
         )
-    if array.dtype == np.float16:
-        return np.ascontiguousarray(array).view(np.uint16), "float16"
-    return np.require(array, requirements="C"), array.dtype.name
+    if name == "float16":
+        return np.ascontiguousarray(array).view(np.uint16), name
+    return c_contiguous(array), name
 
 
 def _shape(value: Any) -> tuple[int, ...]:

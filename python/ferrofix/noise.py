@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch, rng, seeding
-from ferrofix._arrays import native_byte_order
+from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order
 from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, DtypeError
@@ -120,8 +120,7 @@ class NoiseSchedule:
                 "supported: float64, float32, float16, bfloat16 (or integers)"
             )
         array = native_byte_order(array)
-        # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
-        results = self._native(quantities, np.require(array, requirements="C"))
+        results = self._native(quantities, c_contiguous(array))
         if isinstance(x, np.generic):
             return [r[()] for r in results]
         return results
@@ -129,7 +128,7 @@ class NoiseSchedule:
     def _native(self, quantities: list[str], array: np.ndarray) -> list[np.ndarray]:
         import numpy as np
 
-        dtype = array.dtype.name
+        dtype = dtype_name(array)
         bits = array.view(np.uint16) if dtype == "float16" else array
         results = _native.core().noise_schedule_eval(
             self._kind, *self._params, quantities, bits, dtype
@@ -420,7 +419,7 @@ def _probabilities(name: str, value: Any) -> np.ndarray:
         raise ConfigError(
             f"{name}: must be a number or an array of numbers, got {value!r}"
         ) from None
-    return np.require(array, requirements="C")
+    return c_contiguous(array)
 
 
 def _protect(protect: Any) -> tuple[np.ndarray | None, list[int] | None]:
@@ -447,7 +446,7 @@ def _protect(protect: Any) -> tuple[np.ndarray | None, list[int] | None]:
 
 def _int128(name: str, value: object) -> int:
     checked = rng._int(name, value)
-    if not -(2**127) <= checked < 2**127:
+    if not rng._INT128_MIN <= checked < rng._INT128_END:
         raise ConfigError(f"{name}: must fit the ids' dtype, got {checked}")
     return checked
 

@@ -65,9 +65,12 @@ _BYTES_PER_WORD = 100
 
 
 def _choice(arg: str, value: object, allowed: Sequence[object]) -> None:
-    if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
-        listed = ", ".join(repr(a) for a in allowed)
-        raise ConfigError(f"{arg}: must be one of {listed}; got {value!r}")
+    # A loop rather than any(genexpr): these checks run on every call (~1 us saved).
+    for a in allowed:
+        if value is a or (type(value) is type(a) and value == a):
+            return
+    listed = ", ".join(repr(a) for a in allowed)
+    raise ConfigError(f"{arg}: must be one of {listed}; got {value!r}")
 
 
 def _positive(arg: str, value: object) -> int | None:
@@ -370,12 +373,11 @@ class Tokenizer:
                     f"{lengths.max()}); pass padding=True to return tensors"
                 )
             return _as_tensors(arrays, return_tensors)
-        if pad:
-            lists = {k: v.tolist() for k, v in arrays.items()}
-        else:
+        lists = {k: v.tolist() for k, v in arrays.items()}
+        if not pad:
+            kept = lengths.tolist()
             lists = {
-                k: [row[:n].tolist() for row, n in zip(v, lengths, strict=True)]
-                for k, v in arrays.items()
+                k: [row[:n] for row, n in zip(rows, kept, strict=True)] for k, rows in lists.items()
             }
         return Encoding({k: v[0] for k, v in lists.items()} if single else lists)
 

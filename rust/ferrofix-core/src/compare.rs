@@ -18,6 +18,9 @@ use crate::parallel;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 16;
+/// Rough cost of comparing one element pair, for deciding whether a comparison is worth
+/// waking the pool for.
+const NS_PER_ELEMENT: u64 = 2;
 
 /// Sums and extremes of `actual - expected` over the finite positions.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -228,7 +231,7 @@ pub fn compare<A: Real, E: Real>(actual: &[A], expected: &[E]) -> Result<Stats> 
             got: format!("{} elements", actual.len()),
         });
     }
-    let partials: Vec<Stats> = parallel::install(|| {
+    let partials: Vec<Stats> = parallel::install_sized(actual.len(), NS_PER_ELEMENT, || {
         actual
             .par_chunks(CHUNK)
             .zip(expected.par_chunks(CHUNK))

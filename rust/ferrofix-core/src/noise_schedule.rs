@@ -26,6 +26,9 @@ use crate::{memory, parallel};
 
 /// Elements per parallel task: ~20-50 us of transcendental work, far above rayon's overhead.
 const CHUNK_LEN: usize = 16_384;
+/// Rough cost of one quantity at one `t` (a log, exp or cosine), for deciding whether an
+/// evaluation is worth waking the pool for.
+const NS_PER_VALUE: u64 = 10;
 /// Relative slack on an inverse's input range: an f32-rounded σ(1) may exceed the exact
 /// σ(1) by 6e-8 relative, and the result is clamped back into [0, 1] anyway.
 pub const INVERSE_TOLERANCE: f64 = 1e-6;
@@ -509,7 +512,8 @@ pub fn evaluate<T: Real>(
         }
     }
     let schedule = *schedule;
-    let first_bad = parallel::install(|| {
+    let values = input.len().saturating_mul(quantities.len());
+    let first_bad = parallel::install_sized(values, NS_PER_VALUE, || {
         chunked
             .into_par_iter()
             .zip(input.par_chunks(CHUNK_LEN))

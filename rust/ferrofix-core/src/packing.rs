@@ -180,6 +180,9 @@ impl Items {
 }
 
 const MAX_ITEMS: usize = i32::MAX as usize;
+/// Rough cost of one item in one step of a packing (a sort, the fit loop, the scatters), for
+/// deciding whether a step is worth waking the pool for.
+pub(crate) const NS_PER_ITEM: u64 = 20;
 /// Memory one split piece takes at the peak of a packing: its length, source and offset, and
 /// its place in the outputs and working arrays (measured 48-56 bytes, rounded up).
 const SPLIT_BYTES_PER_PIECE: usize = 64;
@@ -201,7 +204,7 @@ pub fn items<T: Length>(lengths: &[T], capacity: u32, overflow: Overflow) -> Res
     // finds one out of range do the serial scans below look for the first.
     let out_of_range = AtomicBool::new(false);
     let mut converted = huge_vec(lengths.len());
-    parallel::install(|| {
+    parallel::install_sized(lengths.len(), NS_PER_ITEM, || {
         converted.par_extend(lengths.par_iter().map(|v| {
             let v = v.value();
             if !(1..=cap).contains(&v) {
@@ -233,7 +236,7 @@ pub fn items<T: Length>(lengths: &[T], capacity: u32, overflow: Overflow) -> Res
             ),
         )),
         Overflow::Truncate => {
-            let lengths = parallel::install(|| {
+            let lengths = parallel::install_sized(lengths.len(), NS_PER_ITEM, || {
                 lengths
                     .par_iter()
                     .map(|v| v.value().min(cap) as u32)
@@ -357,7 +360,7 @@ fn pack_with_layout(
     let (sorted, plan) = order::decreasing(lengths, capacity)?;
     // The fit loop is serial and needs only the sorted lengths: the item order is built on
     // the other core meanwhile.
-    let (placed, order) = parallel::install(|| {
+    let (placed, order) = parallel::install_sized(lengths.len(), NS_PER_ITEM, || {
         rayon::join(
             || place(&sorted, capacity, strategy, dense),
             || plan.item_order(lengths),
@@ -438,18 +441,19 @@ fn to_item_order(placed: Placed, order: Option<&[u32]>) -> Result<Packing> {
         num_bins,
     } = placed;
     // The CSR build is serial (a running cursor per bin); the scatters run beside it.
-    let ((bin_offsets, items), (bin_of_item, offset_in_bin)) = parallel::install(|| {
-        rayon::join(
-            || group_by_bin(&bin, num_bins, order),
-            || match order {
-                None => (bin.clone(), offset),
-                Some(order) => rayon::join(
-                    || order::scatter(&bin, order),
-                    || order::scatter(&offset, order),
-                ),
-            },
-        )
-    })?;
+    let ((bin_offsets, items), (bin_of_item, offset_in_bin)) =
+        parallel::install_sized(bin.len(), NS_PER_ITEM, || {
+            rayon::join(
+                || group_by_bin(&bin, num_bins, order),
+                || match order {
+                    None => (bin.clone(), offset),
+                    Some(order) => rayon::join(
+                        || order::scatter(&bin, order),
+                        || order::scatter(&offset, order),
+                    ),
+                },
+            )
+        })?;
     Ok(Packing {
         bin_of_item,
         offset_in_bin,

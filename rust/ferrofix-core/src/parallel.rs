@@ -252,7 +252,88 @@ pub fn bound_cpus() -> Result<Vec<usize>> {
 /// # Errors
 /// [`Error::InvalidArgument`] when the pool cannot be sized or started.
 pub fn install<R: Send>(op: impl FnOnce() -> R + Send) -> Result<R> {
-    Ok(pool()?.threads.install(op))
+    run_on(&pool()?.threads, op)
+}
+
+/// Run `op` on `pool` and wait for it.
+///
+/// A thread that ran small work in place belongs to its own one-thread pool (see
+/// [`calling_thread_pool`]), and rayon makes such a thread wait for another pool by spinning
+/// (32 `yield`s before it sleeps), which on a small machine takes a core from the workers it
+/// waits for (pack_sequences ran ~15% slower). So that thread hands `op` over with `spawn`
+/// and sleeps on a channel at once, as rayon's own wait from outside any pool does.
+fn run_on<R: Send>(pool: &rayon::ThreadPool, op: impl FnOnce() -> R + Send) -> Result<R> {
+    let outside_every_pool = rayon::current_thread_index().is_none();
+    if outside_every_pool || pool.current_thread_index().is_some() {
+        return Ok(pool.install(op));
+    }
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
+        // The receiver below outlives the send: it waits for it.
+        let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)));
+    });
+    // SAFETY: only the lifetime is changed. The job borrows what `op` borrows, and this
+    // function returns only once `recv` has returned: either the job has sent, after which
+    // it touches nothing borrowed (it only drops its sender, whose state is on the heap), or
+    // the job was dropped unrun, after which nothing of it runs.
+    let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+    pool.spawn(job);
+    match result.recv() {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => Err(Error::invalid(
+            "num_threads",
+            "the thread pool stopped before running the work",
+        )),
+    }
+}
+
+/// Work estimated below this runs on the calling thread: handing it to the pool means waking
+/// a sleeping worker and then sleeping until it is done, 10-40 us on a virtual machine, more
+/// than the work itself for the small inputs tests pass most.
+const INLINE_BELOW_NS: u64 = 20_000;
+
+/// [`install`] for `items` pieces of work of about `ns_per_item` each (a measured estimate):
+/// below ~20 us in all, `op` runs right here and rayon iterators inside it run serially;
+/// otherwise on the pool. Results are the same either way (work is split by index).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when the pool is needed and cannot be sized or started.
+pub fn install_sized<R: Send>(
+    items: usize,
+    ns_per_item: u64,
+    op: impl FnOnce() -> R + Send,
+) -> Result<R> {
+    if (items as u64).saturating_mul(ns_per_item) < INLINE_BELOW_NS
+        && let Some(here) = calling_thread_pool()
+    {
+        return Ok(here.install(op));
+    }
+    install(op)
+}
+
+/// A one-thread pool whose only worker is the calling thread: `install` on it runs `op` in
+/// place, and rayon iterators inside find no other worker to wake. Built once per thread and
+/// leaked (rayon cannot release a pool that adopted an existing thread; a few KB per thread).
+/// `None` when this thread already belongs to a pool (a ferrofix worker, whose nested
+/// `install` runs in place anyway).
+fn calling_thread_pool() -> Option<&'static rayon::ThreadPool> {
+    thread_local! {
+        static HERE: std::cell::OnceCell<Option<&'static rayon::ThreadPool>> =
+            const { std::cell::OnceCell::new() };
+    }
+    HERE.try_with(|cell| {
+        *cell.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+                .ok()
+                .map(|pool| &*Box::leak(Box::new(pool)))
+        })
+    })
+    .ok()
+    .flatten()
 }
 
 /// Fill `out` in parallel, element `i` getting `value(offset + i)`.
@@ -354,6 +435,67 @@ mod tests {
                 .collect();
             assert_eq!(out, expected, "{len}");
         }
+    }
+
+    /// The sum of 0..n by a rayon iterator, and the names of the threads that added.
+    fn sum_and_threads(n: u64) -> (u64, Vec<String>) {
+        let name = || std::thread::current().name().unwrap_or("").to_string();
+        let (sum, mut names) = (0..n as usize)
+            .into_par_iter()
+            .with_max_len(1024)
+            .map(|i| (i as u64, vec![name()]))
+            .reduce(
+                || (0, Vec::new()),
+                |(a, mut x), (b, y)| {
+                    x.extend(y);
+                    (a + b, x)
+                },
+            );
+        names.sort();
+        names.dedup();
+        (sum, names)
+    }
+
+    #[test]
+    fn small_work_runs_on_the_caller_and_large_on_the_pool_alike() {
+        let caller = std::thread::current().name().unwrap_or("").to_string();
+        let n = 100_000u64;
+        let expected = n * (n - 1) / 2;
+        let (small, here) = install_sized(1, 1, || sum_and_threads(n)).unwrap();
+        assert_eq!((small, here), (expected, vec![caller.clone()]));
+        // The caller now belongs to its own one-thread pool; large work still goes to the
+        // ferrofix workers (whose names say so), and small work nested inside stays there.
+        for _ in 0..3 {
+            let (large, workers, nested) = install_sized(n as usize, 1_000, || {
+                let (sum, workers) = sum_and_threads(n);
+                (
+                    sum,
+                    workers,
+                    install_sized(1, 1, || sum_and_threads(10)).unwrap(),
+                )
+            })
+            .unwrap();
+            assert_eq!(large, expected);
+            assert!(
+                workers.iter().all(|w| w.starts_with("ferrofix-")),
+                "{workers:?}"
+            );
+            assert_eq!(nested.0, 45);
+            assert_eq!(
+                install_sized(1, 1, || sum_and_threads(n)).unwrap().1,
+                std::slice::from_ref(&caller)
+            );
+        }
+    }
+
+    #[test]
+    fn a_panic_in_pool_work_reaches_the_caller_after_in_place_work() {
+        install_sized(1, 1, || ()).unwrap();
+        let caught = std::panic::catch_unwind(|| install(|| panic!("from the pool")));
+        let message = caught.err().and_then(|p| p.downcast_ref::<&str>().copied());
+        assert_eq!(message, Some("from the pool"));
+        // The pool still works afterwards.
+        assert_eq!(install(|| sum_and_threads(1000).0).unwrap(), 499_500);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub const CORRUPT_STREAM: u32 = 0x756e_6966;
 pub const CORRUPT_VALUE_STREAM: u32 = 0x7265_706c;
 /// 2^32: decisions compare 32 random bits with p·2^32.
 const SCALE: f64 = 4_294_967_296.0;
+/// Rough cost of deciding one token (a generator draw, a compare, a select), for deciding
+/// whether a batch is worth waking the pool for.
+const NS_PER_TOKEN: u64 = 4;
 
 /// Token-id element types (int32, int64).
 pub trait TokenId: Copy + Default + Send + Sync + Into<i64> + TryFrom<i64> + 'static {
@@ -191,7 +194,7 @@ fn forward_process<T: TokenId>(
     let mut out: Vec<T> = memory::huge_vec(ids.len());
     let mut replaced: Vec<bool> = memory::huge_vec(ids.len());
     let columns = grid.columns;
-    parallel::install(|| {
+    parallel::install_sized(ids.len(), NS_PER_TOKEN, || {
         out.spare_capacity_mut()[..ids.len()]
             .par_chunks_mut(columns)
             .zip(replaced.spare_capacity_mut()[..ids.len()].par_chunks_mut(columns))

@@ -146,6 +146,10 @@ pub fn pack_sequences(
     })
 }
 
+/// Rough cost of writing one cell of the five grids, for deciding whether a batch is worth
+/// waking the pool for.
+const NS_PER_CELL: u64 = 4;
+
 /// The five (rows, capacity) arrays of a packed batch, in the order [`PackedLayout::fill`]
 /// takes them.
 pub const GRID_NAMES: [&str; 5] = [
@@ -267,7 +271,7 @@ impl<'a> PackedLayout<'a> {
         }
         let [ids, labels, positions, documents, mask] = grids;
         let packing = &self.packing;
-        parallel::install(|| {
+        parallel::install_sized(cells, NS_PER_CELL, || {
             ids.par_chunks_mut(capacity)
                 .zip(labels.par_chunks_mut(capacity))
                 .zip(positions.par_chunks_mut(capacity))

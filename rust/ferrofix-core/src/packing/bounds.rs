@@ -23,7 +23,9 @@ pub fn lower_bounds(lengths: &[u32], capacity: u32) -> Result<(u64, u64)> {
     super::check_item_lengths(lengths, capacity)?;
     let c = u64::from(capacity);
     let mut sorted = lengths.to_vec();
-    parallel::install(|| sorted.par_sort_unstable())?;
+    parallel::install_sized(sorted.len(), super::NS_PER_ITEM, || {
+        sorted.par_sort_unstable()
+    })?;
     let mut prefix = Vec::with_capacity(sorted.len() + 1);
     prefix.push(0u64);
     for &v in &sorted {

@@ -16,6 +16,9 @@ mod clean_row;
 
 /// Rows per parallel task (tens of microseconds of checking at 2048 tokens per row).
 const ROWS_PER_TASK: usize = 8;
+/// Rough cost of checking one cell of the batch, for deciding whether a batch is worth
+/// waking the pool for.
+const NS_PER_CELL: u64 = 8;
 
 /// Violations kept in detail (all are counted).
 pub const MAX_REPORTED: usize = 1000;
@@ -196,7 +199,8 @@ pub fn check_packing(
         None => None,
     };
     let documents = sources.map(|s| s.lengths.len());
-    parallel::install(|| {
+    let cells = batch.rows.saturating_mul(batch.width);
+    parallel::install_sized(cells, NS_PER_CELL, || {
         let rows: Vec<(Report, Vec<Segment>)> = (0..batch.rows)
             .into_par_iter()
             // Small tasks: a worker that wakes late (milliseconds on a busy VM) can still

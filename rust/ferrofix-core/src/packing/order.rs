@@ -6,6 +6,8 @@ use crate::error::Result;
 use crate::memory::{huge_filled, huge_vec};
 use crate::parallel;
 
+use super::NS_PER_ITEM;
+
 /// Below this many items per distinct possible length, a comparison sort beats a counting
 /// sort's O(capacity) histogram.
 const COUNTING_SORT_MIN_ITEMS_PER_LENGTH: usize = 1;
@@ -31,11 +33,13 @@ pub enum OrderPlan {
 /// When the pool cannot start.
 pub fn decreasing(lengths: &[u32], capacity: u32) -> Result<(Vec<u32>, OrderPlan)> {
     if lengths.len() >= capacity as usize * COUNTING_SORT_MIN_ITEMS_PER_LENGTH {
-        return parallel::install(|| counting_sort(lengths, capacity));
+        return parallel::install_sized(lengths.len(), NS_PER_ITEM, || {
+            counting_sort(lengths, capacity)
+        });
     }
     let mut order: Vec<u32> = (0..lengths.len() as u32).collect();
     // Keys are unique (the index breaks ties), so an unstable sort is deterministic.
-    let sorted = parallel::install(|| {
+    let sorted = parallel::install_sized(lengths.len(), NS_PER_ITEM, || {
         order.par_sort_unstable_by_key(|&i| (std::cmp::Reverse(lengths[i as usize]), i));
         order.par_iter().map(|&i| lengths[i as usize]).collect()
     })?;

@@ -71,6 +71,11 @@ pub struct BatchOptions {
 
 /// Texts per parallel task.
 const BLOCK: usize = 256;
+/// Rough encode cost per text byte (the word model is ~2 ns, BPE ~8-16 ns), for deciding
+/// whether a batch is worth waking the pool for.
+const ENCODE_NS_PER_BYTE: u64 = 8;
+/// Rough cost of laying out one element of the two padded outputs.
+const FILL_NS_PER_ELEMENT: u64 = 1;
 
 /// The content ids of one block of texts, concatenated.
 struct Block {
@@ -167,7 +172,7 @@ impl EncodedBatch {
         }
         let options = &self.options;
         let num_special = self.bos.is_some() as usize + self.eos.is_some() as usize;
-        parallel::install(|| {
+        parallel::install_sized(rows * width, FILL_NS_PER_ELEMENT, || {
             input_ids
                 .par_chunks_mut(width)
                 .zip(attention_mask.par_chunks_mut(width))
@@ -206,6 +211,20 @@ impl EncodedBatch {
     }
 }
 
+/// The work of encoding `texts` in bytes (each text's own overhead counted as 16), summed
+/// only until the batch is clearly worth the pool: 100k texts need not be counted for that.
+fn encode_work(texts: &[&str]) -> usize {
+    const ENOUGH: usize = 1 << 20;
+    let mut total = 0;
+    for text in texts {
+        total += text.len() + 16;
+        if total >= ENOUGH {
+            break;
+        }
+    }
+    total
+}
+
 impl Drop for EncodedBatch {
     fn drop(&mut self) {
         ID_BUFFERS.give_back(self.blocks.drain(..).map(|block| block.ids));
@@ -224,20 +243,21 @@ impl Tokenizer {
         options.check(num_special)?;
         // Every block's result is kept, in order, so the first failing text decides the error
         // whichever worker finishes first (rayon's own `Result` collect keeps any one).
-        let encoded: Vec<Result<Block>> = parallel::install(|| {
-            texts
-                .par_chunks(BLOCK)
-                .map(|block| {
-                    let mut ids = ID_BUFFERS.take(block.len() * 24);
-                    let mut ends = Vec::with_capacity(block.len());
-                    for text in block {
-                        self.encode_content(text, &mut ids)?;
-                        ends.push(ids.len());
-                    }
-                    Ok(Block { ids, ends })
-                })
-                .collect()
-        })?;
+        let encoded: Vec<Result<Block>> =
+            parallel::install_sized(encode_work(texts), ENCODE_NS_PER_BYTE, || {
+                texts
+                    .par_chunks(BLOCK)
+                    .map(|block| {
+                        let mut ids = ID_BUFFERS.take(block.len() * 24);
+                        let mut ends = Vec::with_capacity(block.len());
+                        for text in block {
+                            self.encode_content(text, &mut ids)?;
+                            ends.push(ids.len());
+                        }
+                        Ok(Block { ids, ends })
+                    })
+                    .collect()
+            })?;
         let blocks = encoded.into_iter().collect::<Result<Vec<Block>>>()?;
         let mut lengths = Vec::with_capacity(texts.len());
         for block in &blocks {
