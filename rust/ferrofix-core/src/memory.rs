@@ -78,6 +78,16 @@ pub fn try_zeroed_vec<T: ZeroBits>(len: usize) -> Option<Vec<T>> {
     Some(vec)
 }
 
+/// The error for `what` (an output, described) when the allocator refuses it although
+/// [`check_outputs_fit`] let it through: the machine has the memory, but not free now.
+/// `arg` names the argument that sized it, `hint` says what to change.
+pub fn allocation_refused(arg: &'static str, what: impl std::fmt::Display, hint: &str) -> Error {
+    Error::invalid(
+        arg,
+        format!("{what} cannot be allocated (not enough free memory); {hint}"),
+    )
+}
+
 /// Refuse `arrays` outputs of `shape` with `element_bytes` per element that together need
 /// more than this machine's physical memory: the allocator may well grant them (Linux
 /// overcommits), and writing them would end in the OOM killer instead of an error. `arg`
@@ -236,5 +246,11 @@ mod tests {
                 "{message}"
             );
         }
+        // What the allocator refused says so in one wording everywhere.
+        assert_eq!(
+            allocation_refused("capacity", "a (3, 8) int64 batch", "lower capacity").to_string(),
+            "capacity: a (3, 8) int64 batch cannot be allocated (not enough free memory); \
+             lower capacity"
+        );
     }
 }

@@ -23,7 +23,7 @@ mod order;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::memory::{check_outputs_fit, huge_filled, huge_vec, try_huge_vec};
+use crate::memory::{allocation_refused, check_outputs_fit, huge_filled, huge_vec, try_huge_vec};
 use crate::parallel;
 use free_space::FreeSpace;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -276,7 +276,7 @@ fn split<T: Length>(lengths: &[T], capacity: u32) -> Result<Items> {
     // A few lengths can ask for billions of pieces: refuse what cannot fit, allocate fallibly.
     let hint = format!("splitting at capacity {capacity} gives {count} pieces; raise capacity");
     check_outputs_fit("lengths", 1, &[count], SPLIT_BYTES_PER_PIECE, &hint)?;
-    let refused = || Error::invalid("lengths", format!("cannot allocate {count} pieces; {hint}"));
+    let refused = || allocation_refused("lengths", format!("{count} pieces"), "raise capacity");
     let mut chunk_lengths = try_huge_vec(count).ok_or_else(refused)?;
     let mut source = try_huge_vec(count).ok_or_else(refused)?;
     let mut offset = try_huge_vec(count).ok_or_else(refused)?;

@@ -21,7 +21,7 @@
 use std::mem::MaybeUninit;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ferrofix_core::memory::try_huge_vec;
+use ferrofix_core::memory::{allocation_refused, try_huge_vec};
 use ferrofix_core::tokenizer::id_buffers::ID_BUFFERS;
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{Element, PyArrayDyn};
@@ -132,10 +132,8 @@ pub fn pooled_array<'py, T: Element>(
         return Ok(unsafe { PyArrayDyn::<T>::new(py, shape, false) });
     }
     let memory = pool.take(bytes.div_ceil(size_of::<u64>())).ok_or_else(|| {
-        to_py(Error::invalid(
-            "shape",
-            format!("an array of shape {shape:?} ({bytes} bytes) cannot be allocated"),
-        ))
+        let what = format!("an array of shape {shape:?} ({bytes} bytes)");
+        to_py(allocation_refused("shape", what, "ask for a smaller array"))
     })?;
     let owner = Bound::new(py, PooledBuffer { memory, pool })?;
     let data = owner.get().memory.as_ptr().cast::<T>();

@@ -1,7 +1,7 @@
 //! Bindings of the counter-based generator: numpy arrays out, GIL released while filling.
 
 use ferrofix_core::dtype::DType;
-use ferrofix_core::memory::{ZeroBits, check_outputs_fit, try_zeroed_vec};
+use ferrofix_core::memory::{ZeroBits, allocation_refused, check_outputs_fit, try_zeroed_vec};
 use ferrofix_core::rng::{self as core, CounterRng};
 use ferrofix_core::{Error, Result};
 use numpy::ndarray::{ArrayD, IxDyn};
@@ -32,8 +32,10 @@ fn filled<'py, T: Element + ZeroBits + Send>(
         .detach(|| {
             // Zeroed memory comes straight from the kernel untouched, advised for huge
             // pages, so the fill faults it in 2 MiB at a time instead of 4 KiB.
-            let mut out = try_zeroed_vec::<T>(n)
-                .ok_or_else(|| Error::invalid("shape", format!("{dims:?} cannot be allocated")))?;
+            let mut out = try_zeroed_vec::<T>(n).ok_or_else(|| {
+                let what = format!("an array of shape {dims:?}");
+                allocation_refused("shape", what, "ask for fewer elements")
+            })?;
             fill(&mut out).map(|()| out)
         })
         .map_err(to_py)?;

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::{Items, Overflow, Packing, Strategy};
 use crate::error::{Error, Result};
-use crate::memory::try_zeroed_vec;
+use crate::memory::{allocation_refused, try_zeroed_vec};
 use crate::parallel;
 
 /// Where the labels of a packed batch point.
@@ -112,13 +112,8 @@ pub fn pack_sequences(
     let mut grids: [Vec<i64>; 5] = Default::default();
     for grid in &mut grids {
         *grid = try_zeroed_vec(cells).ok_or_else(|| {
-            Error::invalid(
-                "capacity",
-                format!(
-                    "a ({}, {capacity}) int64 batch cannot be allocated; lower capacity",
-                    layout.rows()
-                ),
-            )
+            let what = format!("a ({}, {capacity}) int64 batch", layout.rows());
+            allocation_refused("capacity", what, "lower capacity")
         })?;
     }
     layout.fill(grids.each_mut().map(Vec::as_mut_slice))?;
