@@ -13,7 +13,7 @@
 //! - When the pool has one thread per CPU the process may use, each worker is bound to its
 //!   own CPU (see `placement`); `FERROFIX_BIND_THREADS=0` turns that off.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 
 use rayon::prelude::*;
@@ -312,11 +312,19 @@ pub fn install_sized<R: Send>(
     install(op)
 }
 
+/// Threads that may run small work in place. rayon cannot release a pool that adopted an
+/// existing thread, so each costs ~7.5 KB for the life of the process; past this many (a
+/// suite that starts a thread per request) the rest hand small work to the pool. No real
+/// cap in this crate's unit tests, which run each test on a new thread and assert where
+/// work ran; tests/adopted_threads.rs checks the cap.
+pub const MAX_ADOPTED_THREADS: usize = if cfg!(test) { 1 << 16 } else { 64 };
+static ADOPTED_THREADS: AtomicUsize = AtomicUsize::new(0);
+
 /// A one-thread pool whose only worker is the calling thread: `install` on it runs `op` in
 /// place, and rayon iterators inside find no other worker to wake. Built once per thread and
-/// leaked (rayon cannot release a pool that adopted an existing thread; a few KB per thread).
-/// `None` when this thread already belongs to a pool (a ferrofix worker, whose nested
-/// `install` runs in place anyway).
+/// kept for the process's life. `None` when this thread already belongs to a pool (a
+/// ferrofix worker, whose nested `install` runs in place anyway) or
+/// [`MAX_ADOPTED_THREADS`] threads have one.
 fn calling_thread_pool() -> Option<&'static rayon::ThreadPool> {
     thread_local! {
         static HERE: std::cell::OnceCell<Option<&'static rayon::ThreadPool>> =
@@ -324,6 +332,11 @@ fn calling_thread_pool() -> Option<&'static rayon::ThreadPool> {
     }
     HERE.try_with(|cell| {
         *cell.get_or_init(|| {
+            if rayon::current_thread_index().is_some()
+                || ADOPTED_THREADS.fetch_add(1, Ordering::Relaxed) >= MAX_ADOPTED_THREADS
+            {
+                return None;
+            }
             rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .use_current_thread()
