@@ -585,6 +585,34 @@ def test_bpe_fixture_gives_each_test_its_own_copy(bpe_tokenizer, make_tokenizer)
     assert other.padding_side == "right"
 
 
+SETTINGS_DO_NOT_LEAK = """
+import pytest
+
+KINDS = ["simple_tokenizer", "char_tokenizer", "byte_tokenizer", "bpe_tokenizer"]
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_a_changes_its_tokenizer(name, request):
+    t = request.getfixturevalue(name)
+    t.padding_side = t.truncation_side = "left"
+    t.model_max_length = 3
+    t.pad_token = "[SEP]"
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_b_gets_the_defaults(name, request):
+    t = request.getfixturevalue(name)
+    assert (t.padding_side, t.truncation_side, t.model_max_length) == ("right", "right", None)
+    assert (t.pad_token, t.pad_token_id) == ("[PAD]", 0)
+"""
+
+
+def test_tokenizer_fixtures_start_from_their_defaults_in_every_test(pytester) -> None:
+    # The fixtures copy one tokenizer per process: one test's settings stay in that test.
+    pytester.makepyfile(SETTINGS_DO_NOT_LEAK)
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=8)
+
+
 def test_make_tokenizer_options(make_tokenizer) -> None:
     assert make_tokenizer().vocab_size == 57
     assert make_tokenizer("simple", vocab=["a"], add_bos=True).encode("a") == [4, 7]
