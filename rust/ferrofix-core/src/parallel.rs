@@ -252,7 +252,15 @@ pub fn bound_cpus() -> Result<Vec<usize>> {
 /// # Errors
 /// [`Error::InvalidArgument`] when the pool cannot be sized or started.
 pub fn install<R: Send>(op: impl FnOnce() -> R + Send) -> Result<R> {
-    run_on(&pool()?.threads, op)
+    let pool = pool()?;
+    // A one-thread pool (each pytest-xdist worker on a small machine, a forked child) has
+    // nothing to split across: handing work to its thread only adds the wake-up.
+    if pool.threads.current_num_threads() == 1
+        && let Some(here) = calling_thread_pool()
+    {
+        return Ok(here.install(op));
+    }
+    run_on(&pool.threads, op)
 }
 
 /// Run `op` on `pool` and wait for it.
