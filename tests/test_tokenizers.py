@@ -621,6 +621,27 @@ def test_make_tokenizer_options(make_tokenizer) -> None:
         make_tokenizer("wordpiece")
 
 
+def test_special_tokens_mask_by_hand(make_tokenizer) -> None:
+    t = make_tokenizer("simple", add_bos=True, add_eos=True)  # [BOS]=4, [EOS]=3, "0"=7
+    # A finished sequence: every special id counts, wherever it stands.
+    assert t.get_special_tokens_mask([4, 7, 2, 8, 3, 0], already_has_special_tokens=True) == [
+        1, 0, 1, 0, 1, 1
+    ]  # fmt: skip
+    # Content: the BOS/EOS encode would add around it.
+    assert t.get_special_tokens_mask([7, 2, 8]) == [1, 0, 0, 0, 1]
+    assert make_tokenizer("simple").get_special_tokens_mask([7, 8]) == [0, 0]
+    assert t.is_fast is False
+    # __call__ marks the BOS/EOS it added and the padding, not specials typed in the text.
+    out = t(["[MASK] 0", "1"], padding=True, return_special_tokens_mask=True)
+    assert out["input_ids"] == [[4, 2, 7, 3], [4, 8, 3, 0]]
+    assert out["special_tokens_mask"] == [[1, 0, 0, 1], [1, 0, 1, 1]]
+    t.padding_side = "left"
+    out = t(["0 1", "2"], padding=True, return_special_tokens_mask=True, return_tensors="np")
+    assert out["special_tokens_mask"].tolist() == [[1, 0, 0, 1], [1, 1, 0, 1]]
+    out = t("0 1", add_special_tokens=False, return_special_tokens_mask=True)
+    assert out["special_tokens_mask"] == [0, 0]
+
+
 def test_for_numbers() -> None:
     assert SimpleTokenizer.for_numbers(3).get_vocab() == {
         **{s: i for i, s in enumerate(reference_specials())},
@@ -958,6 +979,21 @@ BAD_INPUT = [
         lambda: SimpleTokenizer.for_numbers(2**40),
         errors.ConfigError,
         r"n: an output array of shape \[1099511627776\] would need 102400.0 GiB",
+    ),
+    (
+        lambda: SIMPLE.get_special_tokens_mask([7], [8]),
+        errors.ConfigError,
+        "token_ids_1: ferrofix tokenizers encode single sequences; pass None",
+    ),
+    (
+        lambda: SIMPLE.get_special_tokens_mask("7 8", already_has_special_tokens=True),
+        errors.DtypeError,
+        "token_ids_0: expected integer token ids, got dtype <U3",
+    ),
+    (
+        lambda: SIMPLE.get_special_tokens_mask([[7], [8, 9]]),
+        errors.ShapeError,
+        "token_ids_0: expected a flat sequence of ids, got nested lists",
     ),
 ]
 

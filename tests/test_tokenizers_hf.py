@@ -124,7 +124,7 @@ def test_call_matches_pretrained_tokenizer_fast(make_tokenizer, tmp_path, side: 
     ours.save_pretrained(tmp_path)
     hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
     assert hf.padding_side == side
-    batches = [["1 2 3", "4", "5 6 7 8 9 10 11 12 13 14"], ["7 8"], "1 2 3"]
+    batches = [["1 2 3", "4", "5 6 7 8 9 10 11 12 13 14"], ["7 8", "[MASK] 9"], "1 2 3"]
     compared = 0
     for texts, (padding, truncation, max_length, multiple, tensors) in itertools.product(
         batches, CALL_GRID
@@ -135,6 +135,7 @@ def test_call_matches_pretrained_tokenizer_fast(make_tokenizer, tmp_path, side: 
             max_length=max_length,
             pad_to_multiple_of=multiple,
             return_tensors=tensors,
+            return_special_tokens_mask=True,
         )
         with warnings.catch_warnings():  # HF warns about ignored max_length; we compare
             warnings.simplefilter("ignore")
@@ -211,3 +212,55 @@ def test_pad_with_numpy_rows_and_extra_keys_matches(simple_tokenizer, tmp_path) 
     expected = hf.pad(features, return_tensors="pt")
     for key in ("input_ids", "attention_mask", "labels"):
         assert got[key].tolist() == expected[key].tolist()
+
+
+def test_special_tokens_mask_of_finished_sequences_matches(make_tokenizer, tmp_path) -> None:
+    ours = make_tokenizer("simple", add_bos=True, add_eos=True)
+    ours.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    for ids in ([4, 7, 2, 8, 3, 0, 0], [], [56, 6, 5, 1]):
+        assert ours.get_special_tokens_mask(
+            ids, already_has_special_tokens=True
+        ) == hf.get_special_tokens_mask(ids, already_has_special_tokens=True)
+
+
+def _collators(tokenizer) -> dict:
+    return {
+        "padding": transformers.DataCollatorWithPadding(tokenizer, pad_to_multiple_of=4),
+        "mlm": transformers.DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.5),
+        "causal": transformers.DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        "seq2seq": transformers.DataCollatorForSeq2Seq(tokenizer),
+        "token classification": transformers.DataCollatorForTokenClassification(tokenizer),
+    }
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_hf_data_collators_give_what_they_give_with_the_exported_tokenizer(
+    make_tokenizer, tmp_path, side: str
+) -> None:
+    # transformers' own collators with our tokenizer and with HF's loading of its export:
+    # the same batches (masked-LM draws from torch's generator, seeded alike before each).
+    ours = make_tokenizer("simple", add_bos=True, add_eos=True, padding_side=side)
+    ours.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    texts = ["1 2 3 4 5 6", "7 [MASK] 8", "9"]
+    with_mask = [dict(ours(t, return_special_tokens_mask=True)) for t in texts]
+    plain = [{"input_ids": ours.encode(t)} for t in texts]
+    labelled = [{"input_ids": f["input_ids"], "labels": f["input_ids"][::-1]} for f in plain]
+    for name in _collators(ours):
+        for features in (
+            (labelled,)
+            if name in ("seq2seq", "token classification")
+            else (
+                plain,
+                with_mask,
+            )
+        ):
+            batches = []
+            for tokenizer in (ours, hf):
+                torch.manual_seed(3)
+                batches.append(_collators(tokenizer)[name]([dict(f) for f in features]))
+            got, expected = batches
+            assert sorted(got) == sorted(expected), name
+            for key in expected:
+                assert torch.equal(got[key], expected[key]), (name, key)

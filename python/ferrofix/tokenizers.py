@@ -226,6 +226,32 @@ class Tokenizer:
         """The special tokens, in id order."""
         return list(self._special_tokens)
 
+    @property
+    def is_fast(self) -> bool:
+        """False: not a ``tokenizers``-backed HF tokenizer (no offset mappings or
+        ``word_ids``), which is what HF code checks this for."""
+        return False
+
+    def get_special_tokens_mask(
+        self,
+        token_ids_0: Sequence[int],
+        token_ids_1: Sequence[int] | None = None,
+        already_has_special_tokens: bool = False,
+    ) -> list[int]:
+        """HF's mask of special tokens (1) and others (0), as masked-LM collators call it.
+
+        ``already_has_special_tokens=True``: ``token_ids_0`` is a finished sequence and every
+        special id in it counts. Otherwise it is content that ``encode`` would wrap: the
+        mask is that of the BOS/EOS this tokenizer adds around it (``add_bos``/``add_eos``).
+        Pairs (``token_ids_1``) are not supported: these tokenizers encode one text.
+        """
+        if token_ids_1 is not None:
+            raise ConfigError("token_ids_1: ferrofix tokenizers encode single sequences; pass None")
+        ids = _ids_array(token_ids_0, "token_ids_0")
+        if already_has_special_tokens:
+            return (ids < len(self._special_tokens)).astype(int).tolist()
+        return [1] * self.add_bos + [0] * len(ids) + [1] * self.add_eos
+
     def token_bytes(self) -> list[bytes]:
         """The bytes each id stands for, by id: raw bytes for byte-level tokens (``b" "`` for
         ``"Ġ"``), the UTF-8 text of every other token (e.g. to build tiktoken ranks)."""
@@ -328,6 +354,7 @@ class Tokenizer:
         return_tensors: str | None = None,
         add_special_tokens: bool = True,
         return_attention_mask: bool = True,
+        return_special_tokens_mask: bool = False,
     ) -> Encoding:
         """Encode one text or a list of texts the way HF tokenizers do.
 
@@ -335,6 +362,9 @@ class Tokenizer:
         ``max_length``), rounded up to ``pad_to_multiple_of``. ``truncation=True`` cuts rows
         to ``max_length`` (or ``model_max_length``); without it a longer text is an error.
         ``return_tensors``: None (lists), "np" or "pt" (2-D, also for a single text).
+        ``return_special_tokens_mask``: also a ``special_tokens_mask``, 1 on the BOS/EOS
+        added here and on padding, 0 on the text's own tokens (as HF's fast tokenizers mark
+        it; masked-LM collators use it to leave those positions unmasked).
         """
         _choice("padding", padding, PADDING_VALUES)
         _choice("truncation", truncation, TRUNCATION_VALUES)
@@ -364,6 +394,10 @@ class Tokenizer:
             padding_side=self.padding_side if pad else "right",
         )
         arrays = {"input_ids": ids, "attention_mask": mask}
+        if return_special_tokens_mask:
+            arrays["special_tokens_mask"] = self._added_tokens_mask(
+                mask, lengths, add_special_tokens, pad
+            )
         if not return_attention_mask:
             del arrays["attention_mask"]
         if return_tensors is not None:
@@ -380,6 +414,21 @@ class Tokenizer:
                 k: [row[:n] for row, n in zip(rows, kept, strict=True)] for k, rows in lists.items()
             }
         return Encoding({k: v[0] for k, v in lists.items()} if single else lists)
+
+    def _added_tokens_mask(
+        self, attention_mask: np.ndarray, lengths: np.ndarray, added: bool, padded: bool
+    ) -> np.ndarray:
+        """1 on padding and on the BOS/EOS ``__call__`` added, 0 on the text's tokens."""
+        import numpy as np
+
+        width = attention_mask.shape[1]
+        left = padded and self.padding_side == "left"
+        starts = width - lengths if left else np.zeros_like(lengths)
+        bos, eos = (self.add_bos, self.add_eos) if added else (False, False)
+        first, end = starts + int(bos), starts + lengths - int(eos)
+        positions = np.arange(width)
+        text = (positions >= first[:, None]) & (positions < end[:, None])
+        return (~text).astype(np.int64)
 
     def pad(
         self,
