@@ -980,6 +980,22 @@ BAD_INPUT = [
         errors.ConfigError,
         r"n: an output array of shape \[1099511627776\] would need 102400.0 GiB",
     ),
+    # pad converts collators' lists of ints in one go; a bad row is still named.
+    (
+        lambda: SIMPLE.pad([{"input_ids": [7, 8]}, {"input_ids": [7, [8]]}]),
+        errors.ShapeError,
+        r"input_ids\[1\]: expected a flat sequence of ids, got nested lists",
+    ),
+    (
+        lambda: SIMPLE.pad([{"input_ids": [7]}, {"input_ids": [2**64]}]),
+        errors.DtypeError,
+        r"input_ids\[1\]: expected integer token ids, got ids past int64",
+    ),
+    (
+        lambda: SIMPLE.pad([{"input_ids": [7, 8], "attention_mask": [1]}]),
+        errors.ConfigError,
+        r"features: attention_mask\[0\] has length 1, input_ids\[0\] has 2",
+    ),
     (
         lambda: SIMPLE.get_special_tokens_mask([7], [8]),
         errors.ConfigError,

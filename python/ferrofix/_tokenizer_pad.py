@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _torch
 from ferrofix._memory import check_outputs_fit
-from ferrofix.errors import ConfigError, DtypeError
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -96,9 +96,11 @@ def pad_features(
     elif return_tensors is None and isinstance(sample, np.ndarray):
         return_tensors = "np"
 
-    rows = _rows(batch["input_ids"], "input_ids")
-    lengths = [len(row) for row in rows]
     pad = padding not in (False, "do_not_pad")
+    # Collators hand over lists of ints; padded, those become one array in one conversion.
+    lists = pad and all(type(row) is list for row in batch["input_ids"])
+    rows = batch["input_ids"] if lists else _rows(batch["input_ids"], "input_ids")
+    lengths = [len(row) for row in rows]
     width = max(lengths, default=0)
     if padding == "max_length":
         if max_length is None:
@@ -115,7 +117,7 @@ def pad_features(
                 )
     want_mask = True if return_attention_mask is None else return_attention_mask
     if want_mask and "attention_mask" not in batch:
-        batch["attention_mask"] = [np.ones(n, dtype=np.int64) for n in lengths]
+        batch["attention_mask"] = [[1] * n for n in lengths]
     if pad:
         padded_keys = sum(key in PADDED_KEYS for key in batch)
         hint = "lower max_length or pad_to_multiple_of"
@@ -127,12 +129,15 @@ def pad_features(
         if key not in PADDED_KEYS:
             out[key] = values
             continue
-        key_rows = rows if key == "input_ids" else _rows(values, key)
+        fill = PADDED_KEYS[key]
+        fill = tokenizer._pad_id_for_padding() if fill is None else fill
+        if pad and all(type(row) is list for row in values):
+            out[key] = _padded_lists(values, lengths, width, fill, left, key)
+            continue
+        key_rows = rows if key == "input_ids" and not lists else _rows(values, key)
         if not pad:
             out[key] = key_rows
             continue
-        fill = PADDED_KEYS[key]
-        fill = tokenizer._pad_id_for_padding() if fill is None else fill
         padded = np.full((len(key_rows), width), fill, dtype=np.int64)
         for i, row in enumerate(key_rows):
             if len(row) != lengths[i]:
@@ -165,6 +170,35 @@ def pad_features(
             value = _array(value, key)
         arrays[key] = value[0] if single else value
     return _as_tensors(arrays, return_tensors)
+
+
+def _padded_lists(
+    rows: list[list[Any]], lengths: list[int], width: int, fill: int, left: bool, key: str
+) -> np.ndarray:
+    """``rows`` (lists of ints) padded to ``width`` with ``fill``, as one int64 array."""
+    import numpy as np
+
+    from ferrofix.tokenizers import check_id_dtype
+
+    padded = []
+    for i, row in enumerate(rows):
+        if len(row) != lengths[i]:
+            raise ConfigError(
+                f"features: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
+            )
+        padding = [fill] * (width - len(row))
+        padded.append(padding + row if left else row + padding)
+    try:
+        array = np.array(padded)
+        if array.size == 0:
+            return np.zeros((len(rows), width), dtype=np.int64)
+        check_id_dtype(array, key)
+        if array.ndim != 2:
+            raise ShapeError(f"{key}: expected flat sequences of ids, got nested lists")
+    except (ValueError, TypeError):
+        _rows(rows, key)  # row by row, to name the row at fault
+        raise
+    return array.astype(np.int64, copy=False)
 
 
 def _plain(values: list[Any]) -> list[Any]:

@@ -113,6 +113,17 @@ def _as_tensors(arrays: dict[str, np.ndarray], return_tensors: str | None) -> En
     return Encoding(arrays)
 
 
+def check_id_dtype(array: np.ndarray, arg: str) -> None:
+    """Raise unless ``array`` (not empty) holds integers that fit int64."""
+    import numpy as np
+
+    if array.dtype.kind not in "iu":
+        what = "ids past int64" if array.dtype.kind == "O" else f"dtype {array.dtype}"
+        raise DtypeError(f"{arg}: expected integer token ids, got {what}")
+    if array.dtype == np.uint64 and array.max() >= 2**63:
+        raise ConfigError(f"{arg}: id {array.max()} is past int64, so no token has it")
+
+
 def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
     """Token ids from an int, a list, a numpy array or a torch tensor, as 1-D int64."""
     import numpy as np
@@ -127,11 +138,7 @@ def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
         raise ShapeError(f"{arg}: expected a flat sequence of ids, got nested lists") from None
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if array.dtype.kind not in "iu":
-        what = "ids past int64" if array.dtype.kind == "O" else f"dtype {array.dtype}"
-        raise DtypeError(f"{arg}: expected integer token ids, got {what}")
-    if array.dtype == np.uint64 and array.max() >= 2**63:
-        raise ConfigError(f"{arg}: id {array.max()} is past int64, so no token has it")
+    check_id_dtype(array, arg)
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:
