@@ -43,16 +43,20 @@ class ConftestTokenizer:
         return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask)}
 
 
-def tokenizer_case() -> dict[str, Callable[[], object]]:
+def hf_word_level(ours: SimpleTokenizer):  # type: ignore[no-untyped-def]
+    """transformers' fast tokenizer over the same word vocabulary."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    ours = SimpleTokenizer.for_numbers(50)
-    vocab = ours.get_vocab()
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend = Tokenizer(models.WordLevel(ours.get_vocab(), unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    hf = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
-    conftest = ConftestTokenizer(vocab)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def tokenizer_case() -> dict[str, Callable[[], object]]:
+    ours = SimpleTokenizer.for_numbers(50)
+    hf = hf_word_level(ours)
+    conftest = ConftestTokenizer(ours.get_vocab())
     expected = ours(TEXTS, padding=True, return_tensors="pt")
     for other in (hf(TEXTS, padding=True, return_tensors="pt"), conftest(TEXTS)):
         assert torch.equal(other["input_ids"], expected["input_ids"])
@@ -61,6 +65,30 @@ def tokenizer_case() -> dict[str, Callable[[], object]]:
         "ferrofix": lambda: ours(TEXTS, padding=True, return_tensors="pt"),
         "conftest.py": lambda: conftest(TEXTS),
         "library": lambda: hf(TEXTS, padding=True, return_tensors="pt"),
+    }
+
+
+def collator_case() -> dict[str, Callable[[], object]]:
+    from transformers import DataCollatorWithPadding
+
+    ours = SimpleTokenizer.for_numbers(50)
+    features = [{"input_ids": ours.encode(text)} for text in TEXTS]
+
+    def hand_rolled() -> dict[str, torch.Tensor]:
+        width = max(len(f["input_ids"]) for f in features)
+        ids = [f["input_ids"] + [0] * (width - len(f["input_ids"])) for f in features]
+        mask = [[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"])) for f in features]
+        return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask)}
+
+    with_ours = DataCollatorWithPadding(ours)
+    with_hf = DataCollatorWithPadding(hf_word_level(ours))
+    expected = hand_rolled()
+    for batch in (with_ours(features), with_hf(features)):
+        assert all(torch.equal(batch[k], expected[k]) for k in expected)
+    return {
+        "ferrofix": lambda: with_ours(features),
+        "conftest.py": hand_rolled,
+        "library": lambda: with_hf(features),
     }
 
 
@@ -174,6 +202,11 @@ CASES: dict[str, tuple[str, Callable[[], dict[str, Callable[[], object]]], str]]
         "SimpleTokenizer",
         tokenizer_case,
         "HF PreTrainedTokenizerFast (WordLevel)",
+    ),
+    "DataCollatorWithPadding on 4 encoded texts": (
+        "SimpleTokenizer",
+        collator_case,
+        "the same collator with HF PreTrainedTokenizerFast",
     ),
     "mask 15% of a (4, 16) batch (torch)": ("noise.mask_tokens", masking_case, ""),
     "log-linear rate and total noise at 4 times (torch)": (
