@@ -10,6 +10,10 @@
 //!   would wait forever. A `pthread_atfork` child handler flags the fork and the child then
 //!   runs every job serially on a one-thread pool of its own.
 //! - Results never depend on the thread count: callers split work by element index.
+//! - Work estimated under ~20 us ([`install_sized`]), and all work when the pool has one
+//!   thread, runs on the calling thread: waking a worker would cost more. The calling thread
+//!   does it as the only worker of a one-thread pool that adopts it (at most
+//!   [`MAX_ADOPTED_THREADS`] threads), so rayon iterators inside still work.
 //! - When the pool has one thread per CPU the process may use, each worker is bound to its
 //!   own CPU (see `placement`); `FERROFIX_BIND_THREADS=0` turns that off.
 
