@@ -3,8 +3,8 @@
 //! Segments are maximal runs of one `document_ids` value (not -1) inside a row; everything the
 //! checker expects follows the conventions in `batch.rs`. Per-position kinds (labels, masks,
 //! pad ids) count every bad position; per-segment kinds (position ids, tokens) count each
-//! segment once. At most [`MAX_REPORTED`] violations are kept in detail, in row order; the
-//! count covers all of them.
+//! segment once. At most [`MAX_REPORTED`](crate::packing::check::MAX_REPORTED) violations
+//! are kept in detail, in row order; the count covers all of them.
 
 use rayon::prelude::*;
 

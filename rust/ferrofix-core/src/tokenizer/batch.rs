@@ -48,7 +48,7 @@ pub enum Width {
     MaxLength,
 }
 
-/// Options of [`Tokenizer::encode_batch`].
+/// Options of [`Tokenizer::encode_texts`].
 #[derive(Debug, Clone, Copy)]
 pub struct BatchOptions {
     /// Add the configured BOS/EOS.
