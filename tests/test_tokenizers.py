@@ -523,7 +523,7 @@ ALL_KINDS = ["simple", "char", "byte", "bpe"]
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_pickle_copy_and_save_round_trip(kind: str, make_tokenizer, tmp_path) -> None:
-    t = make_tokenizer(kind, add_eos=True, padding_side="left")
+    t = make_tokenizer(kind, add_eos=True, padding_side="left", clean_up_tokenization_spaces=True)
     text = "1 2 3" if kind == "simple" else "hello world 12"
     written = t.save_pretrained(tmp_path)
     assert sorted(p.rsplit("/", 1)[1] for p in written) == [
@@ -541,6 +541,7 @@ def test_pickle_copy_and_save_round_trip(kind: str, make_tokenizer, tmp_path) ->
         assert clone == t
         assert clone.encode(text) == t.encode(text)
         assert clone.padding_side == "left"
+        assert clone.clean_up_tokenization_spaces is True
 
 
 def test_pad_token_can_be_reassigned_and_survives_pickle(simple_tokenizer) -> None:
@@ -640,6 +641,32 @@ def test_special_tokens_mask_by_hand(make_tokenizer) -> None:
     assert out["special_tokens_mask"].tolist() == [[1, 0, 0, 1], [1, 1, 0, 1]]
     out = t("0 1", add_special_tokens=False, return_special_tokens_mask=True)
     assert out["special_tokens_mask"] == [0, 0]
+
+
+def test_hf_attributes_and_decode_clean_up_by_hand(make_tokenizer) -> None:
+    words = ["hello", "world", ".", "!", "'s", "n't", "do", ","]
+    t = make_tokenizer("simple", vocab=words, add_bos=True)
+    ids = t.encode("do n't , hello 's world !")
+    assert t.decode(ids) == "[BOS] do n't , hello 's world !"
+    assert t.decode(ids, True, clean_up_tokenization_spaces=True) == "don't, hello's world!"
+    cleaned = t.batch_decode(
+        [ids, ids[:2]], skip_special_tokens=True, clean_up_tokenization_spaces=True
+    )
+    assert cleaned == ["don't, hello's world!", "do"]
+    t.clean_up_tokenization_spaces = True  # the default when the argument is None
+    assert t.decode(ids[1:]) == "don't, hello's world!"
+    assert t.convert_tokens_to_string(["hello", "world", "."]) == "hello world."
+    assert t.num_special_tokens_to_add() == 1
+    assert t.model_input_names == ["input_ids", "attention_mask"]
+    assert t.special_tokens_map["bos_token"] == "[BOS]"
+    assert len(t.special_tokens_map) == 7
+    out = t(["hello", "hello world"], padding=True, return_length=True, return_token_type_ids=True)
+    assert out["token_type_ids"] == [[0, 0, 0], [0, 0, 0]]
+    assert out["length"] == [3, 3]  # as returned: padded
+    assert t("hello", return_length=True)["length"] == [2]
+    byte = make_tokenizer("byte")  # byte-level text is exact: no clean-up, as in HF
+    assert byte.decode(byte.encode("a . b"), clean_up_tokenization_spaces=True) == "a . b"
+    assert t(["hello", "hello world"], return_length=True)["length"] == [2, 3]
 
 
 def test_for_numbers() -> None:
@@ -995,6 +1022,32 @@ BAD_INPUT = [
         lambda: SIMPLE.pad([{"input_ids": [7, 8], "attention_mask": [1]}]),
         errors.ConfigError,
         r"features: attention_mask\[0\] has length 1, input_ids\[0\] has 2",
+    ),
+    (
+        lambda: SIMPLE.decode([7], clean_up_tokenization_spaces="yes"),
+        errors.ConfigError,
+        "clean_up_tokenization_spaces: must be True or False, got 'yes'",
+    ),
+    (
+        lambda: SimpleTokenizer(["a"], clean_up_tokenization_spaces=1),
+        errors.ConfigError,
+        "clean_up_tokenization_spaces: must be True or False, got 1",
+    ),
+    (
+        lambda: SimpleTokenizer(["a"], cleanup=True),
+        errors.ConfigError,
+        "cleanup: not an option of SimpleTokenizer; the options are .*"
+        "model_max_length, clean_up_tokenization_spaces",
+    ),
+    (
+        lambda: SIMPLE.num_special_tokens_to_add(pair=True),
+        errors.ConfigError,
+        "pair: ferrofix tokenizers encode single sequences; pass False",
+    ),
+    (
+        lambda: SIMPLE.convert_tokens_to_string(["1", "nope"]),
+        errors.UnknownTokenError,
+        "Token 'nope' not in vocab",
     ),
     (
         lambda: SIMPLE.get_special_tokens_mask([7], [8]),

@@ -136,6 +136,8 @@ def test_call_matches_pretrained_tokenizer_fast(make_tokenizer, tmp_path, side: 
             pad_to_multiple_of=multiple,
             return_tensors=tensors,
             return_special_tokens_mask=True,
+            return_token_type_ids=True,
+            return_length=True,
         )
         with warnings.catch_warnings():  # HF warns about ignored max_length; we compare
             warnings.simplefilter("ignore")
@@ -264,3 +266,30 @@ def test_hf_data_collators_give_what_they_give_with_the_exported_tokenizer(
             assert sorted(got) == sorted(expected), name
             for key in expected:
                 assert torch.equal(got[key], expected[key]), (name, key)
+
+
+def test_hf_attributes_and_clean_up_match(exported) -> None:
+    ours, directory = exported
+    auto = transformers.AutoTokenizer.from_pretrained(directory)
+    assert ours.special_tokens_map == auto.special_tokens_map
+    assert ours.model_input_names == auto.model_input_names
+    assert ours.num_special_tokens_to_add() == auto.num_special_tokens_to_add()
+    assert ours.clean_up_tokenization_spaces == auto.clean_up_tokenization_spaces
+    for text in random_texts(ours.kind, 100, seed=2):
+        ids = ours.encode(text)
+        tokens = ours.convert_ids_to_tokens(ids)
+        assert ours.convert_tokens_to_string(tokens) == auto.convert_tokens_to_string(tokens)
+        for clean in (True, False):
+            assert ours.decode(ids, clean_up_tokenization_spaces=clean) == auto.decode(
+                ids, clean_up_tokenization_spaces=clean
+            )
+        assert ours.batch_decode([ids], True, True) == auto.batch_decode([ids], True, True)
+
+
+def test_clean_up_default_survives_the_export(make_tokenizer, tmp_path) -> None:
+    words = ["it", "'s", "do", "n't", "."]
+    ours = make_tokenizer("simple", vocab=words, clean_up_tokenization_spaces=True)
+    ours.save_pretrained(tmp_path)
+    auto = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ids = ours.encode("it 's . do n't")
+    assert ours.decode(ids) == auto.decode(ids) == "it's. don't"

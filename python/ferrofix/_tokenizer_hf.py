@@ -128,7 +128,7 @@ def save(tokenizer: Tokenizer, directory: str) -> tuple[str, ...]:
         "model_input_names": ["input_ids", "attention_mask"],
         "padding_side": tokenizer.padding_side,
         "truncation_side": tokenizer.truncation_side,
-        "clean_up_tokenization_spaces": False,
+        "clean_up_tokenization_spaces": tokenizer.clean_up_tokenization_spaces,
         **_special_tokens_map(tokenizer),
         "ferrofix": {
             key: state[key]
@@ -179,6 +179,7 @@ def load_state(directory: str) -> dict[str, Any]:
     state["padding_side"] = config.get("padding_side", "right")
     state["truncation_side"] = config.get("truncation_side", "right")
     state["model_max_length"] = config.get("model_max_length")
+    state["clean_up_tokenization_spaces"] = config.get("clean_up_tokenization_spaces", False)
     state["pad_token"] = config.get("pad_token")
     specials = state["special_tokens"]
     model = document.get("model", {})

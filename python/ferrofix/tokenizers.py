@@ -64,6 +64,35 @@ SIDES = ("right", "left")
 _BYTES_PER_WORD = 100
 
 
+# The options every tokenizer takes besides its model's own (HF tokenizer attributes).
+_COMMON_OPTIONS = (
+    "padding_side",
+    "truncation_side",
+    "model_max_length",
+    "clean_up_tokenization_spaces",
+)
+# HF's clean-up of decoded text: the space a word-level decode leaves before punctuation and
+# English contractions.
+_CLEAN_UPS = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+
+
+def _clean_up(text: str) -> str:
+    for old, new in _CLEAN_UPS:
+        text = text.replace(old, new)
+    return text
+
+
 def _choice(arg: str, value: object, allowed: Sequence[object]) -> None:
     # A loop rather than any(genexpr): these checks run on every call (~1 us saved).
     for a in allowed:
@@ -175,6 +204,7 @@ class Tokenizer:
         padding_side: str = "right",
         truncation_side: str = "right",
         model_max_length: int | None = None,
+        clean_up_tokenization_spaces: bool = False,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -183,7 +213,7 @@ class Tokenizer:
                 for p in inspect.signature(type(self).__init__).parameters.values()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY
             ]
-            allowed = ", ".join([*own, "padding_side", "truncation_side", "model_max_length"])
+            allowed = ", ".join([*own, *_COMMON_OPTIONS])
             raise ConfigError(
                 f"{sorted(unknown)[0]}: not an option of {type(self).__name__}; "
                 f"the options are {allowed}"
@@ -195,6 +225,9 @@ class Tokenizer:
         self.padding_side = padding_side
         self.truncation_side = truncation_side
         self.model_max_length = _positive("model_max_length", model_max_length)
+        (self.clean_up_tokenization_spaces,) = _flags(
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces
+        )
         self._tokens: list[str] = native.tokens()
         self._special_tokens: list[str] = native.special_tokens()
         self._role_ids: dict[str, int] = dict(native.role_ids())
@@ -232,6 +265,31 @@ class Tokenizer:
     def special_tokens(self) -> list[str]:
         """The special tokens, in id order."""
         return list(self._special_tokens)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        """The keys ``__call__`` returns by default (HF reads this to pick model inputs)."""
+        return ["input_ids", "attention_mask"]
+
+    @property
+    def special_tokens_map(self) -> dict[str, str]:
+        """``{"bos_token": "[BOS]", ...}`` for each role that has a token, as in HF."""
+        return {
+            f"{role}_token": self._special_tokens[i]
+            for role, i in self._role_ids.items()
+            if i is not None
+        }
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        """How many tokens ``encode`` adds around a text (the configured BOS/EOS)."""
+        if pair:
+            raise ConfigError("pair: ferrofix tokenizers encode single sequences; pass False")
+        return int(self.add_bos) + int(self.add_eos)
+
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """The text of a list of tokens, as ``decode`` of their ids gives it."""
+        ids = self.convert_tokens_to_ids(list(tokens))
+        return self.decode(ids)
 
     @property
     def is_fast(self) -> bool:
@@ -362,6 +420,8 @@ class Tokenizer:
         add_special_tokens: bool = True,
         return_attention_mask: bool = True,
         return_special_tokens_mask: bool = False,
+        return_token_type_ids: bool | None = None,
+        return_length: bool = False,
     ) -> Encoding:
         """Encode one text or a list of texts the way HF tokenizers do.
 
@@ -372,6 +432,9 @@ class Tokenizer:
         ``return_special_tokens_mask``: also a ``special_tokens_mask``, 1 on the BOS/EOS
         added here and on padding, 0 on the text's own tokens (as HF's fast tokenizers mark
         it; masked-LM collators use it to leave those positions unmasked).
+        ``return_token_type_ids=True``: zeros like ``input_ids`` (one segment).
+        ``return_length``: ``length``, each row's length as returned (padding included),
+        a list or 1-D array even for a single text, as in HF.
         """
         _choice("padding", padding, PADDING_VALUES)
         _choice("truncation", truncation, TRUNCATION_VALUES)
@@ -387,6 +450,8 @@ class Tokenizer:
                 f"pad_to_multiple_of: truncation to max_length={max_length} and padding to a "
                 f"multiple of {multiple} disagree; make max_length a multiple of {multiple}"
             )
+        import numpy as np
+
         single = isinstance(text, str)
         if not single and not isinstance(text, list | tuple):
             raise DtypeError(f"text: expected str or a list of str, got {type(text).__name__}")
@@ -400,19 +465,26 @@ class Tokenizer:
             add_special_tokens=add_special_tokens,
             padding_side=self.padding_side if pad else "right",
         )
-        arrays = {"input_ids": ids, "attention_mask": mask}
+        arrays = {"input_ids": ids}
+        if return_token_type_ids:
+            arrays["token_type_ids"] = np.zeros_like(ids)
+        arrays["attention_mask"] = mask
         if return_special_tokens_mask:
             arrays["special_tokens_mask"] = self._added_tokens_mask(
                 mask, lengths, add_special_tokens, pad
             )
         if not return_attention_mask:
             del arrays["attention_mask"]
+        # Each row's length as returned: the padded width, or its own length unpadded.
+        row_lengths = np.full_like(lengths, ids.shape[1]) if pad else lengths
         if return_tensors is not None:
             if not pad and len(set(lengths.tolist())) > 1:
                 raise ConfigError(
                     f"padding: the texts have different lengths ({lengths.min()} to "
                     f"{lengths.max()}); pass padding=True to return tensors"
                 )
+            if return_length:
+                arrays["length"] = row_lengths
             return _as_tensors(arrays, return_tensors)
         lists = {k: v.tolist() for k, v in arrays.items()}
         if not pad:
@@ -420,7 +492,10 @@ class Tokenizer:
             lists = {
                 k: [row[:n] for row, n in zip(rows, kept, strict=True)] for k, rows in lists.items()
             }
-        return Encoding({k: v[0] for k, v in lists.items()} if single else lists)
+        encoding = Encoding({k: v[0] for k, v in lists.items()} if single else lists)
+        if return_length:
+            encoding["length"] = row_lengths.tolist()  # a list for a single text too
+        return encoding
 
     def _added_tokens_mask(
         self, attention_mask: np.ndarray, lengths: np.ndarray, added: bool, padded: bool
@@ -467,12 +542,43 @@ class Tokenizer:
 
     # --- decoding -----------------------------------------------------------------------
 
-    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
-        """The text of ``ids`` (an int, a list, a 1-D numpy array or torch tensor)."""
-        return self._native.decode(_ids_array(ids), skip_special_tokens)
+    def decode(
+        self,
+        ids: Any,
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool | None = None,
+    ) -> str:
+        """The text of ``ids`` (an int, a list, a 1-D numpy array or torch tensor).
 
-    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False) -> list[str]:
-        """The texts of a 2-D array/tensor or a list of id sequences."""
+        ``clean_up_tokenization_spaces`` (default: the tokenizer's attribute, False unless
+        set) removes the space before punctuation and English contractions as HF does
+        (``"do n't ."`` -> ``"don't."``). The byte-level models ignore it, as HF does for
+        BPE tokenizers: their decoded text is already exact, and the clean-up would corrupt
+        it.
+        """
+        text = self._native.decode(_ids_array(ids), skip_special_tokens)
+        return _clean_up(text) if self._cleans_up(clean_up_tokenization_spaces) else text
+
+    def _cleans_up(self, clean_up_tokenization_spaces: bool | None) -> bool:
+        if clean_up_tokenization_spaces is None:
+            wanted = self.clean_up_tokenization_spaces
+        else:
+            wanted = _flags(clean_up_tokenization_spaces=clean_up_tokenization_spaces)[0]
+        return wanted and self.kind in ("simple", "char")
+
+    def batch_decode(
+        self,
+        sequences: Any,
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool | None = None,
+    ) -> list[str]:
+        """The texts of a 2-D array/tensor or a list of id sequences (options as ``decode``)."""
+        texts = self._batch_decode(sequences, skip_special_tokens)
+        if self._cleans_up(clean_up_tokenization_spaces):
+            return [_clean_up(text) for text in texts]
+        return texts
+
+    def _batch_decode(self, sequences: Any, skip_special_tokens: bool) -> list[str]:
         import numpy as np
 
         if _torch.is_tensor(sequences):
@@ -509,6 +615,7 @@ class Tokenizer:
             "add_eos": self.add_eos,
             "padding_side": self.padding_side,
             "truncation_side": self.truncation_side,
+            "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
             "model_max_length": self.model_max_length,
             "pad_token": self._role_token("pad"),
         }
