@@ -402,8 +402,8 @@ class _Ids:
     def back(self, result: np.ndarray) -> Any:
         if self.tensor_device is None:
             return result
-        torch = _torch.loaded_torch()
-        return torch.from_numpy(result).to(self.tensor_device)
+        tensor = _torch.loaded_torch().from_numpy(result)
+        return tensor if self.tensor_device.type == "cpu" else tensor.to(self.tensor_device)
 
 
 def _probabilities(name: str, value: Any) -> np.ndarray:
