@@ -178,7 +178,7 @@ def _padded_lists(
     """``rows`` (lists of ints) padded to ``width`` with ``fill``, as one int64 array."""
     import numpy as np
 
-    from ferrofix.tokenizers import check_id_dtype
+    from ferrofix.tokenizers import _check_id_dtype
 
     padded = []
     for i, row in enumerate(rows):
@@ -192,7 +192,7 @@ def _padded_lists(
         array = np.array(padded)
         if array.size == 0:
             return np.zeros((len(rows), width), dtype=np.int64)
-        check_id_dtype(array, key)
+        _check_id_dtype(array, key)
         if array.ndim != 2:
             raise ShapeError(f"{key}: expected flat sequences of ids, got nested lists")
     except (ValueError, TypeError):

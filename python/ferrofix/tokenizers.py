@@ -142,7 +142,7 @@ def _as_tensors(arrays: dict[str, np.ndarray], return_tensors: str | None) -> En
     return Encoding(arrays)
 
 
-def check_id_dtype(array: np.ndarray, arg: str) -> None:
+def _check_id_dtype(array: np.ndarray, arg: str) -> None:
     """Raise unless ``array`` (not empty) holds integers that fit int64."""
     import numpy as np
 
@@ -167,7 +167,7 @@ def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
         raise ShapeError(f"{arg}: expected a flat sequence of ids, got nested lists") from None
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
-    check_id_dtype(array, arg)
+    _check_id_dtype(array, arg)
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:
