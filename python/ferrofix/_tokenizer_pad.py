@@ -131,7 +131,7 @@ def pad_features(
             continue
         fill = PADDED_KEYS[key]
         fill = tokenizer._pad_id_for_padding() if fill is None else fill
-        if pad and all(type(row) is list for row in values):
+        if pad and (lists if key == "input_ids" else all(type(row) is list for row in values)):
             out[key] = _padded_lists(values, lengths, width, fill, left, key)
             continue
         key_rows = rows if key == "input_ids" and not lists else _rows(values, key)

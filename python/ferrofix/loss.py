@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch
-from ferrofix._arrays import native_byte_order
+from ferrofix._arrays import dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
@@ -126,23 +126,15 @@ _MAX_KNOWN_OPTIONS = 256
 _known_options: dict[tuple[tuple[object, ...], tuple[type, ...]], _Options] = {}
 
 
-@functools.cache
-def _plain_dtypes() -> dict[Any, str]:
-    """Logit dtypes the native layer takes as they are, by numpy dtype."""
-    import numpy as np
-
-    return {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
-
-
 def _numpy_logits(logits: Any) -> tuple[np.ndarray, str]:
     import numpy as np
 
-    if type(logits) is np.ndarray and logits.flags.c_contiguous:
-        name = _plain_dtypes().get(logits.dtype)
-        if name is not None:
+    if type(logits) is np.ndarray and logits.flags.c_contiguous and logits.dtype.isnative:
+        name = dtype_name(logits)
+        if name in ("float32", "float64"):
             return logits, name  # the common case, without the checks and copies below
     array = native_byte_order(np.asarray(logits))
-    name = array.dtype.name
+    name = dtype_name(array)
     if name in _SIXTEEN_BIT:  # the native layer takes 16-bit floats as their bits
         array = array.view(np.uint16)
     elif name not in ("float32", "float64"):
@@ -325,7 +317,7 @@ def _gradient_buffer(array: np.ndarray) -> np.ndarray:
         import numpy as np
 
         return np.empty_like(array)  # the same as the native layer does, with less overhead
-    return core.gradient_buffer(array.shape, array.dtype.name)
+    return core.gradient_buffer(array.shape, dtype_name(array))
 
 
 def _gradient_like_tensor(tensor: Any, name: str) -> tuple[np.ndarray, Any]:
