@@ -355,6 +355,65 @@ def test_pad_pads_sequence_keys_and_passes_others_through(simple_tokenizer) -> N
     assert out == {"input_ids": [8, 9, 0], "attention_mask": [1, 1, 0]}
 
 
+INT64_IDS = st.integers(-(2**63), 2**63 - 1)
+
+
+def _padded_by_hand(rows: list[list[int]], width: int, fill: int, left: bool) -> np.ndarray:
+    out = np.full((len(rows), width), fill, dtype=np.int64)
+    for i, row in enumerate(rows):
+        if row:
+            if left:
+                out[i, width - len(row) :] = row
+            else:
+                out[i, : len(row)] = row
+    return out
+
+
+@given(
+    rows=st.lists(st.lists(INT64_IDS, max_size=9), max_size=6),
+    left=st.booleans(),
+    multiple=st.sampled_from([None, 1, 4, 7]),
+    as_numpy_ints=st.booleans(),
+)
+@settings(max_examples=200, deadline=None)
+def test_pad_of_id_lists_matches_padding_by_hand(rows, left, multiple, as_numpy_ints) -> None:
+    # Plain ints take the native conversion; numpy ints in the lists take numpy's. Both must
+    # give the array padded by hand, with the mask padded alongside.
+    t = SimpleTokenizer(WORDS, padding_side="left" if left else "right")
+    features = [
+        {"input_ids": [np.int64(i) for i in row] if as_numpy_ints else list(row)} for row in rows
+    ]
+    out = t.pad(features, pad_to_multiple_of=multiple, return_tensors="np")
+    width = max((len(r) for r in rows), default=0)
+    if multiple:
+        width = -(-width // multiple) * multiple
+    assert out["input_ids"].dtype == np.int64
+    np.testing.assert_array_equal(out["input_ids"], _padded_by_hand(rows, width, 0, left))
+    ones = [[1] * len(r) for r in rows]
+    np.testing.assert_array_equal(out["attention_mask"], _padded_by_hand(ones, width, 0, left))
+
+
+def test_native_list_padding_declines_what_it_cannot_convert() -> None:
+    # None sends pad to its general path, which converts or names the row at fault.
+    from ferrofix._native import core
+
+    pad = core().pad_int_lists
+    np.testing.assert_array_equal(pad([[5, 6], [7]], 3, -1, False), [[5, 6, -1], [7, -1, -1]])
+    np.testing.assert_array_equal(pad([[5, 6], [7]], 3, -1, True), [[-1, 5, 6], [-1, -1, 7]])
+    assert pad([], 0, 0, False).shape == (0, 0)
+    for rows, width in [
+        ([[1, 2, 3]], 2),  # longer than the width
+        ([(1, 2)], 2),  # a tuple row
+        ([[1, True]], 2),  # bool is an int subclass, not an id
+        ([[1, np.int64(2)]], 2),
+        ([[1, 2.0]], 2),
+        ([[2**63]], 1),
+        ([[-(2**63) - 1]], 1),
+        ([[1]], 2**62),  # more bytes than an array may hold
+    ]:
+        assert pad(rows, width, 0, False) is None, rows
+
+
 # --- round trips ----------------------------------------------------------------------------
 
 WORD_TEXTS = st.lists(st.sampled_from(WORDS), max_size=30).map(" ".join)

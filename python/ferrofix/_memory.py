@@ -15,6 +15,9 @@ from ferrofix.errors import ConfigError
 
 # Dims at least this large already overflow any byte count; capped so they convert.
 _UNBOUNDED = 2**64
+# Outputs up to this size fit any machine that runs Python and a test suite; checking them
+# needs no call into the extension (small calls make such outputs on every batch).
+_ALWAYS_FITS = 64 << 20
 
 
 def check_outputs_fit(
@@ -23,6 +26,11 @@ def check_outputs_fit(
     """Raise ``ConfigError`` naming ``arg`` when ``arrays`` outputs of ``shape`` with
     ``itemsize`` bytes per element need more than this machine's physical memory.
     """
+    total = arrays * itemsize
+    for d in shape:
+        total *= int(d)  # Python ints: a numpy scalar product could wrap
+    if 0 <= total <= _ALWAYS_FITS:
+        return
     dims = [min(int(d), _UNBOUNDED) for d in shape]
     reason = _native.core().outputs_shortfall_reason(arrays, dims, itemsize)
     if reason is not None:

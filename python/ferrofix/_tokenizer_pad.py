@@ -9,14 +9,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ferrofix import _torch
+# Imported by ``Tokenizer.pad`` on first use, so numpy is already needed here; at module
+# level these names cost nothing per call (collators call ``pad`` for every batch).
+import numpy as np
+
+from ferrofix import _native, _torch
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
+from ferrofix.tokenizers import (
+    PADDING_VALUES,
+    RETURN_TENSORS_VALUES,
+    Encoding,
+    _as_tensors,
+    _check_id_dtype,
+    _choice,
+    _ids_array,
+    _positive,
+)
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from ferrofix.tokenizers import Encoding, Tokenizer
+    from ferrofix.tokenizers import Tokenizer
 
 # Sequence keys that get padded, and the value their padding holds (None: the pad id).
 PADDED_KEYS = {
@@ -28,8 +40,6 @@ PADDED_KEYS = {
 
 
 def _rows(values: Any, key: str) -> list[np.ndarray]:
-    from ferrofix.tokenizers import _ids_array
-
     return [_ids_array(row, f"{key}[{i}]") for i, row in enumerate(values)]
 
 
@@ -41,18 +51,22 @@ def _is_single(input_ids: Any) -> bool:
 
 
 def _batch_dict(features: Any) -> dict[str, Any]:
-    if isinstance(features, Mapping):
-        return dict(features)
-    if not isinstance(features, list | tuple):
-        raise DtypeError(
-            f"features: expected a list of dicts or a dict of lists, got {type(features).__name__}"
-        )
+    if type(features) is not list and type(features) is not tuple:
+        if isinstance(features, Mapping):
+            return dict(features)
+        if not isinstance(features, list | tuple):
+            raise DtypeError(
+                "features: expected a list of dicts or a dict of lists, got "
+                f"{type(features).__name__}"
+            )
     for i, feature in enumerate(features):
-        if not isinstance(feature, Mapping):
+        # The exact-type test first: the ABC check costs more than the rest of the loop.
+        if type(feature) is not dict and not isinstance(feature, Mapping):
             raise DtypeError(f"features[{i}]: expected a dict, got {type(feature).__name__}")
     keys = list(features[0]) if features else ["input_ids"]
+    first_keys = set(keys)
     for i, feature in enumerate(features):
-        if set(feature) != set(keys):
+        if feature.keys() != first_keys:
             raise ConfigError(
                 f"features[{i}]: has keys {sorted(feature)}, but features[0] has {sorted(keys)}"
             )
@@ -69,16 +83,6 @@ def pad_features(
     return_tensors: str | None,
     return_attention_mask: bool | None,
 ) -> Encoding:
-    import numpy as np
-
-    from ferrofix.tokenizers import (
-        PADDING_VALUES,
-        RETURN_TENSORS_VALUES,
-        _as_tensors,
-        _choice,
-        _positive,
-    )
-
     _choice("padding", padding, PADDING_VALUES)
     _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
     max_length = _positive("max_length", max_length)
@@ -154,8 +158,6 @@ def pad_features(
         lists = {
             k: (v.tolist() if isinstance(v, np.ndarray) else _plain(v)) for k, v in out.items()
         }
-        from ferrofix.tokenizers import Encoding
-
         return Encoding({k: v[0] for k, v in lists.items()} if single else lists)
     arrays = {}
     for key, value in out.items():
@@ -176,20 +178,24 @@ def _padded_lists(
     rows: list[list[Any]], lengths: list[int], width: int, fill: int, left: bool, key: str
 ) -> np.ndarray:
     """``rows`` (lists of ints) padded to ``width`` with ``fill``, as one int64 array."""
-    import numpy as np
-
-    from ferrofix.tokenizers import _check_id_dtype
-
-    padded = []
-    for i, row in enumerate(rows):
-        if len(row) != lengths[i]:
-            raise ConfigError(
-                f"features: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
-            )
+    if [len(row) for row in rows] != lengths:
+        for i, row in enumerate(rows):
+            if len(row) != lengths[i]:
+                raise ConfigError(
+                    f"features: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
+                )
+    # Plain ints in plain lists, the collator's case, convert natively in one pass.
+    padded = _native.core().pad_int_lists(rows, width, fill, left)
+    if padded is not None:
+        return padded
+    # Anything else (numpy ints, bools, floats, ids past int64) goes through numpy, whose
+    # dtype tells what is wrong; a row numpy cannot stack is then named.
+    lists = []
+    for row in rows:
         padding = [fill] * (width - len(row))
-        padded.append(padding + row if left else row + padding)
+        lists.append(padding + row if left else row + padding)
     try:
-        array = np.array(padded)
+        array = np.array(lists)
         if array.size == 0:
             return np.zeros((len(rows), width), dtype=np.int64)
         _check_id_dtype(array, key)
@@ -212,8 +218,6 @@ def _plain(values: list[Any]) -> list[Any]:
 
 
 def _array(values: list[Any], key: str) -> np.ndarray:
-    import numpy as np
-
     try:
         return np.asarray(_plain(values))
     except ValueError as error:

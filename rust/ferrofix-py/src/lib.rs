@@ -14,6 +14,7 @@ mod loss;
 mod memory;
 mod noise_schedule;
 mod packing;
+mod padding;
 mod parallel;
 mod rng;
 mod tokenizer;
@@ -36,6 +37,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     memory::register(m)?;
     noise_schedule::register(m)?;
     packing::register(m)?;
+    padding::register(m)?;
     compare::register(m)?;
     tokenizer::register(m)?;
     cuda::register(m)?;
