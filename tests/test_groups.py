@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ferrofix import errors
-from ferrofix.groups import ModelConfig, register_model
+from ferrofix.groups import ModelConfig, clear_models, register_model, registered_models
 
 CONFTEST = """
 from ferrofix.groups import register_model
@@ -83,6 +83,29 @@ def test_model_config_action_defaults_to_not_implemented() -> None:
     assert config.action("other") == "not_implemented"
 
 
+def test_registry_registers_replaces_and_clears() -> None:
+    saved = registered_models()
+    try:
+        clear_models()
+        first = register_model("a", groups={"basic": "main"}, width=4)
+        register_model("b")
+        replaced = register_model("a", compare_factor=2)
+        assert [c.name for c in registered_models()] == ["a", "b"]
+        assert registered_models()[0] is replaced and replaced is not first
+        assert (dict(replaced.kwargs), replaced.compare_factor) == ({}, 2.0)
+        clear_models()
+        assert registered_models() == []
+    finally:
+        clear_models()
+        for config in saved:
+            register_model(
+                config.name,
+                groups=config.groups,
+                compare_factor=config.compare_factor,
+                **config.kwargs,
+            )
+
+
 BAD_INPUT = [
     (lambda: register_model(""), "name: must be a non-empty string without commas"),
     (lambda: register_model("a,b"), "name: must be a non-empty string without commas"),
@@ -91,7 +114,23 @@ BAD_INPUT = [
         "groups: action of group 'basic' must be one of 'main', 'normal', 'unimportant', "
         "'broken', 'not_implemented'; got 'sometimes'",
     ),
-    (lambda: register_model("m", compare_factor=0), "compare_factor: must be a number > 0"),
+    (lambda: register_model("m", compare_factor=0), "compare_factor: must be a finite number > 0"),
+    (
+        lambda: register_model("m", compare_factor=float("inf")),
+        "compare_factor: must be a finite number > 0, got inf",
+    ),
+    (
+        lambda: register_model("m", compare_factor=float("nan")),
+        "compare_factor: must be a finite number > 0, got nan",
+    ),
+    (
+        lambda: register_model("m", compare_factor=True),
+        "compare_factor: must be a finite number > 0, got True",
+    ),
+    (
+        lambda: register_model("m", compare_factor="2"),
+        "compare_factor: must be a finite number > 0, got '2'",
+    ),
 ]
 
 

@@ -695,6 +695,52 @@ def test_mask_and_converter_bad_inputs(call, message) -> None:
     assert str(info.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: packing.document_starts_from_position_ids(np.array([[0.0, 1.0]])),
+            DtypeError,
+            "position_ids: must be an integer array (int32 or int64), got dtype float64",
+        ),
+        (
+            lambda: packing.document_starts_from_position_ids(np.array([[True, False]])),
+            DtypeError,
+            "position_ids: must be an integer array (int32 or int64), got dtype bool",
+        ),
+        (
+            lambda: packing.document_starts_from_position_ids([0, 1, 0]),
+            ShapeError,
+            "position_ids: expected shape (B, C), got (3,)",
+        ),
+        (
+            lambda: packing.cu_seqlens_from_position_ids(np.zeros((1, 2, 3), np.int64)),
+            ShapeError,
+            "position_ids: expected shape (B, C), got (1, 2, 3)",
+        ),
+        (
+            lambda: packing.cu_seqlens_from_position_ids(None),
+            DtypeError,
+            "position_ids: must be an integer array (int32 or int64), got dtype object",
+        ),
+        (
+            lambda: packing.cu_seqlens_from_position_ids([[0, 1, 0, 1]], [[1, 1, 1]]),
+            ShapeError,
+            "attention_mask: expected shape (1, 4) like position_ids, got (1, 3)",
+        ),
+        (
+            lambda: packing.cu_seqlens_from_position_ids([[0, 1]], [[1.0, 1.0]]),
+            DtypeError,
+            "attention_mask: must be an integer array",
+        ),
+    ],
+)
+def test_position_id_converter_bad_inputs(call, error, message) -> None:
+    with pytest.raises(error) as info:
+        call()
+    assert str(info.value).startswith(message)
+
+
 # --- fixtures ----------------------------------------------------------------------------------
 
 

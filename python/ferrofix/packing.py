@@ -369,7 +369,9 @@ _SHOWN = 10
 _GRID_KEYS = ("labels", "position_ids", "attention_mask")
 
 
-def _grid(batch: Mapping[str, Any], name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+def _grid(
+    batch: Mapping[str, Any], name: str, shape: tuple[int, ...], like: str = "input_ids"
+) -> np.ndarray | None:
     import numpy as np
 
     if batch.get(name) is None:
@@ -382,7 +384,7 @@ def _grid(batch: Mapping[str, Any], name: str, shape: tuple[int, ...]) -> np.nda
         array = array.astype(np.int64)
     array = _integer_array(name, array, ndim=None).astype(np.int64, copy=False)
     if array.shape != shape:
-        raise ShapeError(f"{name}: expected shape {shape} like input_ids, got {array.shape}")
+        raise ShapeError(f"{name}: expected shape {shape} like {like}, got {array.shape}")
     return np.ascontiguousarray(array)
 
 
@@ -586,7 +588,9 @@ def cu_seqlens_from_position_ids(position_ids: Any, attention_mask: Any = None) 
     mask = (
         None
         if attention_mask is None
-        else _grid({"attention_mask": attention_mask}, "attention_mask", positions.shape)
+        else _grid(
+            {"attention_mask": attention_mask}, "attention_mask", positions.shape, "position_ids"
+        )
     )
     ids = _derived_document_ids(positions, mask).ravel()
     ids = ids[ids >= 0]
