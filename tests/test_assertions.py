@@ -229,7 +229,12 @@ BAD_INPUT = [
     (
         lambda: assert_close(np.zeros(3), np.zeros(3), compare_factor=0),
         errors.ConfigError,
-        "compare_factor: must be a number > 0",
+        "compare_factor: must be a finite number > 0, got 0",
+    ),
+    (
+        lambda: assert_close(np.zeros(3), np.ones(3), compare_factor=float("inf")),
+        errors.ConfigError,
+        "compare_factor: must be a finite number > 0, got inf",
     ),
     (
         lambda: assert_batch_independence(lambda x: x, np.zeros((2, 3)), index=5),

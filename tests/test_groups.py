@@ -91,7 +91,8 @@ def test_registry_registers_replaces_and_clears() -> None:
         register_model("b")
         replaced = register_model("a", compare_factor=2)
         assert [c.name for c in registered_models()] == ["a", "b"]
-        assert registered_models()[0] is replaced and replaced is not first
+        assert registered_models()[0] is replaced
+        assert replaced is not first
         assert (dict(replaced.kwargs), replaced.compare_factor) == ({}, 2.0)
         clear_models()
         assert registered_models() == []

@@ -176,6 +176,16 @@ def _as_float64(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+def checked_compare_factor(value: object) -> float:
+    """``value`` as the factor every tolerance is multiplied by, or a ``ConfigError``.
+
+    A bool is no factor, and an infinite one would make every comparison pass.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigError(f"compare_factor: must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def assert_close(
     actual: Any,
     expected: Any,
@@ -192,8 +202,7 @@ def assert_close(
     comparison. A metric without both tolerances (``preset=None`` and none given) is
     judged by the one it has."""
     __tracebackhide__ = True
-    if not (isinstance(compare_factor, int | float) and compare_factor > 0):
-        raise ConfigError(f"compare_factor: must be a number > 0, got {compare_factor!r}")
+    compare_factor = checked_compare_factor(compare_factor)
     tolerances = _tolerances(
         preset, {"rms_abs": rms_abs, "rms_rel": rms_rel, "max_abs": max_abs, "max_rel": max_rel}
     )

@@ -18,7 +18,6 @@ skipped. ``--ferrofix-models a,b`` (``--models`` when free) keeps only those mod
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -76,13 +75,9 @@ def register_model(
             raise ConfigError(
                 f"groups: action of group {group!r} must be one of {allowed}; got {action!r}"
             )
-    # A bool is no factor, and an infinite one would make every comparison pass.
-    if (
-        isinstance(compare_factor, bool)
-        or not isinstance(compare_factor, int | float)
-        or not 0 < compare_factor < math.inf
-    ):
-        raise ConfigError(f"compare_factor: must be a finite number > 0, got {compare_factor!r}")
+    from ferrofix.assertions import checked_compare_factor
+
+    compare_factor = checked_compare_factor(compare_factor)
     config = ModelConfig(
         name=name,
         kwargs=MappingProxyType(dict(kwargs)),
