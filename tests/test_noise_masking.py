@@ -272,6 +272,22 @@ def test_seed_none_uses_the_current_seed() -> None:
             ConfigError,
             "mask_prob: must be a number or an array of numbers, got 'half'",
         ),
+        # numpy would read these as 0.5 and 1.0.
+        (
+            lambda ids: mask_tokens(ids, "0.5", 0, seed=0),
+            ConfigError,
+            "mask_prob: must be a number or an array of numbers, got '0.5'",
+        ),
+        (
+            lambda ids: mask_tokens(ids, np.ones(2, bool), 0, seed=0),
+            ConfigError,
+            "mask_prob: must be a number or an array of numbers, got array([ True,  True])",
+        ),
+        (
+            lambda ids: mask_tokens(ids, torch.tensor([True, False]), 0, seed=0),
+            ConfigError,
+            "mask_prob: must be a number or an array of numbers, got tensor([ True, False])",
+        ),
         (
             lambda ids: mask_tokens(ids, 0.5, 0, seed=0, protect=np.zeros((2, 4), bool)),
             ShapeError,

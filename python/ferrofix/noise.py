@@ -409,17 +409,21 @@ class _Ids:
 def _probabilities(name: str, value: Any) -> np.ndarray:
     import numpy as np
 
+    given = value
     if _torch.is_tensor(value):
-        value = value.detach().cpu().double().numpy()
-    if isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{name}: must be a number or an array of numbers, got {value!r}")
+        value = value.detach().cpu()
+        # Floats of any width to float64 (numpy has no bfloat16); bools stay bools, refused.
+        value = (
+            value.numpy() if value.dtype == _torch.loaded_torch().bool else value.double().numpy()
+        )
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"{name}: must be a number or an array of numbers, got {value!r}"
-        ) from None
-    return c_contiguous(array)
+        array = None
+    # Only numbers: numpy would also read "0.5" or True as a probability.
+    if array is None or array.dtype.kind not in "iuf":
+        raise ConfigError(f"{name}: must be a number or an array of numbers, got {given!r}")
+    return c_contiguous(array.astype(np.float64, copy=False))
 
 
 def _protect(protect: Any) -> tuple[np.ndarray | None, list[int] | None]:
