@@ -99,21 +99,25 @@ def pytest_configure(config: pytest.Config) -> None:
         gpu = worker_gpu(str(workerinput.get("workerid", "")), visible_gpus())
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    if run.show_gpu_memory and config.pluginmanager.hasplugin("xdist"):
+    if not run.show_gpu_memory:
+        return  # no per-test wrapper at all: a run that does not ask pays nothing per test
+    config.pluginmanager.register(_MemoryProbeHooks(), "ferrofix-gpu-memory-probe")
+    if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistMemoryHooks(config), "ferrofix-xdist-gpu-memory")
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
-    if not settings(item.config).show_gpu_memory:
-        return (yield)
-    PROBE.reset()
-    try:
-        return (yield)
-    finally:
-        peak = PROBE.peak(item)
-        if peak is not None:
-            _records(item.config).append(MemoryRecord(item.nodeid, *peak))
+class _MemoryProbeHooks:
+    """Each test's peak GPU memory; registered only with ``--show-gpu-memory``."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
+        PROBE.reset()
+        try:
+            return (yield)
+        finally:
+            peak = PROBE.peak(item)
+            if peak is not None:
+                _records(item.config).append(MemoryRecord(item.nodeid, *peak))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
