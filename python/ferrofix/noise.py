@@ -36,6 +36,8 @@ from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 
 __all__ = [
@@ -390,20 +392,26 @@ class _Ids:
     def __init__(self, input_ids: Any) -> None:
         import numpy as np
 
-        self.tensor_device = None
+        # How results go back: as they are for numpy input, as tensors on the input's device
+        # for torch input. Settled here once, since masking calls come once per batch.
+        self._to_tensor: Callable[[np.ndarray], Any] | None = None
         if _torch.is_tensor(input_ids):
-            self.tensor_device = input_ids.device
-            input_ids = input_ids.detach().cpu().numpy()
-        array = native_byte_order(np.asarray(input_ids))
+            from_numpy = _torch.loaded_torch().from_numpy
+            device = input_ids.device
+            if device.type == "cpu" and not input_ids.requires_grad:
+                self._to_tensor = from_numpy
+            else:
+                self._to_tensor = lambda result: from_numpy(result).to(device)
+                input_ids = input_ids.detach().cpu()
+            input_ids = input_ids.numpy()  # a CPU tensor's memory, shared as it is
+        array = input_ids if type(input_ids) is np.ndarray else np.asarray(input_ids)
+        array = native_byte_order(array)
         if array.dtype.kind in "iu" and array.dtype.itemsize < 4:
             array = array.astype(np.int32)
         self.array = np.ascontiguousarray(array)
 
     def back(self, result: np.ndarray) -> Any:
-        if self.tensor_device is None:
-            return result
-        tensor = _torch.loaded_torch().from_numpy(result)
-        return tensor if self.tensor_device.type == "cpu" else tensor.to(self.tensor_device)
+        return result if self._to_tensor is None else self._to_tensor(result)
 
 
 def _probabilities(name: str, value: Any) -> np.ndarray:
