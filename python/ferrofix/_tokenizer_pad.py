@@ -135,19 +135,20 @@ def pad_features(
             continue
         fill = PADDED_KEYS[key]
         fill = tokenizer._pad_id_for_padding() if fill is None else fill
+        # input_ids' rows are the reference the other keys' lengths are checked against.
         if pad and (lists if key == "input_ids" else all(type(row) is list for row in values)):
-            out[key] = _padded_lists(values, lengths, width, fill, left, key)
+            if key != "input_ids":
+                _check_lengths(values, lengths, key)
+            out[key] = _padded_lists(values, width, fill, left, key)
             continue
         key_rows = rows if key == "input_ids" and not lists else _rows(values, key)
         if not pad:
             out[key] = key_rows
             continue
+        if key != "input_ids":
+            _check_lengths(key_rows, lengths, key)
         padded = np.full((len(key_rows), width), fill, dtype=np.int64)
         for i, row in enumerate(key_rows):
-            if len(row) != lengths[i]:
-                raise ConfigError(
-                    f"features: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
-                )
             if left:
                 padded[i, width - len(row) :] = row
             else:
@@ -174,16 +175,19 @@ def pad_features(
     return _as_tensors(arrays, return_tensors)
 
 
-def _padded_lists(
-    rows: list[list[Any]], lengths: list[int], width: int, fill: int, left: bool, key: str
-) -> np.ndarray:
+def _check_lengths(rows: list[Any], lengths: list[int], key: str) -> None:
+    """Raise naming the first row of ``key`` whose length differs from input_ids'."""
+    if [len(row) for row in rows] == lengths:
+        return
+    for i, row in enumerate(rows):
+        if len(row) != lengths[i]:
+            raise ConfigError(
+                f"features: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
+            )
+
+
+def _padded_lists(rows: list[list[Any]], width: int, fill: int, left: bool, key: str) -> np.ndarray:
     """``rows`` (lists of ints) padded to ``width`` with ``fill``, as one int64 array."""
-    if [len(row) for row in rows] != lengths:
-        for i, row in enumerate(rows):
-            if len(row) != lengths[i]:
-                raise ConfigError(
-                    f"features: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
-                )
     # Plain ints in plain lists, the collator's case, convert natively in one pass.
     padded = _native.core().pad_int_lists(rows, width, fill, left)
     if padded is not None:

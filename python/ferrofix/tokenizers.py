@@ -471,7 +471,7 @@ class Tokenizer:
         arrays["attention_mask"] = mask
         if return_special_tokens_mask:
             arrays["special_tokens_mask"] = self._added_tokens_mask(
-                mask, lengths, add_special_tokens, pad
+                mask.shape[1], lengths, add_special_tokens, pad
             )
         if not return_attention_mask:
             del arrays["attention_mask"]
@@ -498,12 +498,12 @@ class Tokenizer:
         return encoding
 
     def _added_tokens_mask(
-        self, attention_mask: np.ndarray, lengths: np.ndarray, added: bool, padded: bool
+        self, width: int, lengths: np.ndarray, added: bool, padded: bool
     ) -> np.ndarray:
-        """1 on padding and on the BOS/EOS ``__call__`` added, 0 on the text's tokens."""
+        """1 on padding and on the BOS/EOS ``__call__`` added, 0 on the text's tokens
+        (rows ``width`` wide holding ``lengths`` tokens each)."""
         import numpy as np
 
-        width = attention_mask.shape[1]
         left = padded and self.padding_side == "left"
         starts = width - lengths if left else np.zeros_like(lengths)
         bos, eos = (self.add_bos, self.add_eos) if added else (False, False)
