@@ -146,6 +146,11 @@ def test_add_noise_keeps_float32_coefficients_for_bfloat16_samples() -> None:
             "spacing: must be one of leading, trailing, linspace; got 'karras'",
         ),
         (
+            lambda: DDPMSchedule().add_noise(np.zeros((2, 3)), np.zeros((2, 3)), [3, True]),
+            DtypeError,
+            "timesteps[1]: must be an integer, got a bool",
+        ),
+        (
             lambda: DDPMSchedule().add_noise(
                 np.zeros((2, 3)), np.zeros((2, 3)), np.array([0, 1000])
             ),

@@ -414,6 +414,12 @@ LOGITS = np.zeros((2, 3, 5), np.float32)
 LABELS = np.zeros((2, 3), np.int64)
 
 BAD_CALLS = [
+    # numpy reads [1, True] as [1, 1]: a bool among labels is refused by position.
+    (
+        lambda: loss.causal_lm_loss(LOGITS, [[1, 2, 3], [4, True, 0]]),
+        DtypeError,
+        "labels[1][1]: must be an integer, got a bool",
+    ),
     (
         lambda: loss.causal_lm_loss(LOGITS, np.zeros((2, 4), np.int64)),
         ShapeError,

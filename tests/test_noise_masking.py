@@ -267,6 +267,17 @@ def test_seed_none_uses_the_current_seed() -> None:
             ConfigError,
             "seed: must be in [0, 2**64), got -1",
         ),
+        # numpy reads [7, True] as [7, 1]: a bool among ids is refused by position.
+        (
+            lambda ids: mask_tokens([[7, 8], [9, True]], 0.5, 0, seed=0),
+            DtypeError,
+            "input_ids[1][1]: must be an integer, got a bool",
+        ),
+        (
+            lambda ids: mask_tokens(ids, 0.5, 0, seed=0, protect=[3, True]),
+            DtypeError,
+            "protect[1]: must be an integer, got a bool",
+        ),
         (
             lambda ids: mask_tokens(ids, "half", 0, seed=0),
             ConfigError,

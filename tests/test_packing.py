@@ -126,6 +126,9 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
             ConfigError,
             "lengths: every length must be >= 1, got 0 at index 1",
         ),
+        # numpy reads [3, True] as [3, 1]: a bool among ints is refused by position.
+        (lambda: pack([3, True], 10), DtypeError, "lengths[1]: must be an integer, got a bool"),
+        (lambda: pack((3, np.True_), 10), DtypeError, "lengths[1]: must be an integer, got a bool"),
         (
             lambda: pack([3, -2], 10),
             ConfigError,
@@ -306,6 +309,21 @@ def test_split_documents_are_chunks_that_restart_positions() -> None:
             lambda: pack_sequences([[1], []], 4),
             ConfigError,
             "lengths: every length must be >= 1, got 0 at index 1",
+        ),
+        (
+            lambda: pack_sequences([[1, 2], [3, True]], 4),
+            DtypeError,
+            "sequences[1][1]: must be an integer, got a bool",
+        ),
+        (
+            lambda: pack_sequences([[1, 2], np.array([3]), (4, False)], 4),
+            DtypeError,
+            "sequences[2][1]: must be an integer, got a bool",
+        ),
+        (
+            lambda: pack_sequences(([1, True], [2]), 4),
+            DtypeError,
+            "sequences[1]: must be an integer, got a bool",
         ),
         (lambda: pack_sequences([[1.5]], 4), DtypeError, "sequences: tokens must be integers"),
         (

@@ -756,6 +756,27 @@ BAD_INPUT = [
         r"ids: id -1 at position 0 is outside \[0, 57\)",
     ),
     (lambda: SIMPLE.decode([1.5]), errors.DtypeError, "ids: expected integer token ids"),
+    # numpy reads [8, True] as [8, 1]: a bool among ids is refused by position.
+    (
+        lambda: SIMPLE.decode([8, True]),
+        errors.DtypeError,
+        r"ids\[1\]: must be an integer, got a bool",
+    ),
+    (
+        lambda: SIMPLE.convert_ids_to_tokens((np.True_, 8)),
+        errors.DtypeError,
+        r"ids\[0\]: must be an integer, got a bool",
+    ),
+    (
+        lambda: SIMPLE.pad([{"input_ids": [7, 8]}, {"input_ids": [9, True]}], padding=True),
+        errors.DtypeError,
+        r"input_ids\[1\]\[1\]: must be an integer, got a bool",
+    ),
+    (
+        lambda: SIMPLE.pad([{"input_ids": np.array([7, 8])}, {"input_ids": [False, 9]}]),
+        errors.DtypeError,
+        r"input_ids\[1\]\[0\]: must be an integer, got a bool",
+    ),
     (lambda: SIMPLE.decode([[1]]), errors.ShapeError, r"ids: expected shape \(L,\)"),
     (lambda: SIMPLE.encode(3), errors.DtypeError, "text: expected str, got int"),
     (lambda: SIMPLE(["1", 2]), errors.DtypeError, r"text\[1\]: expected str, got int"),

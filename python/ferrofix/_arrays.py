@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ferrofix import _native
+from ferrofix.errors import DtypeError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -34,3 +37,42 @@ def c_contiguous(array: np.ndarray) -> np.ndarray:
     import numpy as np
 
     return array if array.flags.c_contiguous else np.ascontiguousarray(array)
+
+
+def as_array(name: str, value: Any) -> np.ndarray:
+    """``np.asarray(value)``, except that ids, lengths or labels given as Python lists may not
+    mix bools with ints: numpy reads ``[True, 2]`` as ``[1, 2]``, which every later dtype
+    check would then accept. A flat list of plain ints is read natively (faster than numpy,
+    which discovers the dtype in a pass of its own)."""
+    import numpy as np
+
+    if type(value) is list:
+        native = _native.core().int_list_array(value)
+        if native is not None:
+            return native
+    array = np.asarray(value)
+    if array.dtype.kind in "iu" and isinstance(value, list | tuple):
+        reject_bool_items(name, value)
+    return array
+
+
+def reject_bool_items(name: str, value: list[Any] | tuple[Any, ...]) -> None:
+    """Raise DtypeError naming the first bool (Python or numpy) in nested lists or tuples."""
+    where = _first_bool(value)
+    if where is not None:
+        raise DtypeError(f"{name}{where}: must be an integer, got a bool")
+
+
+def _first_bool(items: list[Any] | tuple[Any, ...]) -> str | None:
+    """``[i][j]...`` of the first bool in row-major order, or None. Only called on lists
+    numpy read as an integer array, so the nesting is as deep as that array."""
+    import numpy as np
+
+    for i, item in enumerate(items):
+        if isinstance(item, bool | np.bool_):
+            return f"[{i}]"
+        if isinstance(item, list | tuple):
+            inner = _first_bool(item)
+            if inner is not None:
+                return f"[{i}]{inner}"
+    return None

@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from ferrofix import _native, _torch
+from ferrofix._arrays import as_array
 from ferrofix.errors import ConfigError, CudaUnavailableError, DtypeError
 
 _CUDA_DTYPES = ("float32", "bfloat16", "float16")
@@ -89,7 +90,7 @@ def _labels_on(labels: Any, device: Any) -> Any:
     if not _torch.is_tensor(labels):
         import numpy as np
 
-        array = np.asarray(labels)
+        array = as_array("causal_lm_loss labels", labels)
         if array.dtype.kind not in "iu":
             raise DtypeError(
                 f"causal_lm_loss labels: expected an integer array, got {array.dtype.name}"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferrofix import _native, _torch
+from ferrofix._arrays import reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 from ferrofix.tokenizers import (
@@ -193,7 +194,8 @@ def _padded_lists(rows: list[list[Any]], width: int, fill: int, left: bool, key:
     if padded is not None:
         return padded
     # Anything else (numpy ints, bools, floats, ids past int64) goes through numpy, whose
-    # dtype tells what is wrong; a row numpy cannot stack is then named.
+    # dtype tells what is wrong (bools mixed with ints aside); a row numpy cannot stack is
+    # then named.
     lists = []
     for row in rows:
         padding = [fill] * (width - len(row))
@@ -203,6 +205,7 @@ def _padded_lists(rows: list[list[Any]], width: int, fill: int, left: bool, key:
         if array.size == 0:
             return np.zeros((len(rows), width), dtype=np.int64)
         _check_id_dtype(array, key)
+        reject_bool_items(key, rows)  # numpy reads [True, 5] as [1, 5]
         if array.ndim != 2:
             raise ShapeError(f"{key}: expected flat sequences of ids, got nested lists")
     except (ValueError, TypeError):

@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _torch
+from ferrofix._arrays import as_array
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -184,7 +185,7 @@ class DDPMSchedule:
 
         if _torch.is_tensor(timesteps):
             timesteps = timesteps.detach().cpu().numpy()
-        steps = np.asarray(timesteps)
+        steps = as_array("timesteps", timesteps)
         if steps.dtype.kind not in "iu":
             raise ConfigError(f"timesteps: must be integers, got dtype {steps.dtype}")
         steps = steps.reshape(-1).astype(np.int64)

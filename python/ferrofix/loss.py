@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch
-from ferrofix._arrays import dtype_name, native_byte_order
+from ferrofix._arrays import as_array, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _numpy_labels(labels: Any) -> np.ndarray:
         on_cpu = labels if labels.device.type == "cpu" else labels.cpu()
         array = (on_cpu.detach() if on_cpu.requires_grad else on_cpu).numpy()
     else:
-        array = np.asarray(labels)
+        array = as_array("labels", labels)
     if array.dtype.kind in "iu" and array.dtype not in (np.int32, np.int64):
         array = array.astype(np.int64)
     return np.ascontiguousarray(array)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch, rng, seeding
-from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order
+from ferrofix._arrays import as_array, c_contiguous, dtype_name, native_byte_order
 from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, DtypeError
@@ -404,7 +404,7 @@ class _Ids:
                 self._to_tensor = lambda result: from_numpy(result).to(device)
                 input_ids = input_ids.detach().cpu()
             input_ids = input_ids.numpy()  # a CPU tensor's memory, shared as it is
-        array = input_ids if type(input_ids) is np.ndarray else np.asarray(input_ids)
+        array = input_ids if type(input_ids) is np.ndarray else as_array("input_ids", input_ids)
         array = native_byte_order(array)
         if array.dtype.kind in "iu" and array.dtype.itemsize < 4:
             array = array.astype(np.int32)
@@ -443,7 +443,7 @@ def _protect(protect: Any) -> tuple[np.ndarray | None, list[int] | None]:
         protect = protect.detach().cpu().numpy()
     if isinstance(protect, (set, frozenset)):
         protect = sorted(protect)
-    array = np.asarray(protect)
+    array = as_array("protect", protect)
     if array.dtype == np.bool_:
         return np.ascontiguousarray(array), None
     if array.size == 0:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 
 from ferrofix import _native, _torch
+from ferrofix._arrays import as_array, reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -95,7 +96,7 @@ def _integer_array(name: str, value: Any, *, ndim: int | None = 1) -> np.ndarray
 
     if _torch.is_tensor(value):
         value = value.detach().cpu().numpy()
-    array = np.asarray(value)
+    array = as_array(name, value)
     if array.dtype == np.bool_ or array.dtype.kind not in "iu":
         if array.size == 0 and array.dtype.kind == "f":  # np.asarray([]) is float64
             array = array.astype(np.int64)
@@ -247,11 +248,18 @@ def _documents(sequences: Any) -> tuple[np.ndarray, np.ndarray]:
             "sequences: must be a list of token sequences or a (flat_ids, lengths) tuple, "
             f"got {type(sequences).__name__}"
         )
+    # Lists of plain ints, the usual test input, are read natively in one pass.
+    native = _native.core().flatten_int_lists(sequences)
+    if native is not None:
+        return native
     if all(isinstance(s, list) for s in sequences):
         lengths = np.fromiter((len(s) for s in sequences), np.int64, len(sequences))
-        flat = np.asarray(list(itertools.chain.from_iterable(sequences)))
+        tokens = list(itertools.chain.from_iterable(sequences))
+        flat = np.asarray(tokens)
         if flat.size and flat.dtype.kind not in "iu":
             raise DtypeError(f"sequences: tokens must be integers, got dtype {flat.dtype}")
+        if flat.size:
+            reject_bool_items("sequences", sequences)
         return flat.astype(np.int64, copy=False), lengths
     arrays = [_integer_array(f"sequences[{i}]", s) for i, s in enumerate(sequences)]
     lengths = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ferrofix import _native, _torch
+from ferrofix._arrays import as_array
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -162,7 +163,7 @@ def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
     if isinstance(ids, int | np.integer) and not isinstance(ids, bool):
         ids = [int(ids)]
     try:
-        array = np.asarray(ids)
+        array = as_array(arg, ids)
     except ValueError:  # a ragged nested list
         raise ShapeError(f"{arg}: expected a flat sequence of ids, got nested lists") from None
     if array.size == 0:
