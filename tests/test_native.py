@@ -64,6 +64,19 @@ def test_importing_the_package_and_plugin_loads_no_numpy_torch_or_extension() ->
     assert out.stdout.strip() == "[]"
 
 
+def test_loading_the_plugin_leaves_the_heavy_modules_to_first_use() -> None:
+    # pytest imports (and, for an installed plugin, assertion-rewrites) every module the
+    # plugin loads, in every run; the fixture modules import these only when a fixture runs.
+    code = (
+        "import importlib, sys, ferrofix.plugin\n"
+        "for name in ferrofix.plugin.PLUGIN_MODULES: importlib.import_module(name)\n"
+        "heavy = ('tokenizers', 'noise', 'packing', 'loss', 'ddpm', 'rng', 'assertions')\n"
+        "print(sorted(m for m in heavy if f'ferrofix.{m}' in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_unknown_attribute_of_the_facade_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         ferrofix.nope  # noqa: B018

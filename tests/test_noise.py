@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from ferrofix import _noise_torch, seeding
+from ferrofix import _noise_torch, noise, seeding
 from ferrofix.errors import ConfigError, DtypeError
+from ferrofix.fixtures.noise import CONTINUOUS_KINDS
 from ferrofix.mixins import NoiseScheduleContract
 from ferrofix.noise import (
     CosineSchedule,
@@ -410,6 +411,15 @@ def test_fixtures(
     }
     assert ddpm_schedule.num_timesteps == 1000
     assert ddpm_schedule.beta_schedule == "linear"
+    kind = request.node.callspec.id
+    assert type(noise_schedule) is type(noise.fixture_schedule(kind))
+
+
+def test_the_fixture_runs_through_every_continuous_schedule_noise_builds() -> None:
+    # The fixture module names the kinds itself, so collecting it imports no numpy.
+    assert tuple(noise._CONTINUOUS) == CONTINUOUS_KINDS
+    with pytest.raises(ConfigError, match="kind: must be one of loglinear, linear, cosine"):
+        noise.fixture_schedule("karras")
 
 
 # --- bad inputs ---------------------------------------------------------------------------

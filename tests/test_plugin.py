@@ -28,6 +28,34 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider", *args)
 
 
+REGISTERED = """
+import ferrofix.plugin
+
+def test_registered(pytestconfig):
+    manager = pytestconfig.pluginmanager
+    print("REGISTERED", [n for n in ferrofix.plugin.PLUGIN_MODULES if manager.has_plugin(n)])
+"""
+
+
+def test_every_concern_module_is_registered_under_its_name(pytester: pytest.Pytester) -> None:
+    from ferrofix.plugin import PLUGIN_MODULES
+
+    pytester.makepyfile(test_registered=REGISTERED)
+    result = run(pytester, "-s")
+    result.assert_outcomes(passed=1)
+    assert f"REGISTERED {list(PLUGIN_MODULES)}" in result.stdout.str()
+
+
+def test_a_concern_module_can_be_left_out_like_any_plugin(pytester: pytest.Pytester) -> None:
+    # -p no:<module> keeps that module's fixtures out and the rest of the plugin in.
+    pytester.makepyfile(
+        test_fixtures="def test_uses(simple_tokenizer): pass\ndef test_other(packed_batch): pass\n"
+    )
+    result = run(pytester, "-p", "no:ferrofix.fixtures.tokenizers")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'simple_tokenizer' not found*"])
+
+
 def test_markers_are_registered_with_descriptions(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--markers")
     for name in ("slow", "extra_slow", "gpu", "smoke", "unit", "integration", "e2e"):

@@ -31,15 +31,11 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from ferrofix import _native, _torch
 from ferrofix._arrays import as_array, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import numpy as np
 
 __all__ = [
@@ -530,13 +526,3 @@ class ChunkedCausalLoss(CausalLoss):
 
     def _repr_options(self) -> list[str]:
         return [f"chunk_size={self.chunk_size}", *super()._repr_options()]
-
-
-@pytest.fixture(name="causal_lm_loss")
-def causal_lm_loss_fixture() -> Callable[..., Any]:
-    """The fused causal-LM cross-entropy function (:func:`ferrofix.loss.causal_lm_loss`).
-
-    Shift inside, ``ignore_index=-100``, mean over contributing tokens; numpy arrays or
-    torch CPU or CUDA tensors (with autograd).
-    """
-    return causal_lm_loss

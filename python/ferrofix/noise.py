@@ -27,8 +27,6 @@ import importlib.util
 import math
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from ferrofix import _native, _torch, rng, seeding
 from ferrofix._arrays import as_array, c_contiguous, dtype_name, native_byte_order
 from ferrofix._memory import check_outputs_fit
@@ -49,11 +47,7 @@ __all__ = [
     "LinearSchedule",
     "LogLinearSchedule",
     "NoiseSchedule",
-    "ddpm_schedule",
-    "dummy_noise_schedule",
-    "loglinear_schedule",
     "mask_tokens",
-    "noise_schedule",
     "uniform_corrupt",
 ]
 
@@ -568,7 +562,7 @@ def uniform_corrupt(
     )
 
 
-# --- fixtures -----------------------------------------------------------------------------
+# --- what the fixtures build (ferrofix.fixtures.noise) ----------------------------------------
 
 
 def fixture_return_tensors() -> str:
@@ -585,35 +579,10 @@ _CONTINUOUS = {
 }
 
 
-@pytest.fixture
-def dummy_noise_schedule() -> DummyNoiseSchedule:
-    """A noise schedule whose every method raises NotImplementedError.
-
-    For collators and losses that take a schedule but must not use it in the test.
-    """
-    return DummyNoiseSchedule()
-
-
-@pytest.fixture
-def loglinear_schedule() -> LogLinearSchedule:
-    """The MDLM log-linear schedule with eps = 1e-3.
-
-    ``sample_t`` returns torch tensors when torch is installed, numpy otherwise.
-    """
-    return _CONTINUOUS["loglinear"](fixture_return_tensors())
-
-
-@pytest.fixture(params=list(_CONTINUOUS), ids=list(_CONTINUOUS))
-def noise_schedule(request: pytest.FixtureRequest) -> NoiseSchedule:
-    """Each continuous schedule in turn: loglinear, linear, cosine, cosine_squared, geometric.
-
-    Parameters: log-linear and cosine kinds eps = 1e-3; linear σ in [0, 10]; geometric
-    σ in [1e-3, 1]. ``sample_t`` returns torch tensors when torch is installed.
-    """
-    return _CONTINUOUS[request.param](fixture_return_tensors())
-
-
-@pytest.fixture
-def ddpm_schedule() -> DDPMSchedule:
-    """A DDPM schedule: linear betas from 1e-4 to 0.02 over T = 1000 steps."""
-    return DDPMSchedule(num_timesteps=1000, beta_schedule="linear")
+def fixture_schedule(kind: str) -> NoiseSchedule:
+    """The fixtures' continuous schedule of ``kind``: log-linear and cosine kinds with
+    eps = 1e-3, linear σ in [0, 10], geometric σ in [1e-3, 1]; ``sample_t`` returns torch
+    tensors when torch is installed, numpy otherwise."""
+    if kind not in _CONTINUOUS:
+        raise ConfigError(f"kind: must be one of {', '.join(_CONTINUOUS)}; got {kind!r}")
+    return _CONTINUOUS[kind](fixture_return_tensors())

@@ -29,15 +29,13 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import pytest
-
 from ferrofix import _native, _torch
 from ferrofix._arrays import as_array, reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     import numpy as np
 
@@ -50,13 +48,10 @@ __all__ = [
     "block_attention_mask",
     "check_packing",
     "cu_seqlens_from_position_ids",
-    "document_lengths",
     "document_starts_from_position_ids",
     "make_attention_mask",
-    "make_packed_batch",
     "pack",
     "pack_sequences",
-    "packed_batch",
     "position_ids_from_document_starts",
     "release_batch_buffers",
 ]
@@ -698,8 +693,6 @@ def make_attention_mask(
 
 # --- fixtures -----------------------------------------------------------------------------
 
-_DOCUMENT_CAPACITY = 512
-
 
 def sample_document_lengths(n: int, capacity: int, seed: int) -> np.ndarray:
     """Seeded lognormal lengths (median ~capacity/6, long right tail), clipped to
@@ -727,9 +720,11 @@ class PackedExample(NamedTuple):
     capacity: int
 
 
-def _packed_example(
-    lengths: Sequence[int], capacity: int, strategy: str, seed: int
+def packed_example(
+    lengths: Sequence[int], capacity: int = 64, strategy: str = "bfd", seed: int = 0
 ) -> PackedExample:
+    """Documents of ``lengths`` with token ids drawn in [1, 1000) from ferrofix's generator
+    (so a seed fixes them), packed by ``pack_sequences`` (aligned labels)."""
     from ferrofix import rng
 
     lengths = [_int("lengths", v, low=0) for v in _integer_array("lengths", lengths).tolist()]
@@ -740,39 +735,3 @@ def _packed_example(
     sequences = [tokens[s : s + n] for s, n in zip(starts, lengths, strict=False)]
     batch = pack_sequences(sequences, capacity, strategy=strategy)
     return PackedExample(batch, sequences, capacity)
-
-
-@pytest.fixture
-def document_lengths(request: pytest.FixtureRequest) -> np.ndarray:
-    """1,000 realistic document lengths for capacity 512 (lognormal, seeded per test).
-
-    int64 numpy array in [1, 512], drawn from ferrofix's generator with this test's seed.
-    """
-    from ferrofix import seeding
-
-    return sample_document_lengths(1000, _DOCUMENT_CAPACITY, seeding.current_seed())
-
-
-@pytest.fixture
-def packed_batch() -> PackedExample:
-    """A small deterministic packed batch (capacity 64) with its source documents.
-
-    ``packed_batch.batch`` is the dict ``pack_sequences`` returns (bfd, aligned labels),
-    ``packed_batch.sequences`` the documents, ``packed_batch.capacity`` 64.
-    """
-    return _packed_example([30, 17, 64, 5, 40, 22, 9, 33, 12, 1], 64, "bfd", seed=0)
-
-
-@pytest.fixture
-def make_packed_batch() -> Callable[..., PackedExample]:
-    """Factory ``(lengths, capacity=64, strategy="bfd", seed=0) -> PackedExample``.
-
-    Token ids are drawn in [1, 1000) from ferrofix's generator, so a seed fixes the batch.
-    """
-
-    def make(
-        lengths: Sequence[int], capacity: int = 64, strategy: str = "bfd", seed: int = 0
-    ) -> PackedExample:
-        return _packed_example(lengths, capacity, strategy, seed)
-
-    return make

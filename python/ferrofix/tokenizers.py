@@ -30,8 +30,6 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from ferrofix import _native, _torch
 from ferrofix._arrays import as_array
 from ferrofix._memory import check_outputs_fit
@@ -947,14 +945,15 @@ def load_tokenizer(directory: str | os.PathLike[str], **overrides: Any) -> Token
     return Tokenizer.from_pretrained(directory, **overrides)
 
 
-# --- fixtures -------------------------------------------------------------------------------
+# --- what the fixtures build (ferrofix.fixtures.tokenizers) ------------------------------------
 
 SMALL_VOCAB_SIZE = 50
 BPE_FIXTURE_VOCAB_SIZE = 512
 CHAR_FIXTURE_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 .,!?'-"
 
 
-def _small_vocab() -> list[str]:
+def fixture_vocab() -> list[str]:
+    """The words ``"0"`` .. ``"49"``, a fresh list each call (the ``small_vocab`` fixture)."""
     return [str(i) for i in range(SMALL_VOCAB_SIZE)]
 
 
@@ -964,83 +963,40 @@ def fixture_corpus() -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+# Each fixture tokenizer is built once per process and every test gets a copy: a copy
+# shares the immutable native tokenizer and has its own settings, and costs ~1 us where
+# building one costs 25-90 us (training the BPE one, milliseconds).
 @functools.cache
 def _trained_bpe() -> BPETokenizer:
     return BPETokenizer.train(fixture_corpus(), BPE_FIXTURE_VOCAB_SIZE)
 
 
-@pytest.fixture
-def small_vocab() -> list[str]:
-    """The words ``"0"`` .. ``"49"`` (a fresh list per test)."""
-    return _small_vocab()
+_FIXTURE_BUILDERS: dict[str, Callable[[], Tokenizer]] = {
+    "simple": functools.cache(lambda: SimpleTokenizer(fixture_vocab())),
+    "char": functools.cache(lambda: CharTokenizer(CHAR_FIXTURE_ALPHABET)),
+    "byte": functools.cache(ByteTokenizer),
+    "bpe": _trained_bpe,
+}
 
 
-# The fixtures build each tokenizer once per process and give every test a copy: a copy
-# shares the immutable native tokenizer and has its own settings, and costs ~1 us where
-# building one costs 25-90 us.
-@functools.cache
-def _fixture_simple() -> SimpleTokenizer:
-    return SimpleTokenizer(_small_vocab())
+def fixture_tokenizer(kind: str) -> Tokenizer:
+    """A copy of the fixtures' tokenizer of ``kind`` (simple, char, byte or bpe)."""
+    _choice("kind", kind, tuple(_FIXTURE_BUILDERS))
+    return copy.copy(_FIXTURE_BUILDERS[kind]())
 
 
-@functools.cache
-def _fixture_char() -> CharTokenizer:
-    return CharTokenizer(CHAR_FIXTURE_ALPHABET)
-
-
-@functools.cache
-def _fixture_byte() -> ByteTokenizer:
-    return ByteTokenizer()
-
-
-@pytest.fixture
-def simple_tokenizer() -> SimpleTokenizer:
-    """``SimpleTokenizer`` over ``"0"`` .. ``"49"``: vocab_size 57, ``[PAD]``=0 ... ``[UNK]``=6."""
-    return copy.copy(_fixture_simple())
-
-
-@pytest.fixture
-def char_tokenizer() -> CharTokenizer:
-    """``CharTokenizer`` over lowercase letters, digits, space and ``.,!?'-``."""
-    return copy.copy(_fixture_char())
-
-
-@pytest.fixture
-def byte_tokenizer() -> ByteTokenizer:
-    """``ByteTokenizer``: the 7 specials, then one id per byte (vocab_size 263)."""
-    return copy.copy(_fixture_byte())
-
-
-@pytest.fixture
-def bpe_tokenizer() -> BPETokenizer:
-    """Byte-level BPE with vocab_size 512, trained once per process (each xdist worker) on
-    the shipped corpus; each test gets its own copy."""
-    return copy.copy(_trained_bpe())
-
-
-@pytest.fixture
-def make_tokenizer() -> Callable[..., Tokenizer]:
-    """Factory: ``make_tokenizer(kind="simple", **options)``.
-
-    ``simple`` takes ``vocab`` (default ``"0"``..``"49"``), ``char`` takes ``alphabet``,
-    ``bpe`` takes ``corpus`` (default: the shipped corpus) and ``vocab_size`` (512); every
-    kind takes ``add_bos``, ``add_eos``, ``special_tokens``, ``padding_side`` ...
-    """
-
-    def make(kind: str = "simple", **options: Any) -> Tokenizer:
-        _choice("kind", kind, tuple(_KINDS))
-        if kind == "simple":
-            return SimpleTokenizer(options.pop("vocab", _small_vocab()), **options)
-        if kind == "char":
-            return CharTokenizer(options.pop("alphabet", CHAR_FIXTURE_ALPHABET), **options)
-        if kind == "byte":
-            return ByteTokenizer(**options)
-        corpus = options.pop("corpus", None)
-        vocab_size = options.pop("vocab_size", BPE_FIXTURE_VOCAB_SIZE)
-        if corpus is None and vocab_size == BPE_FIXTURE_VOCAB_SIZE and not options:
-            return copy.copy(_trained_bpe())
-        return BPETokenizer.train(
-            fixture_corpus() if corpus is None else corpus, vocab_size, **options
-        )
-
-    return make
+def make_fixture_tokenizer(kind: str = "simple", **options: Any) -> Tokenizer:
+    """What ``make_tokenizer(kind, **options)`` builds: the fixtures' defaults for whatever
+    ``options`` leaves out."""
+    _choice("kind", kind, tuple(_KINDS))
+    if kind == "simple":
+        return SimpleTokenizer(options.pop("vocab", fixture_vocab()), **options)
+    if kind == "char":
+        return CharTokenizer(options.pop("alphabet", CHAR_FIXTURE_ALPHABET), **options)
+    if kind == "byte":
+        return ByteTokenizer(**options)
+    corpus = options.pop("corpus", None)
+    vocab_size = options.pop("vocab_size", BPE_FIXTURE_VOCAB_SIZE)
+    if corpus is None and vocab_size == BPE_FIXTURE_VOCAB_SIZE and not options:
+        return fixture_tokenizer("bpe")
+    return BPETokenizer.train(fixture_corpus() if corpus is None else corpus, vocab_size, **options)
