@@ -18,6 +18,7 @@ from ferrofix.tokenizers import (
     SimpleTokenizer,
     Tokenizer,
     fixture_corpus,
+    fixture_tokenizer,
     load_tokenizer,
 )
 from hypothesis import given, settings
@@ -756,6 +757,11 @@ BAD_INPUT = [
         r"ids: id -1 at position 0 is outside \[0, 57\)",
     ),
     (lambda: SIMPLE.decode([1.5]), errors.DtypeError, "ids: expected integer token ids"),
+    (
+        lambda: fixture_tokenizer("wordpiece"),
+        errors.ConfigError,
+        "kind: must be one of 'simple', 'char', 'byte', 'bpe'; got 'wordpiece'",
+    ),
     # numpy reads [8, True] as [8, 1]: a bool among ids is refused by position.
     (
         lambda: SIMPLE.decode([8, True]),

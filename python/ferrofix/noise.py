@@ -1,4 +1,5 @@
-"""Diffusion noise schedules, masking forward processes, and their fixtures.
+"""Diffusion noise schedules and masking forward processes; their fixtures live in
+``ferrofix.fixtures.noise``.
 
 Continuous-time schedules follow the MDLM/SEDD conventions: total noise ``σ(t)`` on
 ``t ∈ [0, 1]``, its rate ``σ'(t)``, keep probability ``α(t) = exp(-σ(t))``, mask probability

@@ -691,7 +691,7 @@ def make_attention_mask(
     return block_attention_mask(documents, causal=True)
 
 
-# --- fixtures -----------------------------------------------------------------------------
+# --- what the fixtures build (ferrofix.fixtures.packing) ---------------------------------------
 
 
 def sample_document_lengths(n: int, capacity: int, seed: int) -> np.ndarray:
