@@ -249,7 +249,7 @@ BAD_INPUT = [
     (
         lambda: assert_can_overfit(torch.nn.Linear(1, 1), None, None, steps=0),
         errors.ConfigError,
-        "steps: must be an int >= 1",
+        "steps: must be an integer >= 1",
     ),
 ]
 

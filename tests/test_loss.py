@@ -509,12 +509,12 @@ BAD_CALLS = [
     (
         lambda: loss.causal_lm_loss(LOGITS, LABELS, ignore_index=-100.0),
         ConfigError,
-        "ignore_index: must be an integer, got -100.0",
+        "ignore_index: must be an integer in [-2**63, 2**63 - 1], got -100.0",
     ),
     (
         lambda: loss.causal_lm_loss(LOGITS, LABELS, ignore_index=2**63),
         ConfigError,
-        "ignore_index: must fit in int64, got 9223372036854775808",
+        "ignore_index: must be an integer in [-2**63, 2**63 - 1], got 9223372036854775808",
     ),
     (  # equal to the default 0.0, but a bool: the defaults' shortcut must not take it
         lambda: loss.causal_lm_loss(LOGITS, LABELS, z_loss_scale=False),

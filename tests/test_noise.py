@@ -507,7 +507,7 @@ def test_the_fixture_runs_through_every_continuous_schedule_noise_builds() -> No
         (
             lambda: LogLinearSchedule().sample_t(-1),
             ConfigError,
-            "batch_size: must be a non-negative integer, got -1",
+            "batch_size: must be an integer >= 0, got -1",
         ),
         (
             lambda: LogLinearSchedule().sample_t(4, eps=1.0),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
+from ferrofix._args import integer
 from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -330,8 +331,7 @@ def assert_can_overfit(
     __tracebackhide__ = True
     import torch
 
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ConfigError(f"steps: must be an int >= 1, got {steps!r}")
+    steps = integer("steps", steps, low=1)
     trained = copy.deepcopy(model)
     optimizer = torch.optim.Adam(trained.parameters(), lr=lr)
     initial = float(loss_fn(trained, batch).detach())

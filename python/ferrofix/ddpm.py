@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _torch
+from ferrofix._args import integer
 from ferrofix._arrays import as_array
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -69,10 +70,7 @@ class DDPMSchedule:
     ) -> None:
         import numpy as np
 
-        if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int):
-            raise ConfigError(f"num_timesteps: must be an integer >= 1, got {num_timesteps!r}")
-        if num_timesteps < 1:
-            raise ConfigError(f"num_timesteps: must be an integer >= 1, got {num_timesteps}")
+        num_timesteps = integer("num_timesteps", num_timesteps, low=1)
         # betas, alphas, alphas_cumprod and timesteps, with their float64 working copies.
         check_outputs_fit("num_timesteps", (num_timesteps,), 8, "use fewer steps", arrays=6)
         if beta_schedule not in _BETA_SCHEDULES:
@@ -112,11 +110,7 @@ class DDPMSchedule:
         """
         import numpy as np
 
-        n = num_inference_steps
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.num_timesteps:
-            raise ConfigError(
-                f"num_inference_steps: must be an integer in [1, {self.num_timesteps}], got {n!r}"
-            )
+        n = integer("num_inference_steps", num_inference_steps, low=1, high=self.num_timesteps)
         steps = self.num_timesteps
         if spacing == "leading":
             timesteps = (np.arange(n) * (steps // n)).round()[::-1]

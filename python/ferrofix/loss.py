@@ -32,6 +32,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
+from ferrofix._args import integer
 from ferrofix._arrays import as_array, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError
 
@@ -95,10 +96,7 @@ class _Options:
         label_smoothing: object,
         num_items_in_batch: object,
     ) -> None:
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise ConfigError(f"ignore_index: must be an integer, got {ignore_index!r}")
-        if not -(2**63) <= ignore_index < 2**63:
-            raise ConfigError(f"ignore_index: must fit in int64, got {ignore_index}")
+        ignore_index = integer("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
         if not isinstance(reduction, str):
             raise ConfigError(f"reduction: must be one of 'mean', 'sum', 'none', got {reduction!r}")
         if not isinstance(shift, bool):
@@ -519,8 +517,7 @@ class ChunkedCausalLoss(CausalLoss):
     """
 
     def __init__(self, chunk_size: int = 4096, **options: Any) -> None:
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ConfigError(f"chunk_size: must be an integer >= 1, got {chunk_size!r}")
+        chunk_size = integer("chunk_size", chunk_size, low=1)
         super().__init__(**options)
         self.chunk_size = chunk_size
 

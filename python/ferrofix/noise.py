@@ -29,6 +29,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch, rng, seeding
+from ferrofix._args import integer
 from ferrofix._arrays import as_array, c_contiguous, dtype_name, native_byte_order
 from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
@@ -59,9 +60,7 @@ _SIXTEEN_BIT = ("float16", "bfloat16")
 
 
 def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name}: must be a non-negative integer, got {value!r}")
-    return value
+    return integer(name, value, low=0)
 
 
 def _real(name: str, value: object) -> float:
@@ -452,7 +451,7 @@ def _protect(protect: Any) -> tuple[np.ndarray | None, list[int] | None]:
 
 
 def _int128(name: str, value: object) -> int:
-    checked = rng._int(name, value)
+    checked = integer(name, value)
     if not rng._INT128_MIN <= checked < rng._INT128_END:
         raise ConfigError(f"{name}: must fit the ids' dtype, got {checked}")
     return checked

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferrofix import _native, _torch
+from ferrofix._args import integer
 from ferrofix._arrays import as_array, reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -69,20 +70,8 @@ def _choice(name: str, value: object, allowed: Sequence[str]) -> str:
     return value
 
 
-def _int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ConfigError(f"{name}: must be an integer, got {value!r}")
-    number = int(value)  # type: ignore[call-overload]
-    if (low is not None and number < low) or (high is not None and number > high):
-        if high is None:
-            raise ConfigError(f"{name}: must be an integer >= {low}, got {number}")
-        bounds = f"[{low}, {'2**31 - 1' if high == _MAX_CAPACITY else high}]"
-        raise ConfigError(f"{name}: must be an integer in {bounds}, got {number}")
-    return number
-
-
 def _capacity(capacity: object) -> int:
-    return _int("capacity", capacity, low=1, high=_MAX_CAPACITY)
+    return integer("capacity", capacity, low=1, high=_MAX_CAPACITY)
 
 
 def _integer_array(name: str, value: Any, *, ndim: int | None = 1) -> np.ndarray:
@@ -310,8 +299,8 @@ def pack_sequences(
     overflow = _choice("overflow", overflow, OVERFLOWS)
     labels = _choice("labels", labels, ("aligned", "shifted"))
     return_tensors = _choice("return_tensors", return_tensors, ("np", "pt"))
-    pad_token_id = _int("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
-    ignore_index = _int("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
+    pad_token_id = integer("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
+    ignore_index = integer("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
     tokens, lengths = _documents(sequences)
     batch = _native.core().pack_sequences(
         tokens, lengths, capacity, strategy, overflow, pad_token_id, ignore_index, labels
@@ -459,8 +448,8 @@ def check_packing(
 
     labels = _choice("labels", labels, ("aligned", "shifted"))
     capacity = None if capacity is None else _capacity(capacity)
-    pad_token_id = _int("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
-    ignore_index = _int("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
+    pad_token_id = integer("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
+    ignore_index = integer("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
     if batch.get("input_ids") is None:
         raise ConfigError("batch: must contain 'input_ids'")
     input_ids = _grid(batch, "input_ids", np.shape(batch["input_ids"]))
@@ -494,7 +483,7 @@ def check_packing(
     cu = None if cu is None else _integer_array("cu_seqlens", cu).astype(np.int64)
     max_seqlen = batch.get("max_seqlen")
     if max_seqlen is not None:
-        max_seqlen = _int("max_seqlen", max_seqlen)
+        max_seqlen = integer("max_seqlen", max_seqlen)
         if not -(2**63) <= max_seqlen < 2**63:
             detail = f"max_seqlen is {max_seqlen}, beyond int64 (no segment is that long)"
             violations.append(Violation("cu_seqlens", -1, -1, detail))
@@ -554,7 +543,7 @@ def position_ids_from_document_starts(document_starts: Any, seq_len: int) -> np.
     import numpy as np
 
     starts = _integer_array("document_starts", document_starts, ndim=2)
-    seq_len = _int("seq_len", seq_len, low=0, high=_MAX_DIM)
+    seq_len = integer("seq_len", seq_len, low=0, high=_MAX_DIM)
     # At least one row: the positions 0..seq_len are built even for none.
     check_outputs_fit("seq_len", (max(starts.shape[0], 1), seq_len), 8, "lower seq_len")
     if ((starts < -1) | (starts >= seq_len)).any():
@@ -650,8 +639,8 @@ def make_attention_mask(
 
     from ferrofix import rng
 
-    batch_size = _int("batch_size", batch_size, low=0)
-    seq_len = _int("seq_len", seq_len, low=1)
+    batch_size = integer("batch_size", batch_size, low=0)
+    seq_len = integer("seq_len", seq_len, low=1)
     kind = _choice("kind", kind, ("padding", "causal", "block", "random"))
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
         raise ConfigError(f"ratio: must be a number in [0, 1), got {ratio!r}")
@@ -673,7 +662,7 @@ def make_attention_mask(
     if lengths is None:
         lengths = rng.integers(1, seq_len + 1, batch_size, seed, stream=1)
     else:
-        lengths = np.array([_int("lengths", v, low=1, high=seq_len) for v in lengths], np.int64)
+        lengths = np.array([integer("lengths", v, low=1, high=seq_len) for v in lengths], np.int64)
     if kind == "padding":
         if len(lengths) != batch_size:
             raise ShapeError(f"lengths: expected {batch_size} lengths, got {len(lengths)}")
@@ -702,7 +691,7 @@ def sample_document_lengths(n: int, capacity: int, seed: int) -> np.ndarray:
 
     from ferrofix import rng
 
-    n = _int("n", n, low=0)
+    n = integer("n", n, low=0)
     capacity = _capacity(capacity)
     # The two uniforms, the normals and the lengths: four float64 arrays of n.
     check_outputs_fit("n", (n,), 8, "ask for fewer lengths", arrays=4)
@@ -727,7 +716,7 @@ def packed_example(
     (so a seed fixes them), packed by ``pack_sequences`` (aligned labels)."""
     from ferrofix import rng
 
-    lengths = [_int("lengths", v, low=0) for v in _integer_array("lengths", lengths).tolist()]
+    lengths = [integer("lengths", v, low=0) for v in _integer_array("lengths", lengths).tolist()]
     # The tokens become Python ints in lists: about 64 bytes each.
     check_outputs_fit("lengths", (sum(lengths),), 64, "ask for shorter documents")
     tokens = rng.integers(1, 1000, sum(lengths), seed, stream=12).tolist()

@@ -16,6 +16,7 @@ smaller pool (pytest-xdist, ``FERROFIX_NUM_THREADS``, a CPU quota) is never boun
 from __future__ import annotations
 
 from ferrofix import _native
+from ferrofix._args import optional_integer
 from ferrofix.errors import ConfigError
 
 __all__ = ["MAX_THREADS", "bound_cpus", "num_threads", "set_num_threads"]
@@ -47,8 +48,7 @@ def set_num_threads(n: int | None) -> None:
     Raises:
         ConfigError: ``n`` is not None and not an integer >= 1.
     """
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ConfigError(f"n: must be an integer >= 1 or None, got {n!r}")
+    n = optional_integer("n", n, low=1)
     if n is not None and n > MAX_THREADS:
         raise ConfigError(f"n: must be at most {MAX_THREADS}, got {n}")
     _native.core().set_num_threads(n)

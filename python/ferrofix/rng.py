@@ -9,11 +9,11 @@ per-test seed under pytest, or what pytest-randomly / ``fixed_seed`` set).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ferrofix import _native, seeding
+from ferrofix._args import integer
 from ferrofix.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,17 +24,6 @@ __all__ = ["integers", "uniform"]
 Shape = int | Sequence[int]
 
 
-def _int(name: str, value: object) -> int:
-    if type(value) is int:  # the common case, without the checks below (~1 us a call)
-        return value
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ConfigError(f"{name}: must be an integer, got {value!r}")
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:  # e.g. a numpy array with more than one element
-        raise ConfigError(f"{name}: must be an integer, got {value!r}") from None
-
-
 def _shape(shape: Shape) -> list[int]:
     # The common cases (an int, a tuple or list of ints) without the Sequence check.
     if type(shape) is int and 0 <= shape < 2**63:
@@ -43,7 +32,7 @@ def _shape(shape: Shape) -> list[int]:
         return list(shape)
     dims = list(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else [shape]
     try:
-        checked = [_int("shape", dim) for dim in dims]
+        checked = [integer("shape", dim) for dim in dims]
     except ConfigError:
         raise ConfigError(f"shape: must be an int or a sequence of ints, got {shape!r}") from None
     if any(not 0 <= dim < 2**63 for dim in checked):
@@ -61,7 +50,7 @@ _INT128_END = 2**127
 
 
 def _index(name: str, value: object) -> int:
-    checked = _int(name, value)
+    checked = integer(name, value)
     if not _INT128_MIN <= checked < _INT128_END:
         raise ConfigError(f"{name}: must be in {_RANGES[name]}, got {checked}")
     return checked
@@ -125,7 +114,7 @@ def integers(
     Raises:
         ConfigError: a bad bound, shape, seed, stream or offset.
     """
-    low, high = _int("low", low), _int("high", high)
+    low, high = integer("low", low), integer("high", high)
     for name, value in (("low", low), ("high", high)):
         if not -(2**63) <= value < 2**63:
             raise ConfigError(f"{name}: must fit in int64 [-2**63, 2**63), got {value}")

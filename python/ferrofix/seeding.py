@@ -13,7 +13,6 @@ per-test seed during a test, unless pytest-randomly reseeds it through its
 from __future__ import annotations
 
 import importlib.util
-import operator
 import random
 import secrets
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ferrofix.errors import ConfigError
+from ferrofix._args import integer
 
 __all__ = ["current_seed", "ferrofix_seed", "fixed_seed", "parse_seed", "reseed", "test_seed"]
 
@@ -41,9 +40,7 @@ def reseed(seed: int) -> None:
     """Set the current seed, any integer taken mod 2**64 (pytest-randomly calls this before
     each test phase)."""
     global _current_seed
-    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
-        raise ConfigError(f"seed: must be an integer, got {seed!r}")
-    _current_seed = operator.index(seed) % 2**64
+    _current_seed = integer("seed", seed) % 2**64
 
 
 def parse_seed(text: str) -> int:

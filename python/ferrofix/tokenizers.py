@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
+from ferrofix._args import integer, optional_integer
 from ferrofix._arrays import as_array
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -102,15 +103,7 @@ def _choice(arg: str, value: object, allowed: Sequence[object]) -> None:
 
 
 def _positive(arg: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{arg}: must be a positive int or None; got {value!r}")
-    if value < 1:
-        raise ConfigError(f"{arg}: must be at least 1, got {value}")
-    if value >= 2**63:
-        raise ConfigError(f"{arg}: must be below 2**63, got {value}")
-    return value
+    return optional_integer(arg, value, low=1, high=2**63 - 1)
 
 
 class Encoding(dict):
@@ -775,8 +768,7 @@ class SimpleTokenizer(Tokenizer):
     @classmethod
     def for_numbers(cls, n: int, **options: Any) -> SimpleTokenizer:
         """A tokenizer over the words ``"0"`` .. ``str(n - 1)``."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ConfigError(f"n: must be a non-negative int, got {n!r}")
+        n = integer("n", n, low=0)
         check_outputs_fit("n", (n,), _BYTES_PER_WORD, "ask for fewer numbers")
         return cls([str(i) for i in range(n)], **options)
 
@@ -892,12 +884,8 @@ class BPETokenizer(Tokenizer):
         frequent pair occurs fewer than ``min_frequency`` times. Deterministic: the same
         corpus gives the same merges on any machine and thread count."""
         texts = [corpus] if isinstance(corpus, str) else list(corpus)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 0:
-            raise ConfigError(f"vocab_size: must be a non-negative int, got {vocab_size!r}")
-        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int):
-            raise ConfigError(f"min_frequency: must be an int, got {min_frequency!r}")
-        if min_frequency < 1:
-            raise ConfigError(f"min_frequency: must be at least 1, got {min_frequency}")
+        vocab_size = integer("vocab_size", vocab_size, low=0)
+        min_frequency = integer("min_frequency", min_frequency, low=1)
         specials = _specials(special_tokens)
         add_bos, add_eos = _flags(add_bos=add_bos, add_eos=add_eos)
         native = _build(

@@ -1,0 +1,172 @@
+"""Integer arguments: what every entry point accepts (ints and integer scalars, as Python's
+``range`` does) and refuses (bools, floats, strings, arrays of several elements)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ferrofix import ddpm, loss, noise, packing, parallel, rng, seeding, tokenizers
+from ferrofix._args import integer, optional_integer
+from ferrofix.errors import ConfigError
+from hypothesis import given
+from hypothesis import strategies as st
+
+INTEGER_FORMS = [
+    pytest.param(lambda n: n, id="int"),
+    pytest.param(np.int64, id="np.int64"),
+    pytest.param(np.int32, id="np.int32"),
+    pytest.param(np.uint16, id="np.uint16"),
+    pytest.param(lambda n: np.array(n), id="0-d array"),
+]
+
+NOT_INTEGERS = [
+    pytest.param(True, id="True"),
+    pytest.param(np.True_, id="np.True_"),
+    pytest.param(np.array(True), id="0-d bool array"),
+    pytest.param(10.0, id="integral float"),
+    pytest.param(np.float64(10.5), id="np.float64"),
+    pytest.param(np.array(10.5), id="0-d float array"),
+    pytest.param(np.array([10, 11]), id="two-element array"),
+    pytest.param("10", id="str"),
+    pytest.param([10], id="list"),
+    pytest.param(None, id="None"),
+]
+
+
+@pytest.mark.parametrize("form", INTEGER_FORMS)
+def test_integer_scalars_read_as_the_int_they_stand_for(form) -> None:
+    value = integer("n", form(7), low=0, high=10)
+    assert value == 7
+    assert type(value) is int
+
+
+@pytest.mark.parametrize("value", NOT_INTEGERS)
+def test_everything_else_is_refused_with_the_allowed_range(value) -> None:
+    with pytest.raises(ConfigError) as raised:
+        integer("capacity", value, low=1, high=2**31 - 1)
+    assert str(raised.value) == f"capacity: must be an integer in [1, 2**31 - 1], got {value!r}"
+
+
+def test_torch_bools_and_fractional_tensors_are_refused_and_integer_tensors_read() -> None:
+    torch = pytest.importorskip("torch")
+    assert integer("n", torch.tensor(7)) == 7
+    for value in (torch.tensor(True), torch.tensor(10.5), torch.tensor([1, 2])):
+        with pytest.raises(ConfigError, match="n: must be an integer, got tensor"):
+            integer("n", value)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "value", "message"),
+    [
+        (1, None, 0, "seq_len: must be an integer >= 1, got 0"),
+        (None, 4, 5, "seq_len: must be an integer <= 4, got 5"),
+        (
+            0,
+            2**63 - 1,
+            2**63,
+            "seq_len: must be an integer in [0, 2**63 - 1], got 9223372036854775808",
+        ),
+        (-(2**63), 2**63 - 1, -(2**63) - 1, "seq_len: must be an integer in [-2**63, 2**63 - 1]"),
+        (1, 4, np.int64(9), "seq_len: must be an integer in [1, 4], got 9"),
+    ],
+)
+def test_values_out_of_range_name_the_bounds(low, high, value, message) -> None:
+    with pytest.raises(ConfigError) as raised:
+        integer("seq_len", value, low=low, high=high)
+    assert str(raised.value).startswith(message)
+
+
+@given(st.integers(min_value=-(2**70), max_value=2**70), st.integers(-50, 50), st.integers(0, 100))
+def test_a_value_passes_exactly_when_it_lies_within_the_bounds(value, low, width) -> None:
+    high = low + width
+    if low <= value <= high:
+        assert integer("n", value, low=low, high=high) == value
+    else:
+        with pytest.raises(ConfigError):
+            integer("n", value, low=low, high=high)
+
+
+def test_optional_integer_passes_none_and_says_none_is_allowed() -> None:
+    assert optional_integer("max_length", None, low=1) is None
+    assert optional_integer("max_length", np.int64(3), low=1) == 3
+    for bad, shown in ((0, "0"), (True, "True"), (2.0, "2.0")):
+        with pytest.raises(ConfigError) as raised:
+            optional_integer("max_length", bad, low=1)
+        assert str(raised.value) == f"max_length: must be an integer >= 1 or None, got {shown}"
+
+
+# Every public integer argument, called with a plain int and with a numpy integer scalar:
+# the results must be equal (a size computed with numpy, e.g. lengths.max(), is common).
+TOKENIZER = tokenizers.SimpleTokenizer.for_numbers(10)
+IDS = np.array([[7, 8, 9, 10]])
+PROBS = np.array([0.5])
+LOGITS = np.linspace(-1.0, 1.0, 3 * 6, dtype=np.float32).reshape(1, 3, 6)
+LABELS = np.array([[1, 2, 3]])
+
+ENTRY_POINTS = [
+    pytest.param(lambda n: packing.pack([3, 2, 3], n(10)).bins(), id="pack capacity"),
+    pytest.param(
+        lambda n: packing.pack_sequences([[1, 2]], n(4), pad_token_id=n(0))["input_ids"],
+        id="pack_sequences capacity, pad_token_id",
+    ),
+    pytest.param(
+        lambda n: packing.make_attention_mask(n(2), n(3), kind="random", seed=n(5)),
+        id="make_attention_mask",
+    ),
+    pytest.param(
+        lambda n: TOKENIZER(["1 2"], padding="max_length", max_length=n(4))["input_ids"],
+        id="tokenizer max_length",
+    ),
+    pytest.param(
+        lambda n: TOKENIZER.batch_encode(["1 2 3"], pad_to_multiple_of=n(4))[0],
+        id="batch_encode pad_to_multiple_of",
+    ),
+    pytest.param(
+        lambda n: TOKENIZER.pad([{"input_ids": [7]}], padding="max_length", max_length=n(3))[
+            "input_ids"
+        ],
+        id="tokenizer pad max_length",
+    ),
+    pytest.param(
+        lambda n: tokenizers.SimpleTokenizer.for_numbers(n(5)).vocab_size, id="for_numbers"
+    ),
+    pytest.param(
+        lambda n: noise.mask_tokens(IDS, PROBS, mask_token_id=n(2), seed=n(3)),
+        id="mask_tokens mask_token_id, seed",
+    ),
+    pytest.param(lambda n: noise.LogLinearSchedule().sample_t(n(4), seed=n(1)), id="sample_t"),
+    pytest.param(lambda n: ddpm.DDPMSchedule(num_timesteps=n(10)).set_timesteps(n(5)), id="ddpm"),
+    pytest.param(
+        lambda n: loss.causal_lm_loss(LOGITS, LABELS, ignore_index=n(2)), id="loss ignore_index"
+    ),
+    pytest.param(lambda n: repr(loss.ChunkedCausalLoss(chunk_size=n(64))), id="ChunkedCausalLoss"),
+    pytest.param(lambda n: rng.integers(0, n(10), (3,), n(7)), id="rng integers"),
+]
+
+
+@pytest.mark.parametrize("call", ENTRY_POINTS)
+def test_public_integer_arguments_take_numpy_integers(call) -> None:
+    expected = call(int)
+    got = call(np.int64)
+    if isinstance(expected, tuple):
+        for e, g in zip(expected, got, strict=True):
+            np.testing.assert_array_equal(g, e)
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        pytest.param(lambda: packing.pack([3], np.True_), "capacity", id="pack"),
+        pytest.param(lambda: TOKENIZER(["1"], max_length=np.float64(4)), "max_length", id="tok"),
+        pytest.param(lambda: noise.mask_tokens(IDS, PROBS, mask_token_id=True), "mask_token_id"),
+        pytest.param(lambda: ddpm.DDPMSchedule(num_timesteps=np.array(10.0)), "num_timesteps"),
+        pytest.param(lambda: loss.ChunkedCausalLoss(chunk_size=64.0), "chunk_size", id="chunk"),
+        pytest.param(lambda: parallel.set_num_threads(np.True_), "n", id="set_num_threads"),
+        pytest.param(lambda: seeding.reseed(np.array([1, 2])), "seed", id="reseed"),
+    ],
+)
+def test_public_integer_arguments_refuse_bools_and_floats(call, name) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}: must be an integer"):
+        call()
