@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ferrofix import ddpm, loss, noise, packing, parallel, rng, seeding, tokenizers
-from ferrofix._args import integer, optional_integer
+from ferrofix import assertions, ddpm, loss, noise, packing, parallel, rng, seeding, tokenizers
+from ferrofix._args import integer, number, optional_integer, optional_number
 from ferrofix.errors import ConfigError
 from hypothesis import given
 from hypothesis import strategies as st
@@ -169,4 +169,100 @@ def test_public_integer_arguments_take_numpy_integers(call) -> None:
 )
 def test_public_integer_arguments_refuse_bools_and_floats(call, name) -> None:
     with pytest.raises(ConfigError, match=f"^{name}: must be an integer"):
+        call()
+
+
+REAL_FORMS = [
+    pytest.param(lambda x: x, id="float"),
+    pytest.param(np.float32, id="np.float32"),
+    pytest.param(np.float16, id="np.float16"),
+    pytest.param(lambda x: np.array(x), id="0-d array"),
+]
+
+NOT_NUMBERS = [
+    pytest.param(True, id="True"),
+    pytest.param(np.True_, id="np.True_"),
+    pytest.param(np.array(True), id="0-d bool array"),
+    pytest.param("0.5", id="str"),
+    pytest.param(np.array("0.5"), id="0-d str array"),
+    pytest.param(0.5 + 0j, id="complex"),
+    pytest.param(np.array(0.5 + 0j), id="0-d complex array"),
+    pytest.param(np.array([0.5]), id="one-element 1-d array"),
+    pytest.param(None, id="None"),
+]
+
+
+@pytest.mark.parametrize("form", REAL_FORMS)
+def test_real_scalars_read_as_the_float_they_stand_for(form) -> None:
+    value = number("ratio", form(0.5))
+    assert value == 0.5
+    assert type(value) is float
+
+
+@pytest.mark.parametrize("value", NOT_NUMBERS)
+def test_bools_strings_and_complex_numbers_are_not_numbers(value) -> None:
+    with pytest.raises(ConfigError) as raised:
+        number("ratio", value, "a number in [0, 1)")
+    assert str(raised.value) == f"ratio: must be a number in [0, 1), got {value!r}"
+
+
+def test_torch_scalars_are_numbers_unless_bool_or_complex() -> None:
+    torch = pytest.importorskip("torch")
+    assert number("x", torch.tensor(0.5, dtype=torch.bfloat16)) == 0.5
+    assert number("x", torch.tensor(3)) == 3.0
+    for value in (torch.tensor(True), torch.tensor(1 + 0j), torch.tensor([0.5, 1.0])):
+        with pytest.raises(ConfigError, match="x: must be a number, got tensor"):
+            number("x", value)
+
+
+def test_optional_number_passes_none_and_says_none_is_allowed() -> None:
+    assert optional_number("softcap", None) is None
+    with pytest.raises(ConfigError, match=r"^softcap: must be a number or None, got True$"):
+        optional_number("softcap", True)
+
+
+# Every public number argument, called with a Python float and with a numpy float32 of the
+# same value: a tolerance or rate computed with numpy must give the same result.
+FLOAT_ENTRY_POINTS = [
+    pytest.param(
+        lambda x: packing.make_attention_mask(2, 8, kind="random", ratio=x(0.25), seed=1),
+        id="make_attention_mask ratio",
+    ),
+    pytest.param(lambda x: noise.LogLinearSchedule().sample_t(4, eps=x(0.5), seed=1), id="eps"),
+    pytest.param(lambda x: noise.LinearSchedule(sigma_min=x(0.5)).sigma_min, id="sigma_min"),
+    pytest.param(lambda x: ddpm.DDPMSchedule(10, beta_end=x(0.5)).betas, id="beta_end"),
+    pytest.param(
+        lambda x: loss.causal_lm_loss(LOGITS, LABELS, z_loss_scale=x(0.5), label_smoothing=x(0.5)),
+        id="loss options",
+    ),
+    pytest.param(
+        lambda x: assertions.compare_tensors(np.ones(3), np.zeros(3), rms_eps=x(0.5)).scale,
+        id="rms_eps",
+    ),
+    pytest.param(
+        lambda x: assertions.assert_close(
+            np.ones(3), np.ones(3), rms_abs=x(0.5), compare_factor=x(0.5)
+        ),
+        id="assert_close tolerances",
+    ),
+]
+
+
+@pytest.mark.parametrize("call", FLOAT_ENTRY_POINTS)
+def test_public_number_arguments_take_numpy_floats(call) -> None:
+    np.testing.assert_array_equal(call(np.float32), call(float))
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        pytest.param(lambda: loss.causal_lm_loss(LOGITS, LABELS, z_loss_scale=np.True_), "z_loss"),
+        pytest.param(lambda: assertions.assert_close(1.0, 1.0, rms_abs=True), "rms_abs"),
+        pytest.param(lambda: assertions.compare_tensors(1.0, 1.0, rms_eps=True), "rms_eps"),
+        pytest.param(lambda: ddpm.DDPMSchedule(beta_start="0.1"), "beta_start"),
+        pytest.param(lambda: noise.LogLinearSchedule(eps="0.1"), "eps"),
+    ],
+)
+def test_public_number_arguments_refuse_bools_and_strings(call, name) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}"):
         call()

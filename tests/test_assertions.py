@@ -239,7 +239,12 @@ BAD_INPUT = [
     (
         lambda: assert_batch_independence(lambda x: x, np.zeros((2, 3)), index=5),
         errors.ConfigError,
-        r"index: must be in \[0, 2\), got 5",
+        r"index: must be an integer in \[0, 1\], got 5",
+    ),
+    (
+        lambda: assert_batch_independence(lambda x: x, np.zeros((2, 3)), index=1.0),
+        errors.ConfigError,
+        r"index: must be an integer in \[0, 1\], got 1.0",
     ),
     (
         lambda: assert_causal(lambda x: x, torch.zeros(3, dtype=torch.long)),

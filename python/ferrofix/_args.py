@@ -1,15 +1,22 @@
-"""Integer arguments (sizes, ids, seeds, thread counts), read the same way by every entry point.
+"""Scalar arguments (sizes, ids, seeds, rates, tolerances), read the same way by every entry point.
 
 An integer argument is what Python's own ``range`` takes: an int or an integer scalar that
 has ``__index__`` (numpy integer scalars and 0-d arrays, one-element torch integer tensors),
-so ``max_length=lengths.max()`` works wherever ``max_length=7`` does. Bools are refused,
-numpy's and torch's included (``True`` is not a length), and so are floats, even integral
-ones: truncating ``10.5`` would be a silent wrong answer. Imports nothing heavy: the plugin
-and the light fixture modules use it.
+so ``max_length=lengths.max()`` works wherever ``max_length=7`` does. Floats are refused,
+even integral ones: truncating ``10.5`` would be a silent wrong answer.
+
+A number argument is any real scalar: ints, floats, numpy scalars such as ``np.float32``,
+0-d arrays and 0-d tensors (a tolerance or rate computed with numpy or torch). Strings and
+complex numbers are refused.
+
+Bools are never either, numpy's and torch's included: ``True`` is not a length or a rate,
+and reading it as 1 hides the mistake. Imports nothing heavy: the plugin and the light
+fixture modules use it.
 """
 
 from __future__ import annotations
 
+import numbers
 import operator
 
 from ferrofix.errors import ConfigError
@@ -53,9 +60,40 @@ def optional_integer(
     return number
 
 
+def number(name: str, value: object, allowed: str = "a number") -> float:
+    """``value`` as a Python float; ``allowed`` (what the caller's range check accepts, e.g.
+    ``"a number in [0, 1)"``) goes into the error so one message names the allowed values."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    if _is_bool(value) or not (isinstance(value, numbers.Real) or _is_real_scalar(value)):
+        raise ConfigError(f"{name}: must be {allowed}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def optional_number(name: str, value: object, allowed: str = "a number") -> float | None:
+    """``None`` as it is, anything else as :func:`number` reads it."""
+    return None if value is None else number(name, value, f"{allowed} or None")
+
+
+def _is_real_scalar(value: object) -> bool:
+    """A 0-d numpy array or tensor of an integer or float dtype (HF passes
+    num_items_in_batch as a tensor). Bools are caught before this."""
+    if getattr(value, "shape", None) != ():
+        return False
+    dtype = getattr(value, "dtype", None)
+    kind = getattr(dtype, "kind", None)  # numpy's dtype letter; torch dtypes have none
+    if kind is not None:
+        return kind in "iuf"
+    return dtype is not None and getattr(dtype, "is_complex", True) is False
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool) or str(getattr(value, "dtype", "")) in _BOOL_DTYPES
+
+
 def _index(value: object) -> int | None:
     """The int ``value`` stands for, or None when it is not an integer (or is a bool)."""
-    if isinstance(value, bool) or str(getattr(value, "dtype", "")) in _BOOL_DTYPES:
+    if _is_bool(value):
         return None
     try:
         return operator.index(value)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
-from ferrofix._args import integer
+from ferrofix._args import integer, number
 from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -109,7 +109,8 @@ def compare_tensors(actual: Any, expected: Any, *, rms_eps: float = DEFAULT_RMS_
     shape = _shape(expected)
     if _shape(actual) != shape:
         raise ShapeError(f"actual: expected shape {shape} (that of expected), got {_shape(actual)}")
-    if not (isinstance(rms_eps, int | float) and rms_eps >= 0 and math.isfinite(rms_eps)):
+    rms_eps = number("rms_eps", rms_eps, "a finite number >= 0")
+    if not (rms_eps >= 0 and math.isfinite(rms_eps)):
         raise ConfigError(f"rms_eps: must be a finite number >= 0, got {rms_eps!r}")
     a, a_dtype = _host(actual, "actual")
     e, e_dtype = _host(expected, "expected")
@@ -139,9 +140,10 @@ def _tolerances(preset: str | None, overrides: dict[str, float | None]) -> dict[
     for name, value in overrides.items():
         if value is None:
             continue
-        if not (isinstance(value, int | float) and value >= 0):
-            raise ConfigError(f"{name}: must be a number >= 0, got {value!r}")
-        base[name] = float(value)
+        tolerance = number(name, value, "a number >= 0")
+        if not tolerance >= 0:
+            raise ConfigError(f"{name}: must be a number >= 0, got {tolerance!r}")
+        base[name] = tolerance
     return base
 
 
@@ -182,9 +184,10 @@ def checked_compare_factor(value: object) -> float:
 
     A bool is no factor, and an infinite one would make every comparison pass.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigError(f"compare_factor: must be a finite number > 0, got {value!r}")
-    return float(value)
+    factor = number("compare_factor", value, "a finite number > 0")
+    if not 0 < factor < math.inf:
+        raise ConfigError(f"compare_factor: must be a finite number > 0, got {factor!r}")
+    return factor
 
 
 def assert_close(
@@ -289,8 +292,7 @@ def assert_batch_independence(
     """Row ``index`` of ``model_fn(inputs)`` equals ``model_fn(inputs[index:index+1])``: no
     information leaks between batch rows (``close`` goes to ``assert_close``)."""
     __tracebackhide__ = True
-    if not 0 <= index < len(inputs):
-        raise ConfigError(f"index: must be in [0, {len(inputs)}), got {index}")
+    index = integer("index", index, low=0, high=len(inputs) - 1)
     together = model_fn(inputs)[index : index + 1]
     alone = model_fn(inputs[index : index + 1])
     try:

@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _torch
-from ferrofix._args import integer
+from ferrofix._args import integer, number
 from ferrofix._arrays import as_array
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -77,6 +77,9 @@ class DDPMSchedule:
             raise ConfigError(
                 f"beta_schedule: must be one of {', '.join(_BETA_SCHEDULES)}; got {beta_schedule!r}"
             )
+        beta_start = number("beta_start", beta_start, "a number in (0, beta_end]")
+        beta_end = number("beta_end", beta_end, "a number in [beta_start, 1)")
+        max_beta = number("max_beta", max_beta, "a number in (0, 1)")
         if not 0.0 < beta_start <= beta_end < 1.0:
             raise ConfigError(
                 "beta_start, beta_end: need 0 < beta_start <= beta_end < 1, "

@@ -32,7 +32,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
-from ferrofix._args import integer
+from ferrofix._args import integer, number, optional_number
 from ferrofix._arrays import as_array, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError
 
@@ -49,20 +49,6 @@ __all__ = [
 
 _SUPPORTED = "float32, bfloat16, float16, float64"
 _SIXTEEN_BIT = ("float16", "bfloat16")  # bfloat16 numpy arrays come from ml_dtypes
-
-
-def _number(name: str, value: object, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not _is_scalar(value)):
-        allowed = "a number or None" if allow_none else "a number"
-        raise ConfigError(f"{name}: must be {allowed}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _is_scalar(value: object) -> bool:
-    """A 0-d numpy array or tensor (HF passes num_items_in_batch as a tensor)."""
-    return getattr(value, "shape", None) == () and hasattr(value, "__float__")
 
 
 class _Options:
@@ -106,12 +92,10 @@ class _Options:
             "shift": shift,
             "ignore_index": ignore_index,
             "reduction": reduction,
-            "z_loss_scale": _number("z_loss_scale", z_loss_scale),
-            "softcap": _number("softcap", softcap, allow_none=True),
-            "label_smoothing": _number("label_smoothing", label_smoothing),
-            "num_items_in_batch": _number(
-                "num_items_in_batch", num_items_in_batch, allow_none=True
-            ),
+            "z_loss_scale": number("z_loss_scale", z_loss_scale),
+            "softcap": optional_number("softcap", softcap),
+            "label_smoothing": number("label_smoothing", label_smoothing),
+            "num_items_in_batch": optional_number("num_items_in_batch", num_items_in_batch),
         }
 
 

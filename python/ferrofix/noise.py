@@ -29,7 +29,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch, rng, seeding
-from ferrofix._args import integer
+from ferrofix._args import integer, number
 from ferrofix._arrays import as_array, c_contiguous, dtype_name, native_byte_order
 from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
@@ -61,12 +61,6 @@ _SIXTEEN_BIT = ("float16", "bfloat16")
 
 def _positive_int(name: str, value: object) -> int:
     return integer(name, value, low=0)
-
-
-def _real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name}: must be a number, got {value!r}")
-    return float(value)
 
 
 def _check_return_tensors(value: object) -> str:
@@ -227,7 +221,7 @@ class NoiseSchedule:
         n = _positive_int("batch_size", batch_size)
         # The uniforms, the strata and the times: three float64 arrays of n.
         check_outputs_fit("batch_size", (n,), 8, "ask for fewer times", arrays=3)
-        eps = _real("eps", eps)
+        eps = number("eps", eps)
         if not 0.0 <= eps < 1.0:
             raise ConfigError(f"eps: must be in [0, 1), got {eps}")
         if device is not None and self.return_tensors != "pt":
@@ -271,10 +265,10 @@ class LogLinearSchedule(NoiseSchedule):
         self, eps: float = 1e-3, *, sigma_max: float | None = None, return_tensors: str = "np"
     ) -> None:
         if sigma_max is None:
-            self.eps = _real("eps", eps)
+            self.eps = number("eps", eps)
             super().__init__("loglinear", (self.eps, 0.0), return_tensors)
         else:
-            sigma_max = _real("sigma_max", sigma_max)
+            sigma_max = number("sigma_max", sigma_max)
             self.eps = math.exp(-sigma_max) if sigma_max > 0 else float("nan")
             super().__init__("loglinear_sigma_max", (sigma_max, 0.0), return_tensors)
 
@@ -294,8 +288,8 @@ class LinearSchedule(NoiseSchedule):
     def __init__(
         self, sigma_min: float = 0.0, sigma_max: float = 10.0, *, return_tensors: str = "np"
     ) -> None:
-        self.sigma_min = _real("sigma_min", sigma_min)
-        super().__init__("linear", (self.sigma_min, _real("sigma_max", sigma_max)), return_tensors)
+        self.sigma_min = number("sigma_min", sigma_min)
+        super().__init__("linear", (self.sigma_min, number("sigma_max", sigma_max)), return_tensors)
 
     def _describe(self) -> str:
         return f"sigma_min={self._params[0]!r}, sigma_max={self._params[1]!r}"
@@ -308,7 +302,7 @@ class _CosineFamily(NoiseSchedule):
     _name: str
 
     def __init__(self, eps: float = 1e-3, *, return_tensors: str = "np") -> None:
-        self.eps = _real("eps", eps)
+        self.eps = number("eps", eps)
         super().__init__(self._name, (self.eps, 0.0), return_tensors)
 
     def _describe(self) -> str:
@@ -350,9 +344,9 @@ class GeometricSchedule(NoiseSchedule):
     def __init__(
         self, sigma_min: float = 1e-3, sigma_max: float = 1.0, *, return_tensors: str = "np"
     ) -> None:
-        self.sigma_min = _real("sigma_min", sigma_min)
+        self.sigma_min = number("sigma_min", sigma_min)
         super().__init__(
-            "geometric", (self.sigma_min, _real("sigma_max", sigma_max)), return_tensors
+            "geometric", (self.sigma_min, number("sigma_max", sigma_max)), return_tensors
         )
 
     def _describe(self) -> str:

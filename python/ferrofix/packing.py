@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferrofix import _native, _torch
-from ferrofix._args import integer
+from ferrofix._args import integer, number
 from ferrofix._arrays import as_array, reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -642,7 +642,8 @@ def make_attention_mask(
     batch_size = integer("batch_size", batch_size, low=0)
     seq_len = integer("seq_len", seq_len, low=1)
     kind = _choice("kind", kind, ("padding", "causal", "block", "random"))
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+    ratio = number("ratio", ratio, "a number in [0, 1)")
+    if not 0 <= ratio < 1:
         raise ConfigError(f"ratio: must be a number in [0, 1), got {ratio!r}")
     if kind in ("causal", "block"):
         shape, itemsize = (batch_size, seq_len, seq_len), 1
