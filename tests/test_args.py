@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ferrofix import assertions, ddpm, loss, noise, packing, parallel, rng, seeding, tokenizers
-from ferrofix._args import integer, number, optional_integer, optional_number
+from ferrofix._args import choice, integer, number, optional_integer, optional_number
 from ferrofix.errors import ConfigError
 from hypothesis import given
 from hypothesis import strategies as st
@@ -266,3 +266,30 @@ def test_public_number_arguments_take_numpy_floats(call) -> None:
 def test_public_number_arguments_refuse_bools_and_strings(call, name) -> None:
     with pytest.raises(ConfigError, match=f"^{name}"):
         call()
+
+
+def test_a_choice_returns_the_option_a_string_subclass_names() -> None:
+    class Padding(str):
+        pass
+
+    option = choice("padding", Padding("longest"), (False, True, "longest"))
+    assert option == "longest"
+    assert type(option) is str
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(1, id="1 is not True"),
+        pytest.param(0, id="0 is not False"),
+        pytest.param(["longest"], id="unhashable"),
+        pytest.param("LONGEST", id="case matters"),
+        pytest.param(b"longest", id="bytes"),
+    ],
+)
+def test_a_choice_refuses_lookalikes_naming_the_options(value) -> None:
+    with pytest.raises(ConfigError) as raised:
+        choice("padding", value, (False, True, "longest", None))
+    assert str(raised.value) == (
+        f"padding: must be one of False, True, 'longest', None, got {value!r}"
+    )

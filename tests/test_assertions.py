@@ -214,7 +214,7 @@ BAD_INPUT = [
     (
         lambda: assert_close(np.zeros(3), np.zeros(3), preset="fp8"),
         errors.ConfigError,
-        "preset: must be one of 'fp32', 'bf16', 'fp16' or None; got 'fp8'",
+        "preset: must be one of 'fp32', 'bf16', 'fp16', None, got 'fp8'",
     ),
     (
         lambda: assert_close(np.zeros(3), np.zeros(3), preset=None),

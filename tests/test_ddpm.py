@@ -126,8 +126,8 @@ def test_add_noise_keeps_float32_coefficients_for_bfloat16_samples() -> None:
         (
             lambda: DDPMSchedule(beta_schedule="cubic"),
             ConfigError,
-            "beta_schedule: must be one of linear, scaled_linear, squaredcos_cap_v2, sigmoid; "
-            "got 'cubic'",
+            "beta_schedule: must be one of 'linear', 'scaled_linear', 'squaredcos_cap_v2', "
+            "'sigmoid', got 'cubic'",
         ),
         (
             lambda: DDPMSchedule(beta_start=0.1, beta_end=0.01),
@@ -143,7 +143,7 @@ def test_add_noise_keeps_float32_coefficients_for_bfloat16_samples() -> None:
         (
             lambda: DDPMSchedule().set_timesteps(10, spacing="karras"),
             ConfigError,
-            "spacing: must be one of leading, trailing, linspace; got 'karras'",
+            "spacing: must be one of 'leading', 'trailing', 'linspace', got 'karras'",
         ),
         (
             lambda: DDPMSchedule().add_noise(np.zeros((2, 3)), np.zeros((2, 3)), [3, True]),

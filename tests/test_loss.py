@@ -459,7 +459,7 @@ BAD_CALLS = [
     (
         lambda: loss.causal_lm_loss(LOGITS, LABELS, reduction="avg"),
         ConfigError,
-        "reduction: must be one of 'mean', 'sum', 'none', got \"avg\"",
+        "reduction: must be one of 'mean', 'sum', 'none', got 'avg'",
     ),
     (
         lambda: loss.causal_lm_loss(LOGITS, LABELS, reduction=None),
@@ -557,7 +557,7 @@ BAD_CALLS = [
     (
         lambda: loss.CausalLoss(reduction="avg"),
         ConfigError,
-        "reduction: must be one of 'mean', 'sum', 'none', got \"avg\"",
+        "reduction: must be one of 'mean', 'sum', 'none', got 'avg'",
     ),
 ]
 

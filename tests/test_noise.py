@@ -418,7 +418,7 @@ def test_fixtures(
 def test_the_fixture_runs_through_every_continuous_schedule_noise_builds() -> None:
     # The fixture module names the kinds itself, so collecting it imports no numpy.
     assert tuple(noise._CONTINUOUS) == CONTINUOUS_KINDS
-    with pytest.raises(ConfigError, match="kind: must be one of loglinear, linear, cosine"):
+    with pytest.raises(ConfigError, match="kind: must be one of 'loglinear', 'linear', 'cosine'"):
         noise.fixture_schedule("karras")
 
 

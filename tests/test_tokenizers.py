@@ -760,7 +760,7 @@ BAD_INPUT = [
     (
         lambda: fixture_tokenizer("wordpiece"),
         errors.ConfigError,
-        "kind: must be one of 'simple', 'char', 'byte', 'bpe'; got 'wordpiece'",
+        "kind: must be one of 'simple', 'char', 'byte', 'bpe', got 'wordpiece'",
     ),
     # numpy reads [8, True] as [8, 1]: a bool among ids is refused by position.
     (
@@ -822,12 +822,12 @@ BAD_INPUT = [
     (
         lambda: SIMPLE("1", padding="longer"),
         errors.ConfigError,
-        "padding: must be one of False, True, 'longest', 'max_length', 'do_not_pad'; got 'longer'",
+        "padding: must be one of False, True, 'longest', 'max_length', 'do_not_pad', got 'longer'",
     ),
     (
         lambda: SIMPLE("1", return_tensors="tf"),
         errors.ConfigError,
-        "return_tensors: must be one of None, 'np', 'pt'; got 'tf'",
+        "return_tensors: must be one of None, 'np', 'pt', got 'tf'",
     ),
     (lambda: SIMPLE("1", truncation="sideways"), errors.ConfigError, "truncation: must be one of"),
     (
@@ -946,7 +946,7 @@ BAD_INPUT = [
     (
         lambda: SimpleTokenizer(WORDS, padding_side="up"),
         errors.ConfigError,
-        "padding_side: must be one of 'right', 'left'; got 'up'",
+        "padding_side: must be one of 'right', 'left', got 'up'",
     ),
     (
         lambda: SimpleTokenizer.for_numbers(-1),

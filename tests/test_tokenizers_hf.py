@@ -216,6 +216,30 @@ def test_pad_with_numpy_rows_and_extra_keys_matches(simple_tokenizer, tmp_path) 
         assert got[key].tolist() == expected[key].tolist()
 
 
+def test_hf_strategy_enums_work_as_the_strings_they_stand_for(simple_tokenizer, tmp_path) -> None:
+    # HF code passes PaddingStrategy / TruncationStrategy / TensorType members (str enums)
+    # where users pass strings; both tokenizers must read them alike.
+    from transformers.tokenization_utils_base import TruncationStrategy
+    from transformers.utils import PaddingStrategy, TensorType
+
+    simple_tokenizer.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    texts = ["1 2 3", "4"]
+    as_enums = dict(
+        padding=PaddingStrategy.MAX_LENGTH,
+        truncation=TruncationStrategy.LONGEST_FIRST,
+        max_length=2,
+        return_tensors=TensorType.NUMPY,
+    )
+    as_strings = dict(padding="max_length", truncation="longest_first", max_length=2)
+    got = simple_tokenizer(texts, **as_enums)
+    assert _lists(got) == _lists(simple_tokenizer(texts, **as_strings, return_tensors="np"))
+    assert _lists(got) == _lists(hf(texts, **as_enums))
+    features = [{"input_ids": [8, 9, 10]}, {"input_ids": [11]}]
+    padded = simple_tokenizer.pad(features, padding=PaddingStrategy.LONGEST, return_tensors="pt")
+    assert _lists(padded) == _lists(hf.pad(features, padding="longest", return_tensors="pt"))
+
+
 def test_special_tokens_mask_of_finished_sequences_matches(make_tokenizer, tmp_path) -> None:
     ours = make_tokenizer("simple", add_bos=True, add_eos=True)
     ours.save_pretrained(tmp_path)

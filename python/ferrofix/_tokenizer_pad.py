@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferrofix import _native, _torch
+from ferrofix._args import choice
 from ferrofix._arrays import reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -23,7 +24,6 @@ from ferrofix.tokenizers import (
     Encoding,
     _as_tensors,
     _check_id_dtype,
-    _choice,
     _ids_array,
     _positive,
 )
@@ -84,8 +84,8 @@ def pad_features(
     return_tensors: str | None,
     return_attention_mask: bool | None,
 ) -> Encoding:
-    _choice("padding", padding, PADDING_VALUES)
-    _choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
+    padding = choice("padding", padding, PADDING_VALUES)
+    return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
     max_length = _positive("max_length", max_length)
     multiple = _positive("pad_to_multiple_of", pad_to_multiple_of)
     batch = _batch_dict(features)

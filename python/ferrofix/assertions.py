@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
-from ferrofix._args import integer, number
+from ferrofix._args import choice, integer, number
 from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -130,9 +130,7 @@ def compare_tensors(actual: Any, expected: Any, *, rms_eps: float = DEFAULT_RMS_
 
 
 def _tolerances(preset: str | None, overrides: dict[str, float | None]) -> dict[str, float]:
-    if preset is not None and preset not in PRESETS:
-        allowed = ", ".join(repr(p) for p in PRESETS)
-        raise ConfigError(f"preset: must be one of {allowed} or None; got {preset!r}")
+    preset = choice("preset", preset, (*PRESETS, None))
     base: dict[str, float] = {}
     if preset is not None:
         rel, abs_ = PRESETS[preset]

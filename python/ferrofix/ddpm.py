@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _torch
-from ferrofix._args import integer, number
+from ferrofix._args import choice, integer, number
 from ferrofix._arrays import as_array
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -73,10 +73,7 @@ class DDPMSchedule:
         num_timesteps = integer("num_timesteps", num_timesteps, low=1)
         # betas, alphas, alphas_cumprod and timesteps, with their float64 working copies.
         check_outputs_fit("num_timesteps", (num_timesteps,), 8, "use fewer steps", arrays=6)
-        if beta_schedule not in _BETA_SCHEDULES:
-            raise ConfigError(
-                f"beta_schedule: must be one of {', '.join(_BETA_SCHEDULES)}; got {beta_schedule!r}"
-            )
+        beta_schedule = choice("beta_schedule", beta_schedule, _BETA_SCHEDULES)
         beta_start = number("beta_start", beta_start, "a number in (0, beta_end]")
         beta_end = number("beta_end", beta_end, "a number in [beta_start, 1)")
         max_beta = number("max_beta", max_beta, "a number in (0, 1)")
@@ -114,15 +111,14 @@ class DDPMSchedule:
         import numpy as np
 
         n = integer("num_inference_steps", num_inference_steps, low=1, high=self.num_timesteps)
+        spacing = choice("spacing", spacing, _SPACINGS)
         steps = self.num_timesteps
         if spacing == "leading":
             timesteps = (np.arange(n) * (steps // n)).round()[::-1]
         elif spacing == "trailing":
             timesteps = np.round(np.arange(steps, 0, -steps / n)) - 1
-        elif spacing == "linspace":
+        else:  # linspace
             timesteps = np.linspace(0, steps - 1, n).round()[::-1]
-        else:
-            raise ConfigError(f"spacing: must be one of {', '.join(_SPACINGS)}; got {spacing!r}")
         self.timesteps = np.ascontiguousarray(timesteps, dtype=np.int64)
         return self.timesteps
 

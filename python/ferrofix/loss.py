@@ -32,7 +32,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
-from ferrofix._args import integer, number, optional_number
+from ferrofix._args import choice, integer, number, optional_number
 from ferrofix._arrays import as_array, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError
 
@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 _SUPPORTED = "float32, bfloat16, float16, float64"
+_REDUCTIONS = ("mean", "sum", "none")
 _SIXTEEN_BIT = ("float16", "bfloat16")  # bfloat16 numpy arrays come from ml_dtypes
 
 
@@ -83,8 +84,7 @@ class _Options:
         num_items_in_batch: object,
     ) -> None:
         ignore_index = integer("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
-        if not isinstance(reduction, str):
-            raise ConfigError(f"reduction: must be one of 'mean', 'sum', 'none', got {reduction!r}")
+        reduction = choice("reduction", reduction, _REDUCTIONS)
         if not isinstance(shift, bool):
             raise ConfigError(f"shift: must be True or False, got {shift!r}")
         self.reduction = reduction

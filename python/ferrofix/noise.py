@@ -29,7 +29,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch, rng, seeding
-from ferrofix._args import integer, number
+from ferrofix._args import choice, integer, number
 from ferrofix._arrays import as_array, c_contiguous, dtype_name, native_byte_order
 from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
@@ -577,6 +577,5 @@ def fixture_schedule(kind: str) -> NoiseSchedule:
     """The fixtures' continuous schedule of ``kind``: log-linear and cosine kinds with
     eps = 1e-3, linear σ in [0, 10], geometric σ in [1e-3, 1]; ``sample_t`` returns torch
     tensors when torch is installed, numpy otherwise."""
-    if kind not in _CONTINUOUS:
-        raise ConfigError(f"kind: must be one of {', '.join(_CONTINUOUS)}; got {kind!r}")
+    kind = choice("kind", kind, tuple(_CONTINUOUS))
     return _CONTINUOUS[kind](fixture_return_tensors())

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferrofix import _native, _torch
-from ferrofix._args import integer, number
+from ferrofix._args import choice, integer, number
 from ferrofix._arrays import as_array, reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -61,13 +61,6 @@ STRATEGIES = ("next_fit", "first_fit", "best_fit", "ffd", "bfd", "wfd")
 OVERFLOWS = ("error", "truncate", "split")
 _MAX_CAPACITY = 2**31 - 1
 _MAX_DIM = 2**63 - 1  # numpy's largest dimension
-
-
-def _choice(name: str, value: object, allowed: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        listed = ", ".join(repr(a) for a in allowed)
-        raise ConfigError(f"{name}: must be one of {listed}, got {value!r}")
-    return value
 
 
 def _capacity(capacity: object) -> int:
@@ -207,8 +200,8 @@ def pack(lengths: Any, capacity: int, strategy: str = "bfd", overflow: str = "er
         ShapeError: lengths that are not 1-D.
     """
     capacity = _capacity(capacity)
-    strategy = _choice("strategy", strategy, STRATEGIES)
-    overflow = _choice("overflow", overflow, OVERFLOWS)
+    strategy = choice("strategy", strategy, STRATEGIES)
+    overflow = choice("overflow", overflow, OVERFLOWS)
     array = _integer_array("lengths", lengths)
     arrays = _native.core().pack(array, capacity, strategy, overflow)
     return Packing(arrays, capacity, strategy)
@@ -295,10 +288,10 @@ def pack_sequences(
         DtypeError: tokens that are not integers.
     """
     capacity = _capacity(capacity)
-    strategy = _choice("strategy", strategy, STRATEGIES)
-    overflow = _choice("overflow", overflow, OVERFLOWS)
-    labels = _choice("labels", labels, ("aligned", "shifted"))
-    return_tensors = _choice("return_tensors", return_tensors, ("np", "pt"))
+    strategy = choice("strategy", strategy, STRATEGIES)
+    overflow = choice("overflow", overflow, OVERFLOWS)
+    labels = choice("labels", labels, ("aligned", "shifted"))
+    return_tensors = choice("return_tensors", return_tensors, ("np", "pt"))
     pad_token_id = integer("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
     ignore_index = integer("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
     tokens, lengths = _documents(sequences)
@@ -446,7 +439,7 @@ def check_packing(
     """
     import numpy as np
 
-    labels = _choice("labels", labels, ("aligned", "shifted"))
+    labels = choice("labels", labels, ("aligned", "shifted"))
     capacity = None if capacity is None else _capacity(capacity)
     pad_token_id = integer("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
     ignore_index = integer("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
@@ -641,7 +634,7 @@ def make_attention_mask(
 
     batch_size = integer("batch_size", batch_size, low=0)
     seq_len = integer("seq_len", seq_len, low=1)
-    kind = _choice("kind", kind, ("padding", "causal", "block", "random"))
+    kind = choice("kind", kind, ("padding", "causal", "block", "random"))
     ratio = number("ratio", ratio, "a number in [0, 1)")
     if not 0 <= ratio < 1:
         raise ConfigError(f"ratio: must be a number in [0, 1), got {ratio!r}")
