@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ferrofix import assertions, ddpm, loss, noise, packing, parallel, rng, seeding, tokenizers
-from ferrofix._args import choice, integer, number, optional_integer, optional_number
+from ferrofix._args import (
+    choice,
+    flag,
+    integer,
+    number,
+    optional_flag,
+    optional_integer,
+    optional_number,
+)
 from ferrofix.errors import ConfigError
 from hypothesis import given
 from hypothesis import strategies as st
@@ -293,3 +301,73 @@ def test_a_choice_refuses_lookalikes_naming_the_options(value) -> None:
     assert str(raised.value) == (
         f"padding: must be one of False, True, 'longest', None, got {value!r}"
     )
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_, np.False_])
+def test_a_flag_is_a_python_or_numpy_bool(value) -> None:
+    got = flag("shift", value)
+    assert got is bool(value)
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", "", None, 1.0, np.int64(1), [True]])
+def test_a_flag_is_never_read_by_its_truthiness(value) -> None:
+    with pytest.raises(ConfigError) as raised:
+        flag("shift", value)
+    assert str(raised.value) == f"shift: must be True or False, got {value!r}"
+
+
+def test_an_optional_flag_reads_none_as_the_default() -> None:
+    assert optional_flag("return_attention_mask", None, True) is True
+    assert optional_flag("return_attention_mask", None, False) is False
+    assert optional_flag("return_attention_mask", np.False_, True) is False
+    with pytest.raises(ConfigError) as raised:
+        optional_flag("return_attention_mask", 0, True)
+    assert str(raised.value) == "return_attention_mask: must be True, False or None, got 0"
+
+
+# Every public flag, called with a Python bool and a numpy bool (the same result), and
+# with 1 (refused, naming the flag).
+FLAG_ENTRY_POINTS = [
+    pytest.param(lambda b: TOKENIZER.encode("1 2", add_special_tokens=b), "add_special_tokens"),
+    pytest.param(lambda b: TOKENIZER.encode_array("1", add_special_tokens=b), "add_special_tokens"),
+    pytest.param(
+        lambda b: TOKENIZER.batch_encode(["1"], 1, truncation=b)[0], "truncation", id="truncate"
+    ),
+    pytest.param(
+        lambda b: TOKENIZER(["1"], return_special_tokens_mask=b, return_length=b),
+        "return_special_tokens_mask",
+    ),
+    pytest.param(lambda b: TOKENIZER(["1"], return_attention_mask=b), "return_attention_mask"),
+    pytest.param(lambda b: TOKENIZER.pad([{"input_ids": [7]}], return_attention_mask=b), "return"),
+    pytest.param(lambda b: TOKENIZER.decode([1, 7], skip_special_tokens=b), "skip_special_tokens"),
+    pytest.param(
+        lambda b: TOKENIZER.batch_decode([[1, 7]], skip_special_tokens=b), "skip_special_tokens"
+    ),
+    pytest.param(
+        lambda b: TOKENIZER.convert_ids_to_tokens([1, 7], skip_special_tokens=b),
+        "skip_special_tokens",
+    ),
+    pytest.param(
+        lambda b: TOKENIZER.get_special_tokens_mask([1, 7], already_has_special_tokens=b),
+        "already_has_special_tokens",
+    ),
+    pytest.param(
+        lambda b: tokenizers.SimpleTokenizer(["a"], unk_fallback=b).encode("a"), "unk_fallback"
+    ),
+    pytest.param(lambda b: loss.causal_lm_loss(LOGITS, LABELS, shift=b), "shift"),
+    pytest.param(lambda b: loss.causal_lm_loss(LOGITS, LABELS, return_lse=b), "return_lse"),
+    pytest.param(
+        lambda b: loss.causal_lm_loss_and_grad(LOGITS.copy(), LABELS, in_place=b), "in_place"
+    ),
+    pytest.param(lambda b: packing.block_attention_mask(np.array([[0, 0, 1]]), causal=b), "causal"),
+    pytest.param(lambda b: noise.LogLinearSchedule().sample_t(4, antithetic=b, seed=1), "anti"),
+]
+
+
+@pytest.mark.parametrize(("call", "name"), FLAG_ENTRY_POINTS)
+def test_public_flags_take_numpy_bools_and_refuse_ints(call, name) -> None:
+    for value in (True, False):
+        expected = call(value)
+        np.testing.assert_equal(call(np.bool_(value)), expected)
+    with pytest.raises(ConfigError, match=f"^{name}"):
+        call(1)

@@ -1116,7 +1116,7 @@ BAD_INPUT = [
     (
         lambda: SIMPLE.decode([7], clean_up_tokenization_spaces="yes"),
         errors.ConfigError,
-        "clean_up_tokenization_spaces: must be True or False, got 'yes'",
+        "clean_up_tokenization_spaces: must be True, False or None, got 'yes'",
     ),
     (
         lambda: SimpleTokenizer(["a"], clean_up_tokenization_spaces=1),

@@ -216,7 +216,7 @@ def test_pad_with_numpy_rows_and_extra_keys_matches(simple_tokenizer, tmp_path) 
         assert got[key].tolist() == expected[key].tolist()
 
 
-def test_hf_strategy_enums_work_as_the_strings_they_stand_for(simple_tokenizer, tmp_path) -> None:
+def test_hf_enums_and_none_options_work_as_in_hf(simple_tokenizer, tmp_path) -> None:
     # HF code passes PaddingStrategy / TruncationStrategy / TensorType members (str enums)
     # where users pass strings; both tokenizers must read them alike.
     from transformers.tokenization_utils_base import TruncationStrategy
@@ -235,6 +235,9 @@ def test_hf_strategy_enums_work_as_the_strings_they_stand_for(simple_tokenizer, 
     got = simple_tokenizer(texts, **as_enums)
     assert _lists(got) == _lists(simple_tokenizer(texts, **as_strings, return_tensors="np"))
     assert _lists(got) == _lists(hf(texts, **as_enums))
+    # None is HF's "the tokenizer's default": the attention mask is returned.
+    unset = dict(padding=True, return_attention_mask=None, return_token_type_ids=None)
+    assert _lists(simple_tokenizer(texts, **unset)) == _lists(hf(texts, **unset))
     features = [{"input_ids": [8, 9, 10]}, {"input_ids": [11]}]
     padded = simple_tokenizer.pad(features, padding=PaddingStrategy.LONGEST, return_tensors="pt")
     assert _lists(padded) == _lists(hf.pad(features, padding="longest", return_tensors="pt"))

@@ -11,8 +11,10 @@ A number argument is any real scalar: ints, floats, numpy scalars such as ``np.f
 complex numbers are refused.
 
 Bools are never either, numpy's and torch's included: ``True`` is not a length or a rate,
-and reading it as 1 hides the mistake. Imports nothing heavy: the plugin and the light
-fixture modules use it.
+and reading it as 1 hides the mistake. A flag, in turn, is a bool (Python's or numpy's):
+``1``, ``"yes"`` or a tensor is refused rather than read by its truthiness.
+
+Imports nothing heavy: the plugin and the light fixture modules use it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,27 @@ def number(name: str, value: object, allowed: str = "a number") -> float:
 def optional_number(name: str, value: object, allowed: str = "a number") -> float | None:
     """``None`` as it is, anything else as :func:`number` reads it."""
     return None if value is None else number(name, value, f"{allowed} or None")
+
+
+def flag(name: str, value: object) -> bool:
+    """``value`` as a Python bool: True, False or a numpy bool."""
+    if value is True or value is False:
+        return value
+    if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):
+        return bool(value)
+    raise ConfigError(f"{name}: must be True or False, got {value!r}")
+
+
+def optional_flag(name: str, value: object, default: bool) -> bool:
+    """``default`` for None (HF's "the tokenizer's default"), anything else as :func:`flag`."""
+    if value is None:
+        return default
+    if value is True or value is False:
+        return value
+    try:
+        return flag(name, value)
+    except ConfigError:
+        raise ConfigError(f"{name}: must be True, False or None, got {value!r}") from None
 
 
 def choice(name: str, value: object, allowed: Iterable[T]) -> T:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ferrofix import _native, _torch
-from ferrofix._args import choice
+from ferrofix._args import choice, optional_flag
 from ferrofix._arrays import reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -120,7 +120,7 @@ def pad_features(
                     f"features: row {i} has {n} tokens, more than max_length={width}; "
                     "pad never truncates"
                 )
-    want_mask = True if return_attention_mask is None else return_attention_mask
+    want_mask = optional_flag("return_attention_mask", return_attention_mask, True)
     if want_mask and "attention_mask" not in batch:
         batch["attention_mask"] = [[1] * n for n in lengths]
     if pad:

@@ -32,7 +32,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
-from ferrofix._args import choice, integer, number, optional_number
+from ferrofix._args import choice, flag, integer, number, optional_number
 from ferrofix._arrays import as_array, dtype_name, native_byte_order
 from ferrofix.errors import ConfigError, DtypeError
 
@@ -85,8 +85,7 @@ class _Options:
     ) -> None:
         ignore_index = integer("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
         reduction = choice("reduction", reduction, _REDUCTIONS)
-        if not isinstance(shift, bool):
-            raise ConfigError(f"shift: must be True or False, got {shift!r}")
+        shift = flag("shift", shift)
         self.reduction = reduction
         self.kwargs = {
             "shift": shift,
@@ -210,6 +209,7 @@ def causal_lm_loss(
     options = _Options.of(
         ignore_index, reduction, shift, z_loss_scale, softcap, label_smoothing, num_items_in_batch
     )
+    return_lse = flag("return_lse", return_lse)
     if _torch.is_tensor(logits):
         return _torch_loss(logits, labels, options, return_lse)
     array, dtype = _numpy_logits(logits)
@@ -249,8 +249,7 @@ def causal_lm_loss_and_grad(
     options = _Options.of(
         ignore_index, reduction, shift, z_loss_scale, softcap, label_smoothing, num_items_in_batch
     )
-    if not isinstance(in_place, bool):
-        raise ConfigError(f"in_place: must be True or False, got {in_place!r}")
+    in_place = flag("in_place", in_place)
     is_tensor = _torch.is_tensor(logits)
     if is_tensor and _check_device(logits) == "cuda":
         return _cuda_loss_and_grad(logits, labels, options, in_place)

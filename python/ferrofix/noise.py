@@ -29,7 +29,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch, rng, seeding
-from ferrofix._args import choice, integer, number
+from ferrofix._args import choice, flag, integer, number
 from ferrofix._arrays import as_array, c_contiguous, dtype_name, native_byte_order
 from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
@@ -234,7 +234,7 @@ class NoiseSchedule:
         else:
             offset = 0
         u = rng.uniform(n, seed, stream=SAMPLE_T_STREAM, offset=offset)  # (n,) float64
-        if antithetic and n:
+        if flag("antithetic", antithetic) and n:
             u = (u / n + np.arange(n) / n) % 1.0
         t = (1.0 - eps) * u + eps
         if self.return_tensors == "pt":

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferrofix import _native, _torch
-from ferrofix._args import choice, integer, number
+from ferrofix._args import choice, flag, integer, number
 from ferrofix._arrays import as_array, reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -601,7 +601,7 @@ def block_attention_mask(document_ids: Any, causal: bool = True) -> Any:
         "document_ids", (rows, width, width), 1, _DENSE_HINT, arrays=_DENSE_MASK_TEMPORARIES
     )
     same = (ids[:, :, None] == ids[:, None, :]) & (ids[:, :, None] != -1)
-    if causal:
+    if flag("causal", causal):
         same &= np.tril(np.ones((ids.shape[1], ids.shape[1]), bool))
     if as_torch:
         import torch

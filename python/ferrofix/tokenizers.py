@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
-from ferrofix._args import choice, integer, optional_integer
+from ferrofix._args import choice, flag, integer, optional_flag, optional_integer
 from ferrofix._arrays import as_array
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
@@ -265,7 +265,7 @@ class Tokenizer:
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         """How many tokens ``encode`` adds around a text (the configured BOS/EOS)."""
-        if pair:
+        if flag("pair", pair):
             raise ConfigError("pair: ferrofix tokenizers encode single sequences; pass False")
         return int(self.add_bos) + int(self.add_eos)
 
@@ -296,7 +296,7 @@ class Tokenizer:
         if token_ids_1 is not None:
             raise ConfigError("token_ids_1: ferrofix tokenizers encode single sequences; pass None")
         ids = _ids_array(token_ids_0, "token_ids_0")
-        if already_has_special_tokens:
+        if flag("already_has_special_tokens", already_has_special_tokens):
             return (ids < len(self._special_tokens)).astype(int).tolist()
         return [1] * self.add_bos + [0] * len(ids) + [1] * self.add_eos
 
@@ -325,7 +325,7 @@ class Tokenizer:
         """The token of an id, or the tokens of a list/array/tensor of ids."""
         single = isinstance(ids, int) or (hasattr(ids, "ndim") and ids.ndim == 0)
         array = _ids_array(ids)
-        if skip_special_tokens:
+        if flag("skip_special_tokens", skip_special_tokens):
             array = array[array >= len(self._special_tokens)]
         tokens = self._native.id_tokens(array)
         return tokens[0] if single and tokens else tokens
@@ -344,14 +344,22 @@ class Tokenizer:
     ) -> Any:
         """The ids of ``text``: a list of ints, or a (1, L) array/tensor as HF returns."""
         if return_tensors is None:
-            return self._native.encode(text, add_special_tokens)
+            try:
+                return self._native.encode(text, add_special_tokens)
+            except TypeError:  # the native call checks the flag, for free; name it
+                flag("add_special_tokens", add_special_tokens)
+                raise
         return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
-        ids = self._native.encode_array(text, add_special_tokens)[None, :]
+        ids = self.encode_array(text, add_special_tokens)[None, :]
         return _as_tensors({"input_ids": ids}, return_tensors)["input_ids"]
 
     def encode_array(self, text: str, add_special_tokens: bool = True) -> np.ndarray:
         """The ids of ``text`` as a 1-D int64 numpy array (the fastest single encode)."""
-        return self._native.encode_array(text, add_special_tokens)
+        try:
+            return self._native.encode_array(text, add_special_tokens)
+        except TypeError:  # the native call checks the flag, for free; name it
+            flag("add_special_tokens", add_special_tokens)
+            raise
 
     def batch_encode(
         self,
@@ -371,10 +379,10 @@ class Tokenizer:
         return self._encode_batch(
             texts,
             max_length=_positive("max_length", max_length),
-            truncation=bool(truncation),
+            truncation=flag("truncation", truncation),
             width="longest" if max_length is None else "max_length",
             pad_to_multiple_of=_positive("pad_to_multiple_of", pad_to_multiple_of),
-            add_special_tokens=add_special_tokens,
+            add_special_tokens=flag("add_special_tokens", add_special_tokens),
             padding_side=self.padding_side,
         )
 
@@ -401,7 +409,7 @@ class Tokenizer:
         pad_to_multiple_of: int | None = None,
         return_tensors: str | None = None,
         add_special_tokens: bool = True,
-        return_attention_mask: bool = True,
+        return_attention_mask: bool | None = None,
         return_special_tokens_mask: bool = False,
         return_token_type_ids: bool | None = None,
         return_length: bool = False,
@@ -415,6 +423,7 @@ class Tokenizer:
         ``return_special_tokens_mask``: also a ``special_tokens_mask``, 1 on the BOS/EOS
         added here and on padding, 0 on the text's own tokens (as HF's fast tokenizers mark
         it; masked-LM collators use it to leave those positions unmasked).
+        ``return_attention_mask``: None (HF's default) or True keeps ``attention_mask``.
         ``return_token_type_ids=True``: zeros like ``input_ids`` (one segment).
         ``return_length``: ``length``, each row's length as returned (padding included),
         a list or 1-D array even for a single text, as in HF.
@@ -424,6 +433,11 @@ class Tokenizer:
         return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
         max_length = _positive("max_length", max_length)
         multiple = _positive("pad_to_multiple_of", pad_to_multiple_of)
+        add_special_tokens = flag("add_special_tokens", add_special_tokens)
+        return_attention_mask = optional_flag("return_attention_mask", return_attention_mask, True)
+        return_special_tokens_mask = flag("return_special_tokens_mask", return_special_tokens_mask)
+        return_token_type_ids = optional_flag("return_token_type_ids", return_token_type_ids, False)
+        return_length = flag("return_length", return_length)
         pad = padding not in (False, "do_not_pad")
         truncate = truncation not in (False, "do_not_truncate")
         if truncate and max_length is None:
@@ -539,14 +553,16 @@ class Tokenizer:
         BPE tokenizers: their decoded text is already exact, and the clean-up would corrupt
         it.
         """
+        skip_special_tokens = flag("skip_special_tokens", skip_special_tokens)
         text = self._native.decode(_ids_array(ids), skip_special_tokens)
         return _clean_up(text) if self._cleans_up(clean_up_tokenization_spaces) else text
 
     def _cleans_up(self, clean_up_tokenization_spaces: bool | None) -> bool:
-        if clean_up_tokenization_spaces is None:
-            wanted = self.clean_up_tokenization_spaces
-        else:
-            wanted = _flags(clean_up_tokenization_spaces=clean_up_tokenization_spaces)[0]
+        wanted = optional_flag(
+            "clean_up_tokenization_spaces",
+            clean_up_tokenization_spaces,
+            self.clean_up_tokenization_spaces,
+        )
         return wanted and self.kind in ("simple", "char")
 
     def batch_decode(
@@ -556,7 +572,7 @@ class Tokenizer:
         clean_up_tokenization_spaces: bool | None = None,
     ) -> list[str]:
         """The texts of a 2-D array/tensor or a list of id sequences (options as ``decode``)."""
-        texts = self._batch_decode(sequences, skip_special_tokens)
+        texts = self._batch_decode(sequences, flag("skip_special_tokens", skip_special_tokens))
         if self._cleans_up(clean_up_tokenization_spaces):
             return [_clean_up(text) for text in texts]
         return texts
@@ -703,11 +719,7 @@ def _build(native_call: Callable[[], Any], **string_args: Sequence[Any]) -> Any:
 
 def _flags(**flags: object) -> list[bool]:
     """The constructor's on/off options, each True or False (or a numpy bool)."""
-    for name, value in flags.items():
-        numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
-        if not isinstance(value, bool) and not numpy_bool:
-            raise ConfigError(f"{name}: must be True or False, got {value!r}")
-    return [bool(value) for value in flags.values()]
+    return [flag(name, value) for name, value in flags.items()]
 
 
 def _specials(special_tokens: Iterable[str]) -> list[str]:
