@@ -155,6 +155,18 @@ def test_call_padding_truncation_and_tensors(simple_tokenizer) -> None:
     assert single["input_ids"].shape == (1, 2)
 
 
+def test_the_encoding_reads_like_hf_batch_encoding(simple_tokenizer) -> None:
+    out = simple_tokenizer(["1 2", "3"], padding=True, return_tensors="pt")
+    assert out.input_ids is out["input_ids"]
+    assert out.data is out  # HF code reads BatchEncoding.data as the dict
+    with pytest.raises(AttributeError, match="token_type_ids"):
+        _ = out.token_type_ids
+    moved = out.to("cpu", non_blocking=True)
+    assert moved is out
+    assert out["input_ids"].tolist() == [[8, 9], [10, 0]]
+    assert dict(**out).keys() == {"input_ids", "attention_mask"}
+
+
 def test_truncation_keeps_bos_and_eos() -> None:
     t = SimpleTokenizer(WORDS, add_bos=True, add_eos=True)
     assert t("1 2 3 4", truncation=True, max_length=4)["input_ids"] == [4, 8, 9, 3]

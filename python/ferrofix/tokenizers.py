@@ -100,7 +100,8 @@ def _positive(arg: str, value: object) -> int | None:
 class Encoding(dict):
     """The dict ``__call__`` and ``pad`` return (like HF's ``BatchEncoding``).
 
-    Keys read as attributes too (``enc.input_ids``); ``to(device)`` moves torch tensors.
+    Keys read as attributes too (``enc.input_ids``); ``to(device)`` moves torch tensors;
+    ``data`` is the dict itself, as HF code reads it.
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -109,11 +110,15 @@ class Encoding(dict):
         except KeyError:
             raise AttributeError(name) from None
 
-    def to(self, device: Any) -> Encoding:
-        """Move every torch tensor to ``device``, in place; returns self."""
+    @property
+    def data(self) -> dict[str, Any]:
+        return self
+
+    def to(self, device: Any, *, non_blocking: bool = False) -> Encoding:
+        """Move every torch tensor to ``device``, in place; returns self (HF's signature)."""
         for key, value in self.items():
             if _torch.is_tensor(value):
-                self[key] = value.to(device)
+                self[key] = value.to(device, non_blocking=non_blocking)
         return self
 
 
