@@ -167,6 +167,30 @@ def test_the_encoding_reads_like_hf_batch_encoding(simple_tokenizer) -> None:
     assert dict(**out).keys() == {"input_ids", "attention_mask"}
 
 
+def test_model_max_length_is_what_max_length_defaults_to() -> None:
+    t = SimpleTokenizer(WORDS, model_max_length=np.int64(4))
+    assert t.model_max_length == 4
+    assert t(["1 2 3 4 5 6"], truncation=True)["input_ids"] == [[8, 9, 10, 11]]
+    assert t(["1"], padding="max_length")["input_ids"] == [[8, 0, 0, 0]]
+    assert t.pad([{"input_ids": [8]}], padding="max_length")["input_ids"] == [[8, 0, 0, 0]]
+    assert t(["1 2 3 4 5 6"])["input_ids"] == [[8, 9, 10, 11, 12, 13]]  # no truncation asked
+
+
+def test_without_model_max_length_there_is_no_limit_as_in_hf() -> None:
+    t = SimpleTokenizer(WORDS)
+    # HF's "no limit" value, so code like min(tokenizer.model_max_length, 1024) works.
+    assert t.model_max_length == int(1e30)
+    assert min(t.model_max_length, 1024) == 1024
+    assert t(["1 2 3 4 5 6"], truncation=True)["input_ids"] == [[8, 9, 10, 11, 12, 13]]
+    with pytest.raises(errors.ConfigError, match="padding='max_length' needs max_length"):
+        t(["1"], padding="max_length")
+    with pytest.raises(errors.ConfigError, match="needs max_length or the tokenizer's model_max"):
+        t.pad([{"input_ids": [8]}], padding="max_length")
+    t.model_max_length = "long"
+    with pytest.raises(errors.ConfigError, match="model_max_length: must be an integer"):
+        t(["1"], truncation=True)
+
+
 def test_truncation_keeps_bos_and_eos() -> None:
     t = SimpleTokenizer(WORDS, add_bos=True, add_eos=True)
     assert t("1 2 3 4", truncation=True, max_length=4)["input_ids"] == [4, 8, 9, 3]
@@ -675,7 +699,7 @@ def test_a_changes_its_tokenizer(name, request):
 @pytest.mark.parametrize("name", KINDS)
 def test_b_gets_the_defaults(name, request):
     t = request.getfixturevalue(name)
-    assert (t.padding_side, t.truncation_side, t.model_max_length) == ("right", "right", None)
+    assert (t.padding_side, t.truncation_side, t.model_max_length) == ("right", "right", int(1e30))
     assert (t.pad_token, t.pad_token_id) == ("[PAD]", 0)
 """
 
@@ -907,6 +931,17 @@ BAD_INPUT = [
         'vocab: entry "a b" at index 0 is empty or contains whitespace',
     ),
     (lambda: SimpleTokenizer("abc"), errors.DtypeError, "vocab: expected a list of str, got str"),
+    (
+        lambda: SimpleTokenizer(["a"], model_max_length=0),
+        errors.ConfigError,
+        r"model_max_length: must be an integer >= 1, got 0",
+    ),
+    (
+        lambda: SimpleTokenizer(["a"], model_max_length=2**64),
+        errors.ConfigError,
+        r"model_max_length: must be an integer in \[1, 2\*\*63 - 1\] or None, "
+        "got 18446744073709551616",
+    ),
     (
         lambda: SimpleTokenizer(["a"], bogus=1),
         errors.ConfigError,

@@ -243,6 +243,26 @@ def test_hf_enums_and_none_options_work_as_in_hf(simple_tokenizer, tmp_path) -> 
     assert _lists(padded) == _lists(hf.pad(features, padding="longest", return_tensors="pt"))
 
 
+def test_model_max_length_survives_the_export_and_means_what_it_means_in_hf(tmp_path) -> None:
+    from ferrofix.tokenizers import SimpleTokenizer
+
+    unlimited = SimpleTokenizer.for_numbers(50)
+    unlimited.save_pretrained(tmp_path / "unlimited")
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path / "unlimited")
+    assert unlimited.model_max_length == hf.model_max_length
+    limited = SimpleTokenizer.for_numbers(50, model_max_length=4)
+    limited.save_pretrained(tmp_path / "limited")
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path / "limited")
+    assert hf.model_max_length == 4
+    texts = ["1 2 3 4 5 6", "7"]
+    for options in (dict(truncation=True), dict(padding="max_length", truncation=True)):
+        assert _lists(limited(texts, **options)) == _lists(hf(texts, **options)), options
+    features = [{"input_ids": [8, 9]}, {"input_ids": [10]}]
+    assert _lists(limited.pad(features, padding="max_length")) == _lists(
+        hf.pad(features, padding="max_length")
+    )
+
+
 def test_special_tokens_mask_of_finished_sequences_matches(make_tokenizer, tmp_path) -> None:
     ours = make_tokenizer("simple", add_bos=True, add_eos=True)
     ours.save_pretrained(tmp_path)

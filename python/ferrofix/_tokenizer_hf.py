@@ -135,8 +135,9 @@ def save(tokenizer: Tokenizer, directory: str) -> tuple[str, ...]:
             for key in ("kind", "special_tokens", "unk_fallback", "add_bos", "add_eos")
         },
     }
-    if tokenizer.model_max_length is not None:
-        config["model_max_length"] = tokenizer.model_max_length
+    limit = tokenizer._model_limit()
+    if limit is not None:  # without one, HF's loader sets its own "no limit"
+        config["model_max_length"] = limit
     documents = {
         TOKENIZER_FILE: tokenizer_json(tokenizer),
         CONFIG_FILE: config,

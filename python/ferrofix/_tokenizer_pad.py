@@ -87,6 +87,8 @@ def pad_features(
     padding = choice("padding", padding, PADDING_VALUES)
     return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
     max_length = _positive("max_length", max_length)
+    if max_length is None and padding == "max_length":
+        max_length = tokenizer._model_limit()
     multiple = _positive("pad_to_multiple_of", pad_to_multiple_of)
     batch = _batch_dict(features)
     if "input_ids" not in batch:
@@ -109,7 +111,10 @@ def pad_features(
     width = max(lengths, default=0)
     if padding == "max_length":
         if max_length is None:
-            raise ConfigError("max_length: padding='max_length' needs max_length")
+            raise ConfigError(
+                "max_length: padding='max_length' needs max_length or the tokenizer's "
+                "model_max_length"
+            )
         width = max_length
     if pad and multiple is not None:
         width = -(-width // multiple) * multiple

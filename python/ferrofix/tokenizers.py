@@ -59,6 +59,11 @@ PADDING_VALUES = (False, True, "longest", "max_length", "do_not_pad")
 TRUNCATION_VALUES = (False, True, "longest_first", "only_first", "do_not_truncate")
 RETURN_TENSORS_VALUES = (None, "np", "pt")
 SIDES = ("right", "left")
+# HF's model_max_length for a tokenizer without one (transformers' VERY_LARGE_INTEGER), so
+# that code such as min(tokenizer.model_max_length, 1024) works; HF reads any value above
+# 1e20 (its LARGE_INTEGER) as "no limit", and so do we.
+NO_MODEL_MAX_LENGTH = int(1e30)
+_NO_LIMIT_ABOVE = int(1e20)
 # Memory a vocabulary word costs at the least: its str object and list slot here, and the
 # native tokenizer's copy and table slots.
 _BYTES_PER_WORD = 100
@@ -191,7 +196,7 @@ class Tokenizer:
         *,
         padding_side: str = "right",
         truncation_side: str = "right",
-        model_max_length: int | None = None,
+        model_max_length: int | None = NO_MODEL_MAX_LENGTH,
         clean_up_tokenization_spaces: bool = False,
         **unknown: Any,
     ) -> None:
@@ -212,7 +217,12 @@ class Tokenizer:
         self.kind = native.kind
         self.padding_side = padding_side
         self.truncation_side = truncation_side
-        self.model_max_length = _positive("model_max_length", model_max_length)
+        self.model_max_length = (
+            NO_MODEL_MAX_LENGTH
+            if model_max_length is None
+            else integer("model_max_length", model_max_length, low=1)
+        )
+        self._model_limit()  # refuse a limit too long for any array now, not at first use
         (self.clean_up_tokenization_spaces,) = _flags(
             clean_up_tokenization_spaces=clean_up_tokenization_spaces
         )
@@ -220,6 +230,14 @@ class Tokenizer:
         self._special_tokens: list[str] = native.special_tokens()
         self._role_ids: dict[str, int] = dict(native.role_ids())
         self.unk_fallback, self.add_bos, self.add_eos = native.flags()
+
+    def _model_limit(self) -> int | None:
+        """``model_max_length`` as the length that padding='max_length' and truncation
+        default to, or None when the tokenizer has no limit (HF's rule: above 1e20)."""
+        limit = self.model_max_length
+        if type(limit) is int and limit > _NO_LIMIT_ABOVE:
+            return None
+        return optional_integer("model_max_length", limit, low=1, high=2**63 - 1)
 
     # --- vocabulary ---------------------------------------------------------------------
 
@@ -445,8 +463,8 @@ class Tokenizer:
         return_length = flag("return_length", return_length)
         pad = padding not in (False, "do_not_pad")
         truncate = truncation not in (False, "do_not_truncate")
-        if truncate and max_length is None:
-            max_length = self.model_max_length
+        if max_length is None and (truncate or padding == "max_length"):
+            max_length = self._model_limit()
         if pad and truncate and max_length and multiple and max_length % multiple:
             raise ConfigError(
                 f"pad_to_multiple_of: truncation to max_length={max_length} and padding to a "
