@@ -113,6 +113,37 @@ def test_non_finite_mismatches_fail_and_matching_ones_pass() -> None:
         assert_close(np.array([np.nan, 1.0]), np.array([1.0, 1.0]))
 
 
+@pytest.mark.parametrize(
+    ("actual", "expected", "shown"),
+    [
+        # Within the fp32 preset's relative tolerance as floats, but different token ids.
+        (torch.tensor([[50000, 7]]), torch.tensor([[50010, 7]]), "at (0, 0): actual 50000"),
+        # Equal once read as float64; not equal as integers.
+        (np.array([2**62 + 1]), np.array([2**62]), "actual 4611686018427387905"),
+        (np.array([True, False]), torch.tensor([True, True]), "at (1,): actual False"),
+        ([1, 2, 3], [1, 2, 4], "at (2,): actual 3, expected 4"),
+    ],
+)
+def test_integer_data_is_compared_exactly_unless_a_tolerance_is_given(
+    actual, expected, shown
+) -> None:
+    with pytest.raises(AssertionError) as raised:
+        assert_close(actual, expected)
+    message = str(raised.value)
+    assert message.startswith("integer tensors differ")
+    assert "1 of " in message
+    assert shown in message
+    assert_close(actual, actual)
+    # An explicit tolerance is a request for the float comparison.
+    assert_close(np.array([1000]), np.array([1001]), rms_rel=1e-2, max_rel=1e-2)
+
+
+def test_integers_against_floats_use_the_tolerances() -> None:
+    assert_close(np.array([1, 2]), np.array([1.0, 2.00001]))
+    with pytest.raises(AssertionError, match="tensors differ"):
+        assert_close(np.array([1, 2]), np.array([1.0, 2.5]))
+
+
 def test_cuda_free_torch_and_lists_work() -> None:
     assert compare_tensors([1.0, 2.0], torch.tensor([1.0, 2.0])).rms == 0.0
     assert compare_tensors(np.arange(3), np.arange(3)).max_abs == 0.0
@@ -199,7 +230,13 @@ BAD_INPUT = [
     (
         lambda: compare_tensors(np.zeros(3, complex), np.zeros(3)),
         errors.DtypeError,
-        "actual: compare_tensors supports",
+        r"actual: compare_tensors supports .* got complex128; compare torch.view_as_real",
+    ),
+    (
+        # torch's .double() would drop the imaginary part: refused, not compared.
+        lambda: assert_close(torch.tensor([1 + 1j]), torch.tensor([1 + 2j])),
+        errors.DtypeError,
+        r"actual: compare_tensors supports .* got complex64",
     ),
     (
         lambda: assert_finite(np.array(["inf"]), "logits"),

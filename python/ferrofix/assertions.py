@@ -7,8 +7,10 @@ different dtypes). ``assert_close`` judges them Fast-LLM style: with
 ``scale = sqrt(mean(expected²) + rms_eps²)``, the RMS of the difference fails when it exceeds
 both ``rms_abs`` and ``rms_rel · scale``, the largest absolute difference when it exceeds both
 ``max_abs`` and ``max_rel · scale`` (every tolerance times ``compare_factor``), and any
-position where one side is NaN/inf and the other is not fails. Failures raise
-``AssertionError`` listing every failing metric and the worst elements with their indices.
+position where one side is NaN/inf and the other is not fails. Integer or bool data on
+both sides is compared exactly unless a tolerance is given (as ``torch.testing`` does: the
+float presets mean nothing for token ids or counts). Failures raise ``AssertionError``
+listing every failing metric and the worst elements with their indices.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
         if tensor.device.type != "cpu":
             tensor = tensor.cpu()
         name = _torch.dtype_name(tensor)
+        if tensor.is_complex():  # .double() would drop the imaginary part without a word
+            raise DtypeError(_unsupported(arg, name))
         if not tensor.is_floating_point():
             tensor, name = tensor.double(), "float64"
         return np.ascontiguousarray(_torch.numpy_view(tensor.contiguous())), name
@@ -86,13 +90,49 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
     array = native_byte_order(array)
     name = dtype_name(array)
     if name not in ("float64", "float32", "float16"):
-        raise DtypeError(
-            f"{arg}: compare_tensors supports float64, float32, float16 and bfloat16 "
-            f"(torch) data, got {array.dtype}"
-        )
+        raise DtypeError(_unsupported(arg, array.dtype))
     if name == "float16":
         return np.ascontiguousarray(array).view(np.uint16), name
     return c_contiguous(array), name
+
+
+def _unsupported(arg: str, dtype: object) -> str:
+    message = (
+        f"{arg}: compare_tensors supports float64, float32, float16 and bfloat16 (torch) "
+        f"data, and integers and bools read as float64; got {dtype}"
+    )
+    if "complex" in str(dtype):
+        message += "; compare torch.view_as_real(x) (or np.stack([x.real, x.imag], -1))"
+    return message
+
+
+def _is_integer_data(value: Any) -> bool:
+    """Integer or bool data (a tensor, array, list or scalar), whose values are exact."""
+    import numpy as np
+
+    if _torch.is_tensor(value):
+        return not (value.is_floating_point() or value.is_complex())
+    return np.asarray(value).dtype.kind in "biu"
+
+
+def _integer_mismatches(actual: Any, expected: Any, shape: tuple[int, ...]) -> list[str]:
+    """The exact comparison of integer data: a line per differing element shown."""
+    import numpy as np
+
+    def host(value: Any) -> np.ndarray:
+        if _torch.is_tensor(value):
+            value = value.detach().cpu().numpy()
+        return np.asarray(value).reshape(-1)
+
+    a, e = host(actual), host(expected)
+    differ = np.flatnonzero(a != e)
+    lines = []
+    for flat in differ[:WORST_SHOWN]:
+        index = tuple(int(i) for i in np.unravel_index(flat, shape))
+        lines.append(f"  at {index}: actual {a[flat].item()!r}, expected {e[flat].item()!r}")
+    if len(differ):
+        lines.insert(0, f"{len(differ)} of {a.size} integer elements differ; the first:")
+    return lines
 
 
 def _shape(value: Any) -> tuple[int, ...]:
@@ -202,15 +242,25 @@ def assert_close(
 ) -> Comparison:
     """Fail unless ``actual`` is close to ``expected`` (see the module docstring); returns the
     comparison. A metric without both tolerances (``preset=None`` and none given) is
-    judged by the one it has."""
+    judged by the one it has. Integer or bool data on both sides, with no tolerance given,
+    must be equal."""
     __tracebackhide__ = True
     compare_factor = checked_compare_factor(compare_factor)
-    tolerances = _tolerances(
-        preset, {"rms_abs": rms_abs, "rms_rel": rms_rel, "max_abs": max_abs, "max_rel": max_rel}
-    )
+    overrides = {"rms_abs": rms_abs, "rms_rel": rms_rel, "max_abs": max_abs, "max_rel": max_rel}
+    tolerances = _tolerances(preset, overrides)
     if not tolerances:
         raise ConfigError("preset: with preset=None give at least one of rms_abs, rms_rel, ...")
     result = compare_tensors(actual, expected, rms_eps=rms_eps)
+    exact = all(v is None for v in overrides.values()) and _is_integer_data(expected)
+    if exact and _is_integer_data(actual):
+        shape = _shape(expected)
+        mismatches = _integer_mismatches(actual, expected, shape)
+        if mismatches:
+            header = (
+                f"integer tensors differ (shape {shape}; compared exactly, no tolerance given):"
+            )
+            raise AssertionError("\n".join([header, *mismatches]))
+        return result
     t = {name: value * compare_factor for name, value in tolerances.items()}
     failures = []
     for metric, value, rel_value in (
