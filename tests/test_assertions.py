@@ -215,8 +215,46 @@ def test_assert_can_overfit(small_batch, tiny_model) -> None:
 def test_assert_deterministic() -> None:
     assert_deterministic(lambda x: {"a": x * 2, "b": [x.sum()]}, torch.ones(3))
     counter = iter(range(10))
-    with pytest.raises(AssertionError, match=r"two calls differ: result\[0\] differs at \(0,\)"):
+    with pytest.raises(
+        AssertionError, match=r"two calls differ: result\[0\] differs at \(0,\): 0 vs 1"
+    ):
         assert_deterministic(lambda: (np.array([next(counter)]),))
+
+
+def _first_then(first, then):
+    calls = iter([first, then])
+    return lambda: next(calls)
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "message"),
+    [
+        (torch.ones(2), np.ones(2), "result types Tensor vs ndarray"),
+        # Same bytes, different numbers.
+        (np.zeros(2, np.float32), np.zeros(2, np.int32), "result dtypes float32 vs int32"),
+        (
+            torch.zeros(1, dtype=torch.bfloat16),
+            torch.zeros(1, dtype=torch.float16),
+            "result dtypes torch.bfloat16 vs torch.float16",
+        ),
+        (np.array([0.0, 1.0]), np.array([-0.0, 1.0]), r"result differs at \(0,\): 0.0 vs -0.0"),
+        (np.float32(1), np.float32(2), r"result differs at \(\): 1.0 vs 2.0"),
+        (0.0, -0.0, "result: 0.0 vs -0.0"),
+        (1, True, "result: 1 vs True"),
+        (1, 1.0, "result: 1 vs 1.0"),
+    ],
+)
+def test_assert_deterministic_is_bit_for_bit(first, then, message) -> None:
+    with pytest.raises(AssertionError, match=f"two calls differ: {message}"):
+        assert_deterministic(_first_then(first, then))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), np.float32("nan"), np.array([np.nan]), torch.tensor([float("nan")]), None],
+)
+def test_a_nan_is_deterministic_when_both_calls_give_it(value) -> None:
+    assert_deterministic(lambda: value)
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -427,7 +428,12 @@ def _first_difference(a: Any, b: Any, path: str) -> str | None:
             if found:
                 return found
         return None
-    if _torch.is_tensor(a) or isinstance(a, np.ndarray):
+    arrays = [_torch.is_tensor(v) or isinstance(v, np.ndarray | np.generic) for v in (a, b)]
+    if any(arrays):
+        if not all(arrays) or _torch.is_tensor(a) != _torch.is_tensor(b):
+            return f"{path} types {type(a).__name__} vs {type(b).__name__}"
+        if a.dtype != b.dtype:  # zeros of int32 and float32 have the same bytes
+            return f"{path} dtypes {a.dtype} vs {b.dtype}"
         x = a.detach().cpu() if _torch.is_tensor(a) else a
         y = b.detach().cpu() if _torch.is_tensor(b) else b
         if tuple(x.shape) != tuple(y.shape):
@@ -435,9 +441,18 @@ def _first_difference(a: Any, b: Any, path: str) -> str | None:
         if _torch.is_tensor(x):
             x = _torch.numpy_view(x.contiguous())
             y = _torch.numpy_view(y.contiguous())
-        if x.tobytes() != y.tobytes():
-            same = np.asarray(x) == np.asarray(y)
-            first = tuple(int(i) for i in np.argwhere(~same)[0]) if (~same).any() else ()
-            return f"{path} differs at {first}"
+        bytes_x, bytes_y = np.asarray(x).tobytes(), np.asarray(y).tobytes()
+        if bytes_x != bytes_y:
+            # Bit for bit, per element: -0.0 is not 0.0, and NaN is NaN.
+            width = np.asarray(x).dtype.itemsize
+            bits_x = np.frombuffer(bytes_x, np.uint8).reshape(-1, width)
+            bits_y = np.frombuffer(bytes_y, np.uint8).reshape(-1, width)
+            flat = int(np.flatnonzero((bits_x != bits_y).any(axis=1))[0])
+            first = tuple(int(i) for i in np.unravel_index(flat, tuple(x.shape)))
+            return f"{path} differs at {first}: {a[first].item()!r} vs {b[first].item()!r}"
         return None
-    return None if a == b else f"{path}: {a!r} vs {b!r}"
+    if type(a) is float and type(b) is float:  # bit for bit, as arrays are: NaN is NaN
+        same = struct.pack("<d", a) == struct.pack("<d", b)
+    else:
+        same = type(a) is type(b) and a == b
+    return None if same else f"{path}: {a!r} vs {b!r}"
