@@ -200,6 +200,32 @@ def test_assert_causal() -> None:
         assert_causal(lambda x: x.float().flip(1).cumsum(1).flip(1), ids)
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pytest.param(torch.tensor([[3, 9, 9], [0, 1, 9]]), id="the largest id last"),
+        pytest.param(torch.zeros(2, 3, dtype=torch.long), id="all zeros"),
+        pytest.param(np.array([[3, 9, 9]]), id="numpy"),
+    ],
+)
+def test_assert_causal_changes_the_last_token_within_the_vocabulary(ids) -> None:
+    torch.manual_seed(0)
+    embedding = torch.nn.Embedding(10, 4)
+    seen = []
+
+    def model(x):
+        x = torch.as_tensor(x)
+        seen.append(x.clone())
+        return embedding(x).cumsum(1)  # raises IndexError on an id >= 10
+
+    assert_causal(model, ids)
+    before, after = seen
+    assert (after[:, -1] != before[:, -1]).all()  # the check is not vacuous
+    assert torch.equal(after[:, :-1], before[:, :-1])
+    with pytest.raises(AssertionError, match="not causal"):
+        assert_causal(lambda x: embedding(torch.as_tensor(x)).flip(1).cumsum(1), ids)
+
+
 def test_assert_can_overfit(small_batch, tiny_model) -> None:
     def loss_fn(model, batch):
         inputs, labels = batch
