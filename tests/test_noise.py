@@ -471,6 +471,18 @@ def test_the_fixture_runs_through_every_continuous_schedule_noise_builds() -> No
             DtypeError,
             "noise schedules take float inputs, got True",
         ),
+        (
+            lambda: LogLinearSchedule()(torch.tensor([True])),
+            DtypeError,
+            "noise schedules do not support dtype torch.bool; "
+            "supported: float64, float32, float16, bfloat16 (or integers)",
+        ),
+        (
+            lambda: LogLinearSchedule().total_noise(np.array([True])),
+            DtypeError,
+            "noise schedules do not support dtype bool; "
+            "supported: float64, float32, float16, bfloat16 (or integers)",
+        ),
         (lambda: LogLinearSchedule(eps=0.0), ConfigError, "eps: must be in (0, 1), got 0"),
         (lambda: LogLinearSchedule(eps=1.0), ConfigError, "eps: must be in (0, 1), got 1"),
         (

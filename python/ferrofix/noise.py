@@ -128,6 +128,11 @@ class NoiseSchedule:
     def _evaluate_tensor(self, quantities: list[str], t: Any) -> list[Any]:
         torch = _torch.loaded_torch()
         if not t.dtype.is_floating_point:
+            if t.dtype == torch.bool or t.dtype.is_complex:  # as numpy's bools are refused
+                raise DtypeError(
+                    f"noise schedules do not support dtype {t.dtype}; "
+                    "supported: float64, float32, float16, bfloat16 (or integers)"
+                )
             t = t.to(torch.get_default_dtype())
         needs_grad = t.requires_grad and torch.is_grad_enabled()
         if t.device.type != "cpu" or needs_grad:
