@@ -558,6 +558,15 @@ def test_a_flattened_batch_without_document_ids_is_checked_from_position_ids() -
     assert check_packing(batch, sequences).kinds() == {"label_crosses_boundary"}
 
 
+def test_a_bool_attention_mask_is_checked_like_an_integer_one(packed_batch) -> None:
+    batch = _copy(packed_batch.batch)
+    batch["attention_mask"] = batch["attention_mask"].astype(bool)
+    assert check_packing(batch, packed_batch.sequences).ok
+    batch["attention_mask"][0, 0] = False
+    report = check_packing(batch, packed_batch.sequences)
+    assert [v.kind for v in report.violations] == ["attention_mask"]
+
+
 def test_assert_valid_packing_lists_the_violations(packed_batch) -> None:
     packing.assert_valid_packing(packed_batch.batch, packed_batch.sequences)
     batch = _copy(packed_batch.batch)
@@ -593,6 +602,21 @@ def test_assert_valid_packing_lists_the_violations(packed_batch) -> None:
             {"input_ids": np.zeros((2, 4)), "position_ids": np.zeros((2, 4), np.int64)},
             DtypeError,
             "input_ids: must be an integer array",
+        ),
+        # Only the attention mask may be bool; bool ids or labels are a bug to report.
+        (
+            {"input_ids": np.ones((2, 4), bool), "position_ids": np.zeros((2, 4), np.int64)},
+            DtypeError,
+            "input_ids: must be an integer array (int32 or int64), got dtype bool",
+        ),
+        (
+            {
+                "input_ids": np.zeros((2, 4), np.int64),
+                "position_ids": np.zeros((2, 4), np.int64),
+                "labels": np.zeros((2, 4), bool),
+            },
+            DtypeError,
+            "labels: must be an integer array (int32 or int64), got dtype bool",
         ),
     ],
 )

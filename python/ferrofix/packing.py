@@ -365,7 +365,7 @@ def _grid(
     if _torch.is_tensor(array):
         array = array.detach().cpu().numpy()
     array = np.asarray(array)
-    if array.dtype == np.bool_:
+    if array.dtype == np.bool_ and name == "attention_mask":  # a bool mask is a mask
         array = array.astype(np.int64)
     array = _integer_array(name, array, ndim=None).astype(np.int64, copy=False)
     if array.shape != shape:
