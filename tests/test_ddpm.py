@@ -161,8 +161,15 @@ def test_add_noise_keeps_float32_coefficients_for_bfloat16_samples() -> None:
             lambda: DDPMSchedule().add_noise(
                 np.zeros((2, 3)), np.zeros((2, 3)), np.array([0.5, 1.0])
             ),
-            ConfigError,
+            DtypeError,
             "timesteps: must be integers, got dtype float64",
+        ),
+        (
+            lambda: DDPMSchedule().add_noise(
+                np.zeros((2, 3)), np.zeros((2, 3)), np.array([True, False])
+            ),
+            DtypeError,
+            "timesteps: must be integers, got dtype bool",
         ),
         (
             lambda: DDPMSchedule().add_noise(np.zeros((2, 3)), np.zeros((2, 3)), np.array([0])),

@@ -180,7 +180,7 @@ class DDPMSchedule:
             timesteps = timesteps.detach().cpu().numpy()
         steps = as_array("timesteps", timesteps)
         if steps.dtype.kind not in "iu":
-            raise ConfigError(f"timesteps: must be integers, got dtype {steps.dtype}")
+            raise DtypeError(f"timesteps: must be integers, got dtype {steps.dtype}")
         steps = steps.reshape(-1).astype(np.int64)
         if not shape or len(steps) != shape[0]:
             raise ShapeError(
