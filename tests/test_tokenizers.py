@@ -783,16 +783,63 @@ def reference_specials() -> list[str]:
 SIMPLE = SimpleTokenizer(WORDS)
 
 BAD_INPUT = [
+    # HF __call__ options ferrofix tokenizers do not do: refused, never ignored.
+    (
+        lambda: SIMPLE("1", "2"),
+        errors.ConfigError,
+        "^text_pair: ferrofix tokenizers encode single texts, without pairs or targets; "
+        "pass None, got str",
+    ),
+    (lambda: SIMPLE("1", text_target="2"), errors.ConfigError, "^text_target: ferrofix"),
+    (lambda: SIMPLE.encode("1", "2"), errors.ConfigError, "^text_pair: ferrofix"),
+    (
+        lambda: SIMPLE(["1"], stride=2),
+        errors.ConfigError,
+        r"^stride: only applies to overflowing windows \(return_overflowing_tokens\)",
+    ),
+    (lambda: SIMPLE(["1"], stride=-1), errors.ConfigError, "^stride: must be an integer >= 0"),
+    (
+        lambda: SIMPLE([["1", "2"]], is_split_into_words=True),
+        errors.ConfigError,
+        "^is_split_into_words: ferrofix tokenizers take whole texts; join the words first",
+    ),
+    (
+        lambda: SIMPLE(["1"], return_overflowing_tokens=True),
+        errors.ConfigError,
+        "^return_overflowing_tokens: ferrofix tokenizers do not make overflowing windows",
+    ),
+    (
+        lambda: SIMPLE(["1"], return_offsets_mapping=True),
+        errors.ConfigError,
+        "^return_offsets_mapping: ferrofix tokenizers do not track character offsets",
+    ),
+    (lambda: SIMPLE(["1"], verbose=0), errors.ConfigError, "^verbose: must be True or False"),
+    (
+        lambda: SIMPLE(["1"], padding=True, padding_side="up"),
+        errors.ConfigError,
+        "^padding_side: must be one of 'right', 'left', got 'up'",
+    ),
+    (
+        lambda: SIMPLE.pad([{"input_ids": [7]}], padding_side="center"),
+        errors.ConfigError,
+        "^padding_side: must be one of 'right', 'left', got 'center'",
+    ),
+    (lambda: SIMPLE.pad([{"input_ids": [7]}], verbose="no"), errors.ConfigError, "^verbose:"),
+    (
+        lambda: SIMPLE.batch_decode(np.array([[7, 99]])),
+        errors.ConfigError,
+        r"^sequences: id 99 at position 1 is outside \[0, 57\)",
+    ),
     (lambda: SIMPLE.encode("1 nope"), errors.UnknownTokenError, "Token 'nope' not in vocab"),
     (lambda: SIMPLE(["1", "nope"]), errors.UnknownTokenError, "Token 'nope' not in vocab"),
     (lambda: SIMPLE.convert_tokens_to_ids("nope"), errors.UnknownTokenError, "not in vocab"),
-    (lambda: SIMPLE.decode([0, 57]), errors.ConfigError, "ids: id 57 at position 1 is outside"),
+    (lambda: SIMPLE.decode([0, 57]), errors.ConfigError, "^token_ids: id 57 at position 1 is"),
     (
         lambda: SIMPLE.decode([-1]),
         errors.ConfigError,
-        r"ids: id -1 at position 0 is outside \[0, 57\)",
+        r"^token_ids: id -1 at position 0 is outside \[0, 57\)",
     ),
-    (lambda: SIMPLE.decode([1.5]), errors.DtypeError, "ids: expected integer token ids"),
+    (lambda: SIMPLE.decode([1.5]), errors.DtypeError, "^token_ids: expected integer token ids"),
     (
         lambda: fixture_tokenizer("wordpiece"),
         errors.ConfigError,
@@ -802,12 +849,12 @@ BAD_INPUT = [
     (
         lambda: SIMPLE.decode([8, True]),
         errors.DtypeError,
-        r"ids\[1\]: must be an integer, got a bool",
+        r"^token_ids\[1\]: must be an integer, got a bool",
     ),
     (
         lambda: SIMPLE.convert_ids_to_tokens((np.True_, 8)),
         errors.DtypeError,
-        r"ids\[0\]: must be an integer, got a bool",
+        r"^ids\[0\]: must be an integer, got a bool",
     ),
     (
         lambda: SIMPLE.pad([{"input_ids": [7, 8]}, {"input_ids": [9, True]}], padding=True),
@@ -819,7 +866,7 @@ BAD_INPUT = [
         errors.DtypeError,
         r"input_ids\[1\]\[0\]: must be an integer, got a bool",
     ),
-    (lambda: SIMPLE.decode([[1]]), errors.ShapeError, r"ids: expected shape \(L,\)"),
+    (lambda: SIMPLE.decode([[1]]), errors.ShapeError, r"^token_ids: expected shape \(L,\)"),
     (lambda: SIMPLE.encode(3), errors.DtypeError, "text: expected str, got int"),
     (lambda: SIMPLE(["1", 2]), errors.DtypeError, r"text\[1\]: expected str, got int"),
     (
@@ -906,15 +953,19 @@ BAD_INPUT = [
     (
         lambda: SIMPLE.pad([{"input_ids": [1, 2, 3]}], padding="max_length", max_length=2),
         errors.ConfigError,
-        "features: row 0 has 3 tokens, more than max_length=2; pad never truncates",
+        "encoded_inputs: row 0 has 3 tokens, more than max_length=2; pad never truncates",
     ),
-    (lambda: SIMPLE.pad([{"labels": [1]}]), errors.ConfigError, "features: must have 'input_ids'"),
+    (
+        lambda: SIMPLE.pad([{"labels": [1]}]),
+        errors.ConfigError,
+        "encoded_inputs: must have 'input_ids'",
+    ),
     (
         lambda: SIMPLE.pad([{"input_ids": [1]}, {"input_ids": [1], "x": 1}]),
         errors.ConfigError,
-        r"features\[1\]: has keys",
+        r"encoded_inputs\[1\]: has keys",
     ),
-    (lambda: SIMPLE.pad("text"), errors.DtypeError, "features: expected a list of dicts"),
+    (lambda: SIMPLE.pad("text"), errors.DtypeError, "encoded_inputs: expected a list of dicts"),
     (
         lambda: SimpleTokenizer(["a", "a"]),
         errors.ConfigError,
@@ -1072,7 +1123,7 @@ BAD_INPUT = [
     (
         lambda: SIMPLE.convert_ids_to_tokens([99]),
         errors.ConfigError,
-        r"ids: id 99 at position 0 is outside \[0, 57\)",
+        r"^ids: id 99 at position 0 is outside \[0, 57\)",
     ),
     (lambda: SIMPLE._convert_token_to_id(3), errors.DtypeError, "token: expected str, got int"),
     (
@@ -1112,22 +1163,22 @@ BAD_INPUT = [
     (
         lambda: SIMPLE.decode([[1], [2, 3]]),
         errors.ShapeError,
-        "ids: expected a flat sequence of ids, got nested lists",
+        "^token_ids: expected a flat sequence of ids, got nested lists",
     ),
     (
         lambda: SIMPLE.decode([2**64]),
         errors.DtypeError,
-        "ids: expected integer token ids, got ids past int64",
+        "^token_ids: expected integer token ids, got ids past int64",
     ),
     (
         lambda: SIMPLE.decode(np.array([2**63], np.uint64)),
         errors.ConfigError,
-        "ids: id 9223372036854775808 is past int64, so no token has it",
+        "^token_ids: id 9223372036854775808 is past int64, so no token has it",
     ),
     (
         lambda: SIMPLE.batch_decode([[2**64]]),
         errors.DtypeError,
-        "ids: expected integer token ids, got ids past int64",
+        "^token_ids: expected integer token ids, got ids past int64",
     ),
     (
         lambda: SIMPLE.batch_decode(5),
@@ -1158,7 +1209,7 @@ BAD_INPUT = [
     (
         lambda: SIMPLE.pad([{"input_ids": [7, 8], "attention_mask": [1]}]),
         errors.ConfigError,
-        r"features: attention_mask\[0\] has length 1, input_ids\[0\] has 2",
+        r"encoded_inputs: attention_mask\[0\] has length 1, input_ids\[0\] has 2",
     ),
     (
         lambda: SIMPLE.decode([7], clean_up_tokenization_spaces="yes"),

@@ -263,6 +263,34 @@ def test_model_max_length_survives_the_export_and_means_what_it_means_in_hf(tmp_
     )
 
 
+def test_hf_signatures_read_alike_positionally_and_by_keyword(make_tokenizer, tmp_path) -> None:
+    # HF code calls tokenizer(text, text_pair, ..., padding, ...) and pad(inputs, padding,
+    # max_length, multiple, padding_side, ...) positionally too; ours takes the same order.
+    ours = make_tokenizer("simple", add_bos=True)
+    ours.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    texts = ["1 2 3", "4"]
+    positional = (texts, None, None, None, True, "longest", True, 4, 0, False, 2, "left", "np")
+    assert _lists(ours(*positional)) == _lists(hf(*positional))
+    features = [{"input_ids": [8, 9, 10]}, {"input_ids": [11]}]
+    padded = (True, None, 4, "left", None, "pt")
+    assert _lists(ours.pad([dict(f) for f in features], *padded)) == _lists(
+        hf.pad([dict(f) for f in features], *padded)
+    )
+    for side in ("left", "right"):
+        options = dict(padding="max_length", max_length=5, padding_side=side)
+        assert _lists(ours(texts, **options)) == _lists(hf(texts, **options))
+        assert ours.encode("1 2", **options) == hf.encode("1 2", **options)
+        assert _lists(ours.pad(features, **options)) == _lists(hf.pad(features, **options))
+    truncated = dict(truncation=True, max_length=2)
+    assert ours.encode("1 2 3", **truncated) == hf.encode("1 2 3", **truncated)
+    as_tensor = ours.encode("1 2", return_tensors="pt", padding="max_length", max_length=4)
+    assert (
+        as_tensor.tolist()
+        == hf.encode("1 2", return_tensors="pt", padding="max_length", max_length=4).tolist()
+    )
+
+
 def test_special_tokens_mask_of_finished_sequences_matches(make_tokenizer, tmp_path) -> None:
     ours = make_tokenizer("simple", add_bos=True, add_eos=True)
     ours.save_pretrained(tmp_path)

@@ -21,6 +21,7 @@ from ferrofix.errors import ConfigError, DtypeError, ShapeError
 from ferrofix.tokenizers import (
     PADDING_VALUES,
     RETURN_TENSORS_VALUES,
+    SIDES,
     Encoding,
     _as_tensors,
     _check_id_dtype,
@@ -57,19 +58,20 @@ def _batch_dict(features: Any) -> dict[str, Any]:
             return dict(features)
         if not isinstance(features, list | tuple):
             raise DtypeError(
-                "features: expected a list of dicts or a dict of lists, got "
+                "encoded_inputs: expected a list of dicts or a dict of lists, got "
                 f"{type(features).__name__}"
             )
     for i, feature in enumerate(features):
         # The exact-type test first: the ABC check costs more than the rest of the loop.
         if type(feature) is not dict and not isinstance(feature, Mapping):
-            raise DtypeError(f"features[{i}]: expected a dict, got {type(feature).__name__}")
+            raise DtypeError(f"encoded_inputs[{i}]: expected a dict, got {type(feature).__name__}")
     keys = list(features[0]) if features else ["input_ids"]
     first_keys = set(keys)
     for i, feature in enumerate(features):
         if feature.keys() != first_keys:
             raise ConfigError(
-                f"features[{i}]: has keys {sorted(feature)}, but features[0] has {sorted(keys)}"
+                f"encoded_inputs[{i}]: has keys {sorted(feature)}, "
+                f"but encoded_inputs[0] has {sorted(keys)}"
             )
     return {key: [feature[key] for feature in features] for key in keys}
 
@@ -81,9 +83,15 @@ def pad_features(
     padding: bool | str,
     max_length: int | None,
     pad_to_multiple_of: int | None,
+    padding_side: str | None,
     return_tensors: str | None,
     return_attention_mask: bool | None,
 ) -> Encoding:
+    side = (
+        tokenizer.padding_side
+        if padding_side is None
+        else choice("padding_side", padding_side, SIDES)
+    )
     padding = choice("padding", padding, PADDING_VALUES)
     return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
     max_length = _positive("max_length", max_length)
@@ -92,7 +100,7 @@ def pad_features(
     multiple = _positive("pad_to_multiple_of", pad_to_multiple_of)
     batch = _batch_dict(features)
     if "input_ids" not in batch:
-        raise ConfigError(f"features: must have 'input_ids'; got keys {sorted(batch)}")
+        raise ConfigError(f"encoded_inputs: must have 'input_ids'; got keys {sorted(batch)}")
     first = batch["input_ids"]
     single = _is_single(first)
     if single:
@@ -122,7 +130,7 @@ def pad_features(
         for i, n in enumerate(lengths):
             if n > width:
                 raise ConfigError(
-                    f"features: row {i} has {n} tokens, more than max_length={width}; "
+                    f"encoded_inputs: row {i} has {n} tokens, more than max_length={width}; "
                     "pad never truncates"
                 )
     want_mask = optional_flag("return_attention_mask", return_attention_mask, True)
@@ -133,7 +141,7 @@ def pad_features(
         hint = "lower max_length or pad_to_multiple_of"
         check_outputs_fit("padding", (len(rows), width), 8, hint, arrays=padded_keys)
 
-    left = tokenizer.padding_side == "left"
+    left = side == "left"
     out: dict[str, Any] = {}
     for key, values in batch.items():
         if key not in PADDED_KEYS:
@@ -188,7 +196,7 @@ def _check_lengths(rows: list[Any], lengths: list[int], key: str) -> None:
     for i, row in enumerate(rows):
         if len(row) != lengths[i]:
             raise ConfigError(
-                f"features: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
+                f"encoded_inputs: {key}[{i}] has length {len(row)}, input_ids[{i}] has {lengths[i]}"
             )
 
 
@@ -233,4 +241,6 @@ def _array(values: list[Any], key: str) -> np.ndarray:
     try:
         return np.asarray(_plain(values))
     except ValueError as error:
-        raise ConfigError(f"features: '{key}' cannot be stacked into one array ({error})") from None
+        raise ConfigError(
+            f"encoded_inputs: '{key}' cannot be stacked into one array ({error})"
+        ) from None

@@ -56,7 +56,7 @@ __all__ = [
 DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]")
 ROLES = ("pad", "cls", "mask", "eos", "bos", "sep", "unk")
 PADDING_VALUES = (False, True, "longest", "max_length", "do_not_pad")
-TRUNCATION_VALUES = (False, True, "longest_first", "only_first", "do_not_truncate")
+TRUNCATION_VALUES = (None, False, True, "longest_first", "only_first", "do_not_truncate")
 RETURN_TENSORS_VALUES = (None, "np", "pt")
 SIDES = ("right", "left")
 # HF's model_max_length for a tokenizer without one (transformers' VERY_LARGE_INTEGER), so
@@ -363,18 +363,52 @@ class Tokenizer:
         return self._native.id_tokens(ids)
 
     def encode(
-        self, text: str, add_special_tokens: bool = True, return_tensors: str | None = None
+        self,
+        text: str,
+        text_pair: None = None,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
+        max_length: int | None = None,
+        stride: int = 0,
+        padding_side: str | None = None,
+        return_tensors: str | None = None,
     ) -> Any:
-        """The ids of ``text``: a list of ints, or a (1, L) array/tensor as HF returns."""
-        if return_tensors is None:
-            try:
-                return self._native.encode(text, add_special_tokens)
-            except TypeError:  # the native call checks the flag, for free; name it
-                flag("add_special_tokens", add_special_tokens)
-                raise
-        return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
-        ids = self.encode_array(text, add_special_tokens)[None, :]
-        return _as_tensors({"input_ids": ids}, return_tensors)["input_ids"]
+        """The ids of ``text``: a list of ints, or a (1, L) array/tensor as HF returns.
+
+        HF's signature, in its order; padding and truncation options work as in
+        ``__call__``, which a call with any of them goes through.
+        """
+        if (
+            text_pair is None
+            and padding is False
+            and truncation is None
+            and max_length is None
+            and stride == 0
+            and padding_side is None
+        ):
+            if return_tensors is None:
+                try:
+                    return self._native.encode(text, add_special_tokens)
+                except TypeError:  # the native call checks the flag, for free; name it
+                    flag("add_special_tokens", add_special_tokens)
+                    raise
+            return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
+            ids = self.encode_array(text, add_special_tokens)[None, :]
+            return _as_tensors({"input_ids": ids}, return_tensors)["input_ids"]
+        if not isinstance(text, str):
+            raise DtypeError(f"text: expected str, got {type(text).__name__}")
+        return self(
+            text,
+            text_pair,
+            add_special_tokens=add_special_tokens,
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            stride=stride,
+            padding_side=padding_side,
+            return_tensors=return_tensors,
+        )["input_ids"]
 
     def encode_array(self, text: str, add_special_tokens: bool = True) -> np.ndarray:
         """The ids of ``text`` as a 1-D int64 numpy array (the fastest single encode)."""
@@ -426,22 +460,39 @@ class Tokenizer:
     def __call__(
         self,
         text: str | Sequence[str],
-        padding: bool | str = False,
-        truncation: bool | str = False,
-        max_length: int | None = None,
-        pad_to_multiple_of: int | None = None,
-        return_tensors: str | None = None,
+        text_pair: None = None,
+        text_target: None = None,
+        text_pair_target: None = None,
         add_special_tokens: bool = True,
-        return_attention_mask: bool | None = None,
-        return_special_tokens_mask: bool = False,
+        padding: bool | str = False,
+        truncation: bool | str | None = None,
+        max_length: int | None = None,
+        stride: int = 0,
+        is_split_into_words: bool = False,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_tensors: str | None = None,
         return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
         return_length: bool = False,
+        verbose: bool = True,
     ) -> Encoding:
         """Encode one text or a list of texts the way HF tokenizers do.
 
+        HF's signature, in its order, so HF code's positional and keyword calls both read
+        alike. What ferrofix tokenizers do not do is refused with a ConfigError rather than
+        ignored: pairs and targets (``text_pair``, ``text_target``, ``text_pair_target``),
+        overflowing windows (``return_overflowing_tokens``, ``stride``), pre-split words
+        (``is_split_into_words``) and offsets (``return_offsets_mapping``; ``is_fast`` is
+        False). ``verbose`` is accepted and ignored: ferrofix raises where HF would warn.
+
         ``padding``: False (no padding), True/"longest" (to the longest), "max_length" (to
-        ``max_length``), rounded up to ``pad_to_multiple_of``. ``truncation=True`` cuts rows
-        to ``max_length`` (or ``model_max_length``); without it a longer text is an error.
+        ``max_length``), rounded up to ``pad_to_multiple_of``, on ``padding_side`` (default:
+        the tokenizer's). ``truncation=True`` cuts rows to ``max_length`` (or
+        ``model_max_length``); without it (None or False) a longer text is an error.
         ``return_tensors``: None (lists), "np" or "pt" (2-D, also for a single text).
         ``return_special_tokens_mask``: also a ``special_tokens_mask``, 1 on the BOS/EOS
         added here and on padding, 0 on the text's own tokens (as HF's fast tokenizers mark
@@ -451,6 +502,31 @@ class Tokenizer:
         ``return_length``: ``length``, each row's length as returned (padding included),
         a list or 1-D array even for a single text, as in HF.
         """
+        if not (
+            text_pair is None
+            and text_target is None
+            and text_pair_target is None
+            and stride == 0
+            and is_split_into_words is False
+            and return_overflowing_tokens is False
+            and return_offsets_mapping is False
+        ):
+            _refuse_unsupported_call_options(
+                text_pair=text_pair,
+                text_target=text_target,
+                text_pair_target=text_pair_target,
+                stride=stride,
+                is_split_into_words=is_split_into_words,
+                return_overflowing_tokens=return_overflowing_tokens,
+                return_offsets_mapping=return_offsets_mapping,
+            )
+        if verbose is not True:
+            flag("verbose", verbose)
+        side = (
+            self.padding_side
+            if padding_side is None
+            else choice("padding_side", padding_side, SIDES)
+        )
         padding = choice("padding", padding, PADDING_VALUES)
         truncation = choice("truncation", truncation, TRUNCATION_VALUES)
         return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
@@ -462,7 +538,7 @@ class Tokenizer:
         return_token_type_ids = optional_flag("return_token_type_ids", return_token_type_ids, False)
         return_length = flag("return_length", return_length)
         pad = padding not in (False, "do_not_pad")
-        truncate = truncation not in (False, "do_not_truncate")
+        truncate = truncation not in (None, False, "do_not_truncate")
         if max_length is None and (truncate or padding == "max_length"):
             max_length = self._model_limit()
         if pad and truncate and max_length and multiple and max_length % multiple:
@@ -483,7 +559,7 @@ class Tokenizer:
             width="max_length" if padding == "max_length" else "longest",
             pad_to_multiple_of=multiple if pad else None,
             add_special_tokens=add_special_tokens,
-            padding_side=self.padding_side if pad else "right",
+            padding_side=side if pad else "right",
         )
         arrays = {"input_ids": ids}
         if return_token_type_ids:
@@ -491,7 +567,7 @@ class Tokenizer:
         arrays["attention_mask"] = mask
         if return_special_tokens_mask:
             arrays["special_tokens_mask"] = self._added_tokens_mask(
-                mask.shape[1], lengths, add_special_tokens, pad
+                mask.shape[1], lengths, add_special_tokens, pad and side == "left"
             )
         if not return_attention_mask:
             del arrays["attention_mask"]
@@ -518,13 +594,12 @@ class Tokenizer:
         return encoding
 
     def _added_tokens_mask(
-        self, width: int, lengths: np.ndarray, added: bool, padded: bool
+        self, width: int, lengths: np.ndarray, added: bool, left: bool
     ) -> np.ndarray:
         """1 on padding and on the BOS/EOS ``__call__`` added, 0 on the text's tokens
-        (rows ``width`` wide holding ``lengths`` tokens each)."""
+        (rows ``width`` wide holding ``lengths`` tokens each, left-padded when ``left``)."""
         import numpy as np
 
-        left = padded and self.padding_side == "left"
         starts = width - lengths if left else np.zeros_like(lengths)
         bos, eos = (self.add_bos, self.add_eos) if added else (False, False)
         first, end = starts + int(bos), starts + lengths - int(eos)
@@ -534,28 +609,35 @@ class Tokenizer:
 
     def pad(
         self,
-        features: Any,
+        encoded_inputs: Any,
         padding: bool | str = True,
         max_length: int | None = None,
         pad_to_multiple_of: int | None = None,
-        return_tensors: str | None = None,
+        padding_side: str | None = None,
         return_attention_mask: bool | None = None,
+        return_tensors: str | None = None,
+        verbose: bool = True,
     ) -> Encoding:
-        """Pad already-encoded features as HF ``tokenizer.pad`` does (data collators call it).
+        """Pad already-encoded features as HF ``tokenizer.pad`` does (data collators call
+        it), with HF's signature in its order.
 
-        ``features``: a list of dicts with ``input_ids`` (lists, arrays or tensors), or a
-        dict of lists. ``input_ids`` and ``attention_mask`` are padded (a mask is made when
-        missing), ``token_type_ids`` with 0 and ``special_tokens_mask`` with 1; other keys
-        pass through (and become tensors with ``return_tensors``). Padding never truncates.
+        ``encoded_inputs``: a list of dicts with ``input_ids`` (lists, arrays or tensors),
+        or a dict of lists. ``input_ids`` and ``attention_mask`` are padded (a mask is made
+        when missing), ``token_type_ids`` with 0 and ``special_tokens_mask`` with 1; other
+        keys pass through (and become tensors with ``return_tensors``). Padding never
+        truncates. ``padding_side`` defaults to the tokenizer's; ``verbose`` is ignored.
         """
         from ferrofix._tokenizer_pad import pad_features
 
+        if verbose is not True:
+            flag("verbose", verbose)
         return pad_features(
             self,
-            features,
+            encoded_inputs,
             padding=padding,
             max_length=max_length,
             pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
             return_tensors=return_tensors,
             return_attention_mask=return_attention_mask,
         )
@@ -564,7 +646,7 @@ class Tokenizer:
 
     def decode(
         self,
-        ids: Any,
+        token_ids: Any,
         skip_special_tokens: bool = False,
         clean_up_tokenization_spaces: bool | None = None,
     ) -> str:
@@ -577,7 +659,7 @@ class Tokenizer:
         it.
         """
         skip_special_tokens = flag("skip_special_tokens", skip_special_tokens)
-        text = self._native.decode(_ids_array(ids), skip_special_tokens)
+        text = self._native.decode(_ids_array(token_ids, "token_ids"), skip_special_tokens)
         return _clean_up(text) if self._cleans_up(clean_up_tokenization_spaces) else text
 
     def _cleans_up(self, clean_up_tokenization_spaces: bool | None) -> bool:
@@ -738,6 +820,32 @@ def _build(native_call: Callable[[], Any], **string_args: Sequence[Any]) -> Any:
             if any(v == bad or (isinstance(v, tuple) and bad in v) for v in values):
                 raise _not_unicode(arg, error) from None
         raise _not_unicode("/".join(string_args), error) from None
+
+
+def _refuse_unsupported_call_options(**given: object) -> None:
+    """Raise naming the first HF ``__call__`` option set to something ferrofix tokenizers
+    do not do (each is fine at its default)."""
+    for name in ("text_pair", "text_target", "text_pair_target"):
+        if given[name] is not None:
+            raise ConfigError(
+                f"{name}: ferrofix tokenizers encode single texts, without pairs or targets; "
+                f"pass None, got {type(given[name]).__name__}"
+            )
+    for name in ("is_split_into_words", "return_overflowing_tokens", "return_offsets_mapping"):
+        if flag(name, given[name]):
+            raise ConfigError(f"{name}: {_UNSUPPORTED_OPTIONS[name]}; pass False")
+    if integer("stride", given["stride"], low=0):
+        raise ConfigError(
+            "stride: only applies to overflowing windows (return_overflowing_tokens), which "
+            "ferrofix tokenizers do not make; pass 0"
+        )
+
+
+_UNSUPPORTED_OPTIONS = {
+    "is_split_into_words": "ferrofix tokenizers take whole texts; join the words first",
+    "return_overflowing_tokens": "ferrofix tokenizers do not make overflowing windows",
+    "return_offsets_mapping": "ferrofix tokenizers do not track character offsets",
+}
 
 
 def _flags(**flags: object) -> list[bool]:

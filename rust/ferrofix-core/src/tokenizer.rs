@@ -588,12 +588,13 @@ impl Tokenizer {
         Ok(out)
     }
 
-    fn check_ids(&self, ids: &[i64]) -> Result<()> {
+    /// `arg` names the ids in the error: the caller's parameter (`ids`, `token_ids`, ...).
+    fn check_ids(&self, ids: &[i64], arg: &'static str) -> Result<()> {
         let n = self.tokens.len() as i64;
         match ids.iter().position(|&id| !(0..n).contains(&id)) {
             None => Ok(()),
             Some(at) => Err(Error::invalid(
-                "ids",
+                arg,
                 format!("id {} at position {at} is outside [0, {n})", ids[at]),
             )),
         }
@@ -601,7 +602,7 @@ impl Tokenizer {
 
     /// The token strings of `ids`.
     pub fn id_tokens(&self, ids: &[i64]) -> Result<Vec<&str>> {
-        self.check_ids(ids)?;
+        self.check_ids(ids, "ids")?;
         Ok(ids
             .iter()
             .map(|&id| self.tokens[id as usize].as_str())
@@ -609,9 +610,14 @@ impl Tokenizer {
     }
 
     /// The text of `ids`: words joined by spaces, characters and bytes concatenated (invalid
-    /// UTF-8 becomes U+FFFD, as in HF's byte-level decoder).
-    pub fn decode(&self, ids: &[i64], skip_special_tokens: bool) -> Result<String> {
-        self.check_ids(ids)?;
+    /// UTF-8 becomes U+FFFD, as in HF's byte-level decoder). `arg` names `ids` in errors.
+    pub fn decode(
+        &self,
+        ids: &[i64],
+        skip_special_tokens: bool,
+        arg: &'static str,
+    ) -> Result<String> {
+        self.check_ids(ids, arg)?;
         let num_special = self.config.specials.len() as i64;
         let kept = ids
             .iter()
@@ -652,7 +658,7 @@ mod tests {
             t.encode("a c", false),
             Err(Error::UnknownToken { token: "c".into() })
         );
-        assert_eq!(t.decode(&[1, 7, 8], true).as_deref(), Ok("a b"));
+        assert_eq!(t.decode(&[1, 7, 8], true, "ids").as_deref(), Ok("a b"));
     }
 
     #[test]
@@ -674,6 +680,9 @@ mod tests {
         let t = Tokenizer::byte(Config::default()).unwrap_or_else(|e| unreachable!("{e}"));
         let ids = t.encode("é", false).unwrap_or_default();
         assert_eq!(ids, [7 + 0xc3, 7 + 0xa9]);
-        assert_eq!(t.decode(&[7 + 0xc3], false).as_deref(), Ok("\u{fffd}"));
+        assert_eq!(
+            t.decode(&[7 + 0xc3], false, "ids").as_deref(),
+            Ok("\u{fffd}")
+        );
     }
 }

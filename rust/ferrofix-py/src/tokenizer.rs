@@ -280,8 +280,10 @@ impl PyTokenizer {
         ids: PyReadonlyArray1<'_, i64>,
         skip_special_tokens: bool,
     ) -> PyResult<String> {
-        let ids = contiguous(&ids, "ids")?;
-        self.inner.decode(ids, skip_special_tokens).map_err(to_py)
+        let ids = contiguous(&ids, "token_ids")?;
+        self.inner
+            .decode(ids, skip_special_tokens, "token_ids")
+            .map_err(to_py)
     }
 
     /// The texts of the rows of a (B, L) int64 array.
@@ -295,7 +297,9 @@ impl PyTokenizer {
             .into_iter()
             .map(|row| {
                 let row: Vec<i64> = row.to_vec();
-                self.inner.decode(&row, skip_special_tokens).map_err(to_py)
+                self.inner
+                    .decode(&row, skip_special_tokens, "sequences")
+                    .map_err(to_py)
             })
             .collect()
     }
