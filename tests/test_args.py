@@ -285,6 +285,11 @@ def test_a_choice_returns_the_option_a_string_subclass_names() -> None:
     assert type(option) is str
 
 
+def test_a_choice_reads_a_numpy_bool_as_the_bool_it_is() -> None:
+    assert choice("padding", np.True_, (False, True, "longest")) is True
+    assert choice("padding", np.False_, (False, True, "longest")) is False
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -35,7 +35,7 @@ _NAMED_BOUNDS = {
     -(2**63): "-2**63",
 }
 _BOOL_DTYPES = ("bool", "torch.bool")
-T = TypeVar("T")
+_Option = TypeVar("_Option")
 
 
 def integer(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
@@ -85,7 +85,7 @@ def flag(name: str, value: object) -> bool:
     """``value`` as a Python bool: True, False or a numpy bool."""
     if value is True or value is False:
         return value
-    if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):
+    if _is_numpy_bool(value):
         return bool(value)
     raise ConfigError(f"{name}: must be True or False, got {value!r}")
 
@@ -102,13 +102,13 @@ def optional_flag(name: str, value: object, default: bool) -> bool:
         raise ConfigError(f"{name}: must be True, False or None, got {value!r}") from None
 
 
-def choice(name: str, value: object, allowed: Iterable[T]) -> T:
+def choice(name: str, value: object, allowed: Iterable[_Option]) -> _Option:
     """The option in ``allowed`` (strings, bools, None) that ``value`` names.
 
     A str subclass names the string it equals (HF passes ``PaddingStrategy.LONGEST``, a str
-    enum whose hash is not the string's, so callers use the option returned); other options
-    match by identity or equal value of the same type, so ``1`` is not ``True``; anything
-    else, unhashable values included, is a ConfigError naming the choices.
+    enum whose hash is not the string's, so callers use the option returned) and a numpy
+    bool the bool it is; otherwise options match by identity, so ``1`` is not ``True``;
+    anything else, unhashable values included, is a ConfigError naming the choices.
     """
     # A loop rather than any(genexpr): these checks run on every call (~1 us saved).
     for option in allowed:
@@ -117,7 +117,7 @@ def choice(name: str, value: object, allowed: Iterable[T]) -> T:
         if type(option) is str:
             if isinstance(value, str) and value == option:
                 return option
-        elif type(value) is type(option) and value == option:
+        elif type(option) is bool and _is_numpy_bool(value) and bool(value) is option:
             return option
     listed = ", ".join(repr(option) for option in allowed)
     raise ConfigError(f"{name}: must be one of {listed}, got {value!r}")
@@ -133,6 +133,10 @@ def _is_real_scalar(value: object) -> bool:
     if kind is not None:
         return kind in "iuf"
     return dtype is not None and getattr(dtype, "is_complex", True) is False
+
+
+def _is_numpy_bool(value: object) -> bool:
+    return type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
 
 
 def _is_bool(value: object) -> bool:

@@ -384,6 +384,7 @@ class Tokenizer:
             and padding is False
             and truncation is None
             and max_length is None
+            and type(stride) is int
             and stride == 0
             and padding_side is None
         ):
@@ -506,6 +507,7 @@ class Tokenizer:
             text_pair is None
             and text_target is None
             and text_pair_target is None
+            and type(stride) is int
             and stride == 0
             and is_split_into_words is False
             and return_overflowing_tokens is False
