@@ -254,6 +254,7 @@ def test_model_max_length_survives_the_export_and_means_what_it_means_in_hf(tmp_
     limited.save_pretrained(tmp_path / "limited")
     hf = transformers.AutoTokenizer.from_pretrained(tmp_path / "limited")
     assert hf.model_max_length == 4
+    assert hf.max_len_single_sentence == limited.max_len_single_sentence == 4
     texts = ["1 2 3 4 5 6", "7"]
     for options in (dict(truncation=True), dict(padding="max_length", truncation=True)):
         assert _lists(limited(texts, **options)) == _lists(hf(texts, **options)), options
@@ -350,6 +351,10 @@ def test_hf_attributes_and_clean_up_match(exported) -> None:
     assert ours.model_input_names == auto.model_input_names
     assert ours.num_special_tokens_to_add() == auto.num_special_tokens_to_add()
     assert ours.clean_up_tokenization_spaces == auto.clean_up_tokenization_spaces
+    assert ours.vocab == auto.vocab
+    assert ours.get_added_vocab() == auto.get_added_vocab()
+    assert ours.pad_token_type_id == auto.pad_token_type_id
+    assert ours.max_len_single_sentence == auto.max_len_single_sentence
     for text in random_texts(ours.kind, 100, seed=2):
         ids = ours.encode(text)
         tokens = ours.convert_ids_to_tokens(ids)

@@ -286,6 +286,26 @@ class Tokenizer:
             if i is not None
         }
 
+    @property
+    def vocab(self) -> dict[str, int]:
+        """``get_vocab()``, as HF's attribute."""
+        return self.get_vocab()
+
+    def get_added_vocab(self) -> dict[str, int]:
+        """``{token: id}`` of the special tokens: what HF's loading of the export counts as
+        added tokens (there is no other way to add tokens to a ferrofix tokenizer)."""
+        return {token: i for i, token in enumerate(self._special_tokens)}
+
+    @property
+    def pad_token_type_id(self) -> int:
+        """0: every token is in the one segment (``token_type_ids`` are zeros)."""
+        return 0
+
+    @property
+    def max_len_single_sentence(self) -> int:
+        """``model_max_length`` less the BOS/EOS ``encode`` adds, as in HF."""
+        return self.model_max_length - self.num_special_tokens_to_add()
+
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         """How many tokens ``encode`` adds around a text (the configured BOS/EOS)."""
         if flag("pair", pair):
