@@ -404,6 +404,64 @@ def test_loss_classes_shift_ignore_and_read_well() -> None:
     assert ferrofix.CausalLoss is loss.CausalLoss
 
 
+def _tiny_llama():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=61,  # prime, as the parity grids use odd sizes
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+@pytest.mark.parametrize("num_items_in_batch", [None, 11])
+def test_causal_loss_swaps_into_a_transformers_model(num_items_in_batch) -> None:
+    model = _tiny_llama()
+    ids = torch.randint(0, 61, (2, 9), generator=torch.Generator().manual_seed(1))
+    labels = ids.clone()
+    labels[0, :3] = -100
+    kwargs = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
+
+    def loss_and_grads():
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, attention_mask=torch.ones_like(ids), **kwargs)
+        out.loss.backward()
+        return out.loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    want, want_grads = loss_and_grads()  # HF's own ForCausalLMLoss
+    model.loss_function = loss.CausalLoss()
+    got, got_grads = loss_and_grads()
+    assert float(got) == pytest.approx(float(want), abs=5e-6)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_causal_loss_takes_hf_shift_labels_and_checks_vocab_size() -> None:
+    logits, labels = make_inputs(2, 8, 64)
+    t_logits, t_labels = torch.from_numpy(logits), torch.from_numpy(labels)
+    shifted = torch.cat([t_labels[:, 1:], torch.full((2, 1), -100)], dim=1)
+    causal = loss.CausalLoss()
+    want = causal(t_logits, t_labels)
+    assert float(causal(t_logits, None, vocab_size=64, shift_labels=shifted)) == pytest.approx(
+        float(want), abs=1e-6
+    )
+    # Keywords HF models pass through are ignored in HF's convention (vocab_size given) only.
+    assert float(causal(t_logits, t_labels, vocab_size=64, position_ids=None)) == float(want)
+    with pytest.raises(ShapeError, match=r"^logits: expected vocab_size=65 columns, got 64$"):
+        causal(t_logits, t_labels, vocab_size=65)
+    with pytest.raises(ConfigError, match=r"^reducton: not an argument of CausalLoss"):
+        causal(t_logits, t_labels, reducton="sum")
+    with pytest.raises(ConfigError, match=r"^labels: give labels"):
+        causal(t_logits)
+    ignored = torch.full_like(t_labels, 7)
+    assert float(causal(t_logits, ignored, vocab_size=64, ignore_index=7)) == 0.0
+
+
 def test_fixture_is_the_function(causal_lm_loss) -> None:
     assert causal_lm_loss is loss.causal_lm_loss
 
