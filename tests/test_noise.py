@@ -514,7 +514,7 @@ def test_the_fixture_runs_through_every_continuous_schedule_noise_builds() -> No
         (
             lambda: LogLinearSchedule(return_tensors="tf"),
             ConfigError,
-            "return_tensors: must be 'np' or 'pt', got 'tf'",
+            "return_tensors: must be one of 'np', 'pt', got 'tf'",
         ),
         (
             lambda: LogLinearSchedule().sample_t(-1),

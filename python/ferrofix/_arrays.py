@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native
-from ferrofix.errors import DtypeError
+from ferrofix.errors import DtypeError, ShapeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,16 +44,28 @@ def as_array(name: str, value: Any) -> np.ndarray:
     mix bools with ints: numpy reads ``[True, 2]`` as ``[1, 2]``, which every later dtype
     check would then accept. A flat list of plain ints is read natively (faster than numpy,
     which discovers the dtype in a pass of its own)."""
-    import numpy as np
 
     if type(value) is list:
         native = _native.core().int_list_array(value)
         if native is not None:
             return native
-    array = np.asarray(value)
+    array = rectangular(name, value)
     if array.dtype.kind in "iu" and isinstance(value, list | tuple):
         reject_bool_items(name, value)
     return array
+
+
+def rectangular(name: str, value: Any) -> np.ndarray:
+    """``np.asarray(value)``, with nested lists of different lengths (which numpy refuses
+    with a bare ValueError about "an inhomogeneous shape") as a ShapeError naming ``name``."""
+    import numpy as np
+
+    try:
+        return np.asarray(value)
+    except ValueError:
+        raise ShapeError(
+            f"{name}: expected an array; got nested sequences of different lengths"
+        ) from None
 
 
 def reject_bool_items(name: str, value: list[Any] | tuple[Any, ...]) -> None:

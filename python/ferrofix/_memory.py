@@ -18,6 +18,8 @@ _UNBOUNDED = 2**64
 # Outputs up to this size fit any machine that runs Python and a test suite; checking them
 # needs no call into the extension (small calls make such outputs on every batch).
 _ALWAYS_FITS = 64 << 20
+# numpy's largest array in bytes (its sizes are signed 64-bit).
+_NUMPY_MAX_BYTES = 2**63 - 1
 
 
 def check_outputs_fit(
@@ -29,9 +31,26 @@ def check_outputs_fit(
     total = arrays * itemsize
     for d in shape:
         total *= int(d)  # Python ints: a numpy scalar product could wrap
-    if 0 <= total <= _ALWAYS_FITS:
+    if total == 0:
+        _check_numpy_can_shape(arg, shape, itemsize, hint)
+        return
+    if 0 < total <= _ALWAYS_FITS:
         return
     dims = [min(int(d), _UNBOUNDED) for d in shape]
     reason = _native.core().outputs_shortfall_reason(arrays, dims, itemsize)
     if reason is not None:
         raise ConfigError(f"{arg}: {reason}; {hint}")
+
+
+def _check_numpy_can_shape(arg: str, shape: Sequence[int], itemsize: int, hint: str) -> None:
+    """numpy refuses a shape whose nonzero dimensions multiply past 2**63 bytes even when
+    another dimension is 0 (``np.zeros((0, 2**40, 2**40))``): name ``arg`` instead."""
+    span = itemsize
+    for d in shape:
+        span *= max(int(d), 1)
+    if span > _NUMPY_MAX_BYTES:
+        dims = ", ".join(str(int(d)) for d in shape)
+        raise ConfigError(
+            f"{arg}: numpy cannot shape an array as [{dims}] (its nonzero dimensions span "
+            f"more than 2**63 bytes), even empty; {hint}"
+        )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, integer, number
-from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order
+from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order, rectangular
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
         if not tensor.is_floating_point():
             tensor, name = tensor.double(), "float64"
         return np.ascontiguousarray(_torch.numpy_view(tensor.contiguous())), name
-    array = np.asarray(value)
+    array = rectangular(arg, value)
     if array.dtype.kind in "biu":
         array = array.astype(np.float64)
     array = native_byte_order(array)
@@ -136,10 +136,8 @@ def _integer_mismatches(actual: Any, expected: Any, shape: tuple[int, ...]) -> l
     return lines
 
 
-def _shape(value: Any) -> tuple[int, ...]:
-    import numpy as np
-
-    return tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+def _shape(value: Any, name: str) -> tuple[int, ...]:
+    return tuple(value.shape) if hasattr(value, "shape") else rectangular(name, value).shape
 
 
 def compare_tensors(actual: Any, expected: Any, *, rms_eps: float = DEFAULT_RMS_EPS) -> Comparison:
@@ -147,9 +145,10 @@ def compare_tensors(actual: Any, expected: Any, *, rms_eps: float = DEFAULT_RMS_
     ``expected`` and the non-finite counts, in one native pass."""
     import numpy as np
 
-    shape = _shape(expected)
-    if _shape(actual) != shape:
-        raise ShapeError(f"actual: expected shape {shape} (that of expected), got {_shape(actual)}")
+    shape = _shape(expected, "expected")
+    if _shape(actual, "actual") != shape:
+        got = _shape(actual, "actual")
+        raise ShapeError(f"actual: expected shape {shape} (that of expected), got {got}")
     rms_eps = number("rms_eps", rms_eps, "a finite number >= 0")
     if not (rms_eps >= 0 and math.isfinite(rms_eps)):
         raise ConfigError(f"rms_eps: must be a finite number >= 0, got {rms_eps!r}")
@@ -254,7 +253,7 @@ def assert_close(
     result = compare_tensors(actual, expected, rms_eps=rms_eps)
     exact = all(v is None for v in overrides.values()) and _is_integer_data(expected)
     if exact and _is_integer_data(actual):
-        shape = _shape(expected)
+        shape = _shape(expected, "expected")
         mismatches = _integer_mismatches(actual, expected, shape)
         if mismatches:
             header = (
@@ -279,7 +278,7 @@ def assert_close(
     if result.non_finite_mismatch:
         failures.append(f"{result.non_finite_mismatch} positions are NaN/inf on one side only")
     if failures:
-        shape = _shape(expected)
+        shape = _shape(expected, "expected")
         lines = [
             f"tensors differ (shape {shape}, scale {result.scale:.3e}, "
             f"compare_factor {compare_factor}):",
@@ -305,7 +304,7 @@ def assert_finite(value: Any, name: str = "tensor") -> None:
         # bfloat16 has no numpy dtype; complex keeps its imaginary part.
         array = (tensor if tensor.is_complex() else tensor.double()).numpy()
     else:
-        array = np.asarray(value)
+        array = rectangular(name, value)
         if array.dtype.kind not in "biufc":
             raise DtypeError(f"{name}: assert_finite needs numbers, got dtype {array.dtype}")
     bad = ~np.isfinite(array)
@@ -355,8 +354,9 @@ def assert_causal(model_fn: Callable[[Any], Any], input_ids: Any, **close: Any) 
     unchanged. The new last token is another id among those ``input_ids`` already spans
     (an id past them could be outside the model's vocabulary), or 1 when all are 0."""
     __tracebackhide__ = True
-    if len(_shape(input_ids)) != 2 or _shape(input_ids)[1] < 2:
-        raise ShapeError(f"input_ids: expected shape (B, L) with L >= 2, got {_shape(input_ids)}")
+    shape = _shape(input_ids, "input_ids")
+    if len(shape) != 2 or shape[1] < 2:
+        raise ShapeError(f"input_ids: expected shape (B, L) with L >= 2, got {shape}")
     before = model_fn(input_ids)
     changed = input_ids.clone() if hasattr(input_ids, "clone") else input_ids.copy()
     top = int(input_ids.max())

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, flag, integer, number, optional_number
-from ferrofix._arrays import as_array, dtype_name, native_byte_order
+from ferrofix._arrays import as_array, dtype_name, native_byte_order, rectangular
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def _numpy_logits(logits: Any) -> tuple[np.ndarray, str]:
         name = dtype_name(logits)
         if name in ("float32", "float64"):
             return logits, name  # the common case, without the checks and copies below
-    array = native_byte_order(np.asarray(logits))
+    array = native_byte_order(rectangular("logits", logits))
     name = dtype_name(array)
     if name in _SIXTEEN_BIT:  # the native layer takes 16-bit floats as their bits
         array = array.view(np.uint16)

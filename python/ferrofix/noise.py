@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch, rng, seeding
 from ferrofix._args import choice, flag, integer, number
-from ferrofix._arrays import as_array, c_contiguous, dtype_name, native_byte_order
+from ferrofix._arrays import as_array, c_contiguous, dtype_name, native_byte_order, rectangular
 from ferrofix._memory import check_outputs_fit
 from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, DtypeError
@@ -64,9 +64,7 @@ def _positive_int(name: str, value: object) -> int:
 
 
 def _check_return_tensors(value: object) -> str:
-    if value not in ("np", "pt"):
-        raise ConfigError(f"return_tensors: must be 'np' or 'pt', got {value!r}")
-    return value  # type: ignore[return-value]
+    return choice("return_tensors", value, ("np", "pt"))
 
 
 class NoiseSchedule:
@@ -101,7 +99,8 @@ class NoiseSchedule:
         if isinstance(x, (int, float)) and not isinstance(x, np.generic):
             results = self._native(quantities, np.asarray(float(x)))
             return [float(r) for r in results]
-        array = np.asarray(x)
+        first = quantities[0]  # the inverses take a quantity, everything else times
+        array = rectangular(first[len("t_from_") :] if first.startswith("t_from_") else "t", x)
         if array.dtype.kind in "iu":
             array = array.astype(np.float64)
         elif array.dtype.kind not in _FLOAT_KINDS:

@@ -26,17 +26,18 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, flag, integer, number
-from ferrofix._arrays import as_array, reject_bool_items
+from ferrofix._arrays import as_array, rectangular, reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     import numpy as np
 
@@ -364,7 +365,7 @@ def _grid(
     array = batch[name]
     if _torch.is_tensor(array):
         array = array.detach().cpu().numpy()
-    array = np.asarray(array)
+    array = rectangular(name, array)
     if array.dtype == np.bool_ and name == "attention_mask":  # a bool mask is a mask
         array = array.astype(np.int64)
     array = _integer_array(name, array, ndim=None).astype(np.int64, copy=False)
@@ -443,17 +444,28 @@ def check_packing(
     capacity = None if capacity is None else _capacity(capacity)
     pad_token_id = integer("pad_token_id", pad_token_id, low=-(2**63), high=2**63 - 1)
     ignore_index = integer("ignore_index", ignore_index, low=-(2**63), high=2**63 - 1)
+    if not isinstance(batch, Mapping):
+        raise DtypeError(
+            "batch: expected a dict of arrays or tensors (as pack_sequences returns), "
+            f"got {type(batch).__name__}"
+        )
     if batch.get("input_ids") is None:
         raise ConfigError("batch: must contain 'input_ids'")
-    input_ids = _grid(batch, "input_ids", np.shape(batch["input_ids"]))
+    given = batch["input_ids"]
+    given_shape = (
+        tuple(given.shape) if hasattr(given, "shape") else rectangular("input_ids", given).shape
+    )
+    input_ids = _grid(batch, "input_ids", given_shape)
     if input_ids is None or input_ids.ndim != 2:
-        raise ShapeError(f"input_ids: expected shape (B, C), got {np.shape(batch['input_ids'])}")
+        raise ShapeError(f"input_ids: expected shape (B, C), got {given_shape}")
     shape = input_ids.shape
     grids = {name: _grid(batch, name, shape) for name in ("labels", "position_ids")}
     violations: list[Violation] = []
     mask = batch.get("attention_mask")
     if mask is not None and np.ndim(mask) >= 3:
-        dense = np.asarray(mask.detach().cpu() if _torch.is_tensor(mask) else mask)
+        dense = rectangular(
+            "attention_mask", mask.detach().cpu() if _torch.is_tensor(mask) else mask
+        )
         if dense.ndim == 4 and dense.shape[1] == 1:
             dense = dense[:, 0]
         if dense.shape != (*shape, shape[1]):
@@ -601,7 +613,7 @@ def block_attention_mask(document_ids: Any, causal: bool = True) -> Any:
         "document_ids", (rows, width, width), 1, _DENSE_HINT, arrays=_DENSE_MASK_TEMPORARIES
     )
     same = (ids[:, :, None] == ids[:, None, :]) & (ids[:, :, None] != -1)
-    if flag("causal", causal):
+    if flag("causal", causal) and rows:  # no rows: the (C, C) triangle is not needed
         same &= np.tril(np.ones((ids.shape[1], ids.shape[1]), bool))
     if as_torch:
         import torch
@@ -647,6 +659,8 @@ def make_attention_mask(
         # The int64 mask and the float64 or bool array it is computed from.
         check_outputs_fit("batch_size, seq_len", (batch_size, seq_len), 8, "lower them", arrays=2)
     if kind == "causal":
+        if batch_size == 0:  # the (C, C) triangle below would be the only allocation
+            return np.zeros((0, seq_len, seq_len), bool)
         lower = np.tril(np.ones((seq_len, seq_len), bool))
         return np.broadcast_to(lower, (batch_size, seq_len, seq_len)).copy()
     if kind == "random":
@@ -660,6 +674,8 @@ def make_attention_mask(
     if kind == "padding":
         if len(lengths) != batch_size:
             raise ShapeError(f"lengths: expected {batch_size} lengths, got {len(lengths)}")
+        if batch_size == 0:  # arange(seq_len) would be the only allocation
+            return np.zeros((0, seq_len), np.int64)
         return (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)
     documents = np.full((batch_size, seq_len), -1, np.int64)
     document, row, at = 0, 0, 0

@@ -362,7 +362,8 @@ class Tokenizer:
             return None
         if isinstance(tokens, str):
             return self._convert_token_to_id(tokens)
-        return [self._convert_token_to_id(t) for t in tokens]
+        listed = _listed("tokens", tokens, "a str or a list of str")
+        return [self._convert_token_to_id(t) for t in listed]
 
     def convert_ids_to_tokens(self, ids: Any, skip_special_tokens: bool = False) -> str | list[str]:
         """The token of an id, or the tokens of a list/array/tensor of ids."""
@@ -774,14 +775,14 @@ class Tokenizer:
         """Write ``tokenizer.json``, ``tokenizer_config.json`` and ``special_tokens_map.json``."""
         from ferrofix._tokenizer_hf import save
 
-        return save(self, os.fspath(directory))
+        return save(self, _directory(directory))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str], **overrides: Any) -> Tokenizer:
         """Read a directory written by ``save_pretrained``."""
         from ferrofix._tokenizer_hf import load_state
 
-        tokenizer = _from_state({**load_state(os.fspath(directory)), **overrides})
+        tokenizer = _from_state({**load_state(_directory(directory)), **overrides})
         if cls is not Tokenizer and not isinstance(tokenizer, cls):
             raise ConfigError(
                 f"directory: holds a {type(tokenizer).__name__}, not a {cls.__name__}"
@@ -870,6 +871,29 @@ _UNSUPPORTED_OPTIONS = {
 }
 
 
+def _listed(name: str, value: Any, expected: str) -> list[Any]:
+    """``list(value)``, or a DtypeError naming ``name`` when ``value`` cannot be iterated
+    (a number, None, a 0-d array or tensor)."""
+    try:
+        return list(value)
+    except TypeError:
+        raise DtypeError(f"{name}: expected {expected}, got {type(value).__name__}") from None
+
+
+def _directory(directory: Any) -> str:
+    """``directory`` as a str path, or a DtypeError naming it (bytes paths included: the
+    files written inside it are named by str)."""
+    try:
+        path = os.fspath(directory)
+    except TypeError:
+        path = None
+    if not isinstance(path, str):
+        raise DtypeError(
+            f"directory: expected a path (str or os.PathLike), got {type(directory).__name__}"
+        )
+    return path
+
+
 def _flags(**flags: object) -> list[bool]:
     """The constructor's on/off options, each True or False (or a numpy bool)."""
     return [flag(name, value) for name, value in flags.items()]
@@ -902,9 +926,9 @@ class SimpleTokenizer(Tokenizer):
         special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
         **options: Any,
     ) -> None:
-        if isinstance(vocab, str) or not isinstance(vocab, Iterable):
-            raise DtypeError(f"vocab: expected a list of str, got {type(vocab).__name__}")
-        words = list(vocab)
+        if isinstance(vocab, str):
+            raise DtypeError("vocab: expected a list of str, got str")
+        words = _listed("vocab", vocab, "a list of str")
         for i, word in enumerate(words):
             if not isinstance(word, str):
                 raise DtypeError(f"vocab[{i}]: expected str, got {type(word).__name__}")
@@ -942,11 +966,7 @@ class CharTokenizer(Tokenizer):
         special_tokens: Sequence[str] = DEFAULT_SPECIAL_TOKENS,
         **options: Any,
     ) -> None:
-        if not isinstance(alphabet, Iterable):
-            raise DtypeError(
-                f"alphabet: expected a str or a list of characters, got {type(alphabet).__name__}"
-            )
-        chars = list(alphabet)
+        chars = _listed("alphabet", alphabet, "a str or a list of characters")
         for i, c in enumerate(chars):
             if not isinstance(c, str) or len(c) != 1:
                 raise ConfigError(f"alphabet[{i}]: must be a single character, got {c!r}")
@@ -995,10 +1015,11 @@ class BPETokenizer(Tokenizer):
         **options: Any,
     ) -> None:
         pairs = []
-        for i, merge in enumerate(merges):
+        for i, merge in enumerate(_listed("merges", merges, "a list of (left, right) pairs")):
             if isinstance(merge, str):
                 merge = tuple(merge.split(" "))
-            if len(merge) != 2 or not all(isinstance(t, str) for t in merge):
+            pair = isinstance(merge, tuple | list) and len(merge) == 2
+            if not pair or not all(isinstance(t, str) for t in merge):
                 raise ConfigError(
                     f"merges[{i}]: must be a (left, right) pair of str or 'left right'; "
                     f"got {merge!r}"
@@ -1039,7 +1060,7 @@ class BPETokenizer(Tokenizer):
         """Learn merges from ``corpus`` (texts) until ``vocab_size`` ids or until the most
         frequent pair occurs fewer than ``min_frequency`` times. Deterministic: the same
         corpus gives the same merges on any machine and thread count."""
-        texts = [corpus] if isinstance(corpus, str) else list(corpus)
+        texts = [corpus] if isinstance(corpus, str) else _listed("corpus", corpus, "a list of str")
         vocab_size = integer("vocab_size", vocab_size, low=0)
         min_frequency = integer("min_frequency", min_frequency, low=1)
         specials = _specials(special_tokens)

@@ -1,0 +1,109 @@
+"""Every public entry point, fed every pair of a pool of wrong-kind values, raises one of
+ferrofix's errors (or returns): never a bare TypeError, ValueError, AttributeError or
+MemoryError from numpy, torch or Python underneath, which would not name the argument."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ferrofix import assertions, ddpm, loss, noise, packing, rng, tokenizers
+from ferrofix.errors import FerrofixError
+
+SIMPLE = tokenizers.SimpleTokenizer.for_numbers(10)
+BYTE = tokenizers.ByteTokenizer()
+
+# Wrong kinds, edge sizes and the shapes that trip numpy: ragged lists, 0-d arrays and
+# tensors, non-contiguous views, bools, NaN, huge ints, unhashable and non-iterable objects.
+POOL = [
+    None, 0, 1, -1, 3, 2**40, 0.5, float("nan"), "x", "1 2", b"x", True, np.int64(3),
+    np.float32(0.5), [], [1, 2], [[1, 2], [3]], [[1, 2], [3, 4]], ["1", "2"], [1.5], [None],
+    {"input_ids": [1]}, (1, 2), np.array([]), np.array([1, 2, 3]), np.array([[1, 2], [3, 4]]),
+    np.array([0.1, 0.9]), np.array([True, False]), np.array(["a"]),
+    np.zeros((2, 3, 4), np.float32), np.array(3), np.arange(6).reshape(2, 3)[:, ::2],
+    torch.tensor([1, 2]), torch.tensor([[0.1, 0.2]]), torch.zeros(2, 3, 4), torch.tensor(True),
+    torch.empty(0), object(), {1, 2}, {"a": 1}, slice(1),
+]  # fmt: skip
+
+LOGITS = np.zeros((1, 3, 4), np.float32)
+LABELS = np.array([[1, 2, 3]])
+
+ENTRY_POINTS = {
+    "pack": lambda a, b: packing.pack(a, b),
+    "pack options": lambda a, b: packing.pack([1, 2], 4, strategy=a, overflow=b),
+    "pack_sequences": lambda a, b: packing.pack_sequences(a, b),
+    "pack_sequences options": lambda a, b: packing.pack_sequences(
+        [[1, 2]], 4, pad_token_id=a, labels=b
+    ),
+    "check_packing": lambda a, b: packing.check_packing(a, b),
+    "check_packing arrays": lambda a, b: packing.check_packing({"input_ids": a, "position_ids": b}),
+    "block_attention_mask": lambda a, b: packing.block_attention_mask(a, b),
+    "make_attention_mask": lambda a, b: packing.make_attention_mask(a, b),
+    "make_attention_mask kind": lambda a, b: packing.make_attention_mask(2, 3, kind=a, lengths=b),
+    "position_ids_from_document_starts": packing.position_ids_from_document_starts,
+    "document_starts_from_position_ids": lambda a, b: packing.document_starts_from_position_ids(a),
+    "cu_seqlens_from_position_ids": lambda a, b: packing.cu_seqlens_from_position_ids(a),
+    "__call__": lambda a, b: SIMPLE(a, padding=b),
+    "__call__ options": lambda a, b: SIMPLE(["1"], max_length=a, truncation=b),
+    "encode": lambda a, b: SIMPLE.encode(a, return_tensors=b),
+    "decode": lambda a, b: SIMPLE.decode(a, skip_special_tokens=b),
+    "batch_decode": lambda a, b: SIMPLE.batch_decode(a),
+    "pad": lambda a, b: SIMPLE.pad(a, padding=b),
+    "pad rows": lambda a, b: SIMPLE.pad([{"input_ids": a}, {"input_ids": b}]),
+    "convert_ids_to_tokens": lambda a, b: SIMPLE.convert_ids_to_tokens(a),
+    "convert_tokens_to_ids": lambda a, b: SIMPLE.convert_tokens_to_ids(a),
+    "batch_encode": SIMPLE.batch_encode,
+    "get_special_tokens_mask": lambda a, b: SIMPLE.get_special_tokens_mask(
+        a, already_has_special_tokens=b
+    ),
+    "ByteTokenizer()": lambda a, b: BYTE(a),
+    "SimpleTokenizer": lambda a, b: tokenizers.SimpleTokenizer(a, unk_fallback=b),
+    "CharTokenizer": lambda a, b: tokenizers.CharTokenizer(a),
+    "BPETokenizer.train": tokenizers.BPETokenizer.train,
+    "BPETokenizer.from_merges": lambda a, b: tokenizers.BPETokenizer.from_merges(a),
+    "load_tokenizer": lambda a, b: tokenizers.load_tokenizer(a),
+    "mask_tokens": lambda a, b: noise.mask_tokens(a, b, mask_token_id=2, seed=0),
+    "mask_tokens options": lambda a, b: noise.mask_tokens([[7, 8]], 0.5, mask_token_id=a, seed=b),
+    "uniform_corrupt": lambda a, b: noise.uniform_corrupt(a, b, vocab_size=10, seed=0),
+    "schedule(t)": lambda a, b: noise.LogLinearSchedule()(a),
+    "LogLinearSchedule": lambda a, b: noise.LogLinearSchedule(eps=a, return_tensors=b),
+    "LinearSchedule": lambda a, b: noise.LinearSchedule(sigma_min=a, sigma_max=b),
+    "sample_t": lambda a, b: noise.LogLinearSchedule().sample_t(a, seed=b),
+    "t_from_total_noise": lambda a, b: noise.LogLinearSchedule().t_from_total_noise(a),
+    "DDPMSchedule": lambda a, b: ddpm.DDPMSchedule(a, beta_schedule=b),
+    "add_noise": lambda a, b: ddpm.DDPMSchedule(10).add_noise(a, b, [1]),
+    "add_noise timesteps": lambda a, b: ddpm.DDPMSchedule(10).add_noise(
+        np.zeros((1, 2)), np.zeros((1, 2)), a
+    ),
+    "set_timesteps": lambda a, b: ddpm.DDPMSchedule(10).set_timesteps(a, spacing=b),
+    "causal_lm_loss": loss.causal_lm_loss,
+    "causal_lm_loss options": lambda a, b: loss.causal_lm_loss(
+        LOGITS, LABELS, reduction=a, softcap=b
+    ),
+    "causal_lm_loss_and_grad": loss.causal_lm_loss_and_grad,
+    "CausalLoss": lambda a, b: loss.CausalLoss()(a, b),
+    "uniform": rng.uniform,
+    "integers": lambda a, b: rng.integers(0, a, b, 0),
+    "compare_tensors": assertions.compare_tensors,
+    "assert_close": assertions.assert_close,
+    "assert_finite": lambda a, b: assertions.assert_finite(a),
+}
+
+
+@pytest.mark.parametrize("name", list(ENTRY_POINTS))
+def test_wrong_inputs_raise_ferrofix_errors(name: str) -> None:
+    call = ENTRY_POINTS[name]
+    leaks = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for a, b in itertools.product(POOL, repeat=2):
+            try:
+                call(a, b)
+            except (FerrofixError, AssertionError):
+                pass
+            except Exception as error:  # what this test looks for
+                leaks.setdefault(type(error).__name__, f"({a!r:.40}, {b!r:.40}): {error!s:.100}")
+    assert not leaks, f"{name} leaked: {leaks}"
