@@ -287,6 +287,31 @@ def test_a_nan_is_deterministic_when_both_calls_give_it(value) -> None:
 
 BAD_INPUT = [
     (
+        lambda: assert_gradients_flow(None, torch.zeros(())),
+        errors.DtypeError,
+        "model: expected a torch.nn.Module, got NoneType",
+    ),
+    (
+        lambda: assert_batch_independence(lambda x: x, [1, 2]),
+        errors.DtypeError,
+        "inputs: expected a torch tensor or numpy array of a batch, got list",
+    ),
+    (
+        lambda: assert_causal(lambda x: x, [[1, 2], [3, 4]]),
+        errors.DtypeError,
+        "input_ids: expected a torch tensor or numpy array of a batch, got list",
+    ),
+    (
+        lambda: assert_can_overfit(torch.nn.Linear(1, 1), None, lambda m, b: m, lr=0),
+        errors.ConfigError,
+        r"lr: must be a finite number > 0, got 0.0",
+    ),
+    (
+        lambda: compare_tensors([[1.0, 2.0], [3.0]], [1.0, 2.0]),
+        errors.ShapeError,
+        "expected: expected an array|actual: expected an array",
+    ),
+    (
         lambda: compare_tensors(np.zeros(3), np.zeros(4)),
         errors.ShapeError,
         r"actual: expected shape \(4,\)",

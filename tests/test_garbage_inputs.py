@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from ferrofix import assertions, ddpm, loss, noise, packing, rng, tokenizers
+from ferrofix import assertions, ddpm, loss, noise, packing, parallel, rng, seeding, tokenizers
 from ferrofix.errors import FerrofixError
 
 SIMPLE = tokenizers.SimpleTokenizer.for_numbers(10)
@@ -30,6 +30,8 @@ POOL = [
 
 LOGITS = np.zeros((1, 3, 4), np.float32)
 LABELS = np.array([[1, 2, 3]])
+BATCH = {"input_ids": np.zeros((1, 2), np.int64), "document_ids": np.zeros((1, 2), np.int64)}
+MODEL = torch.nn.Linear(2, 2)
 
 ENTRY_POINTS = {
     "pack": lambda a, b: packing.pack(a, b),
@@ -90,10 +92,107 @@ ENTRY_POINTS = {
     "compare_tensors": assertions.compare_tensors,
     "assert_close": assertions.assert_close,
     "assert_finite": lambda a, b: assertions.assert_finite(a),
+    # Options and secondary entry points.
+    "fixture_tokenizer": lambda a, b: tokenizers.fixture_tokenizer(a),
+    "make_fixture_tokenizer": lambda a, b: tokenizers.make_fixture_tokenizer(a),
+    "assert_valid_packing": packing.assert_valid_packing,
+    "pack_sequences return_tensors": lambda a, b: packing.pack_sequences(
+        [[1]], 4, return_tensors=a, strategy=b
+    ),
+    "check_packing options": lambda a, b: packing.check_packing(BATCH, capacity=a, labels=b),
+    "check_packing cu_seqlens": lambda a, b: packing.check_packing(
+        {**BATCH, "cu_seqlens": a, "max_seqlen": b}
+    ),
+    "check_packing starts": lambda a, b: packing.check_packing(
+        {**BATCH, "document_starts": a, "seq_lengths": b}
+    ),
+    "check_packing mask": lambda a, b: packing.check_packing(
+        {**BATCH, "attention_mask": a, "labels": b}
+    ),
+    "check_packing sources": lambda a, b: packing.check_packing(BATCH, a),
+    "mask_tokens protect": lambda a, b: noise.mask_tokens(
+        [[7, 8]], 0.5, mask_token_id=2, seed=0, protect=a
+    ),
+    "CosineSchedule": lambda a, b: noise.CosineSchedule(eps=a, return_tensors=b),
+    "GeometricSchedule": lambda a, b: noise.GeometricSchedule(sigma_min=a, sigma_max=b),
+    "noise_rate, loss_weight": lambda a, b: (
+        noise.CosineSchedule().noise_rate(a),
+        noise.CosineSchedule().loss_weight(b),
+    ),
+    "t_from_noise_rate": lambda a, b: noise.CosineSquaredSchedule().t_from_noise_rate(a),
+    "sample_t options": lambda a, b: noise.LogLinearSchedule().sample_t(2, eps=a, antithetic=b),
+    "sample_t dtype": lambda a, b: noise.LogLinearSchedule().sample_t(2, dtype=b),
+    "causal_lm_loss ignore_index": lambda a, b: loss.causal_lm_loss(
+        LOGITS, LABELS, ignore_index=a, label_smoothing=b
+    ),
+    "causal_lm_loss z_loss": lambda a, b: loss.causal_lm_loss(
+        LOGITS, LABELS, z_loss_scale=a, num_items_in_batch=b
+    ),
+    "causal_lm_loss_and_grad options": lambda a, b: loss.causal_lm_loss_and_grad(
+        LOGITS.copy(), LABELS, in_place=a, shift=b
+    ),
+    "CausalLoss()": lambda a, b: loss.CausalLoss(reduction=a, softcap=b),
+    "ChunkedCausalLoss()": lambda a, b: loss.ChunkedCausalLoss(chunk_size=a),
+    "CausalLoss HF convention": lambda a, b: loss.CausalLoss()(
+        torch.zeros(1, 3, 4), torch.tensor([[1, 2, 3]]), vocab_size=a, shift_labels=b
+    ),
+    "uniform options": lambda a, b: rng.uniform(3, 0, stream=a, offset=b),
+    "uniform dtype": lambda a, b: rng.uniform(3, 0, dtype=a),
+    "integers bounds": lambda a, b: rng.integers(a, b, 3, 0),
+    "assert_close options": lambda a, b: assertions.assert_close(1.0, 1.0, preset=a, rms_abs=b),
+    "assert_close factor": lambda a, b: assertions.assert_close(
+        1.0, 1.0, compare_factor=a, rms_eps=b
+    ),
+    "assert_gradients_flow": assertions.assert_gradients_flow,
+    "assert_batch_independence": lambda a, b: assertions.assert_batch_independence(
+        lambda x: x, a, index=b
+    ),
+    "assert_causal": lambda a, b: assertions.assert_causal(lambda x: x, a),
+    "assert_can_overfit": lambda a, b: assertions.assert_can_overfit(
+        MODEL, a, lambda m, x: torch.tensor(0.0, requires_grad=True), steps=2, lr=b
+    ),
+    "set_num_threads": lambda a, b: parallel.set_num_threads(a),
+    "reseed": lambda a, b: seeding.reseed(a),
+    "tokenizer options": lambda a, b: tokenizers.SimpleTokenizer(
+        ["a"], padding_side=a, model_max_length=b
+    ),
+    "special_tokens": lambda a, b: tokenizers.SimpleTokenizer(["a"], special_tokens=a),
+    "batch_decode options": lambda a, b: SIMPLE.batch_decode(
+        [[7]], clean_up_tokenization_spaces=a, skip_special_tokens=b
+    ),
+    "__call__ pad_to_multiple_of": lambda a, b: SIMPLE(
+        ["1"], padding=True, pad_to_multiple_of=a, return_tensors=b
+    ),
+    "__call__ flags": lambda a, b: SIMPLE(["1"], return_length=a, return_token_type_ids=b),
+    "__call__ text_pair": lambda a, b: SIMPLE("1", a, b),
+    "pad options": lambda a, b: SIMPLE.pad(
+        [{"input_ids": [7]}], max_length=a, pad_to_multiple_of=b
+    ),
+    "pad tensors": lambda a, b: SIMPLE.pad(
+        [{"input_ids": [7]}], return_tensors=a, return_attention_mask=b
+    ),
+    "pad other keys": lambda a, b: SIMPLE.pad(
+        [{"input_ids": [7], "attention_mask": a, "labels": b}]
+    ),
+    "num_special_tokens_to_add": lambda a, b: SIMPLE.num_special_tokens_to_add(a),
+    "convert_tokens_to_string": lambda a, b: SIMPLE.convert_tokens_to_string(a),
+    "tokenize": lambda a, b: SIMPLE.tokenize(a),
+    "encode_array": SIMPLE.encode_array,
+    "encode options": lambda a, b: SIMPLE.encode("1", padding=a, max_length=b),
 }
 
 
+@pytest.fixture
+def restore_global_state():
+    """set_num_threads and reseed succeed on some of the pool's values."""
+    threads, seed = parallel.num_threads(), seeding.current_seed()
+    yield
+    parallel.set_num_threads(threads)
+    seeding.reseed(seed)
+
+
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))
+@pytest.mark.usefixtures("restore_global_state")
 def test_wrong_inputs_raise_ferrofix_errors(name: str) -> None:
     call = ENTRY_POINTS[name]
     leaks = {}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from ferrofix import _noise_torch, noise, seeding
-from ferrofix.errors import ConfigError, DtypeError
+from ferrofix.errors import ConfigError, DtypeError, ShapeError
 from ferrofix.fixtures.noise import CONTINUOUS_KINDS
 from ferrofix.mixins import NoiseScheduleContract
 from ferrofix.noise import (
@@ -535,6 +535,21 @@ def test_the_fixture_runs_through_every_continuous_schedule_noise_builds() -> No
             lambda: LogLinearSchedule().sample_t(4, device="cpu"),
             ConfigError,
             "device: only applies with return_tensors='pt'",
+        ),
+        (
+            lambda: LogLinearSchedule(return_tensors="np").sample_t(2, dtype=np.int64),
+            DtypeError,
+            "dtype: must be a numpy floating dtype (e.g. float32), got <class 'numpy.int64'>",
+        ),
+        (
+            lambda: LogLinearSchedule(return_tensors="pt").sample_t(2, dtype=torch.int64),
+            DtypeError,
+            "dtype: must be a floating-point torch dtype, got torch.int64",
+        ),
+        (
+            lambda: LogLinearSchedule().total_noise([[0.1, 0.2], [0.3]]),
+            ShapeError,
+            "t: expected an array; got nested sequences of different lengths",
         ),
         (
             lambda: LogLinearSchedule().sample_t(2**40, seed=0),

@@ -603,6 +603,12 @@ def test_assert_valid_packing_lists_the_violations(packed_batch) -> None:
             DtypeError,
             "input_ids: must be an integer array",
         ),
+        ([], DtypeError, "batch: expected a dict of arrays or tensors (as pack_sequences"),
+        (
+            {"input_ids": [[1, 2], [3]], "position_ids": [[0, 1], [0]]},
+            ShapeError,
+            "input_ids: expected an array; got nested sequences of different lengths",
+        ),
         # Only the attention mask may be bool; bool ids or labels are a bug to report.
         (
             {"input_ids": np.ones((2, 4), bool), "position_ids": np.zeros((2, 4), np.int64)},
@@ -735,6 +741,13 @@ def test_make_attention_mask_kinds() -> None:
         (
             lambda: packing.sample_document_lengths(5, 0, seed=0),
             "capacity: must be an integer in [1, 2**31 - 1], got 0",
+        ),
+        # An empty mask of a width numpy cannot shape, even empty (C² past 2**63 bytes).
+        (
+            lambda: packing.make_attention_mask(0, 2**40, kind="causal"),
+            "batch_size, seq_len: numpy cannot shape an array as "
+            "[0, 1099511627776, 1099511627776] (its nonzero dimensions span more than "
+            "2**63 bytes), even empty",
         ),
     ],
 )

@@ -783,6 +783,36 @@ def reference_specials() -> list[str]:
 SIMPLE = SimpleTokenizer(WORDS)
 
 BAD_INPUT = [
+    (
+        lambda: SimpleTokenizer(np.array(3)),
+        errors.DtypeError,
+        "^vocab: expected a list of str, got ndarray",
+    ),
+    (
+        lambda: SimpleTokenizer(["a"], special_tokens=None),
+        errors.DtypeError,
+        "^special_tokens: expected a list of str, got NoneType",
+    ),
+    (
+        lambda: BPETokenizer.train(7, 300),
+        errors.DtypeError,
+        "^corpus: expected a list of str, got int",
+    ),
+    (
+        lambda: BPETokenizer.from_merges([None]),
+        errors.ConfigError,
+        r"^merges\[0\]: must be a \(left, right\) pair of str",
+    ),
+    (
+        lambda: load_tokenizer(None),
+        errors.DtypeError,
+        r"^directory: expected a path \(str or os.PathLike\), got NoneType",
+    ),
+    (
+        lambda: SIMPLE.convert_tokens_to_string(None),
+        errors.DtypeError,
+        "^tokens: expected a list of str, got NoneType",
+    ),
     # HF __call__ options ferrofix tokenizers do not do: refused, never ignored.
     (
         lambda: SIMPLE("1", "2"),

@@ -320,6 +320,10 @@ def assert_gradients_flow(model: Any, loss: Any) -> None:
     """Backpropagate ``loss`` (from zeroed gradients) and fail naming every trainable
     parameter of ``model`` left with a missing or all-zero gradient."""
     __tracebackhide__ = True
+    if not (hasattr(model, "named_parameters") and hasattr(model, "zero_grad")):
+        raise DtypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if not hasattr(loss, "backward"):
+        raise DtypeError(f"loss: expected a torch tensor, got {type(loss).__name__}")
     model.zero_grad(set_to_none=True)
     loss.backward()
     missing = [
@@ -334,12 +338,23 @@ def assert_gradients_flow(model: Any, loss: Any) -> None:
         )
 
 
+def _check_batch(name: str, value: Any) -> None:
+    """Refuse anything but a tensor or array with a batch dimension: the assertions slice
+    and modify it the way a model's input is."""
+    import numpy as np
+
+    if not (_torch.is_tensor(value) or isinstance(value, np.ndarray)) or value.ndim == 0:
+        what = f"a {value.ndim}-d array" if hasattr(value, "ndim") else type(value).__name__
+        raise DtypeError(f"{name}: expected a torch tensor or numpy array of a batch, got {what}")
+
+
 def assert_batch_independence(
     model_fn: Callable[[Any], Any], inputs: Any, index: int = 0, **close: Any
 ) -> None:
     """Row ``index`` of ``model_fn(inputs)`` equals ``model_fn(inputs[index:index+1])``: no
     information leaks between batch rows (``close`` goes to ``assert_close``)."""
     __tracebackhide__ = True
+    _check_batch("inputs", inputs)
     index = integer("index", index, low=0, high=len(inputs) - 1)
     together = model_fn(inputs)[index : index + 1]
     alone = model_fn(inputs[index : index + 1])
@@ -354,6 +369,7 @@ def assert_causal(model_fn: Callable[[Any], Any], input_ids: Any, **close: Any) 
     unchanged. The new last token is another id among those ``input_ids`` already spans
     (an id past them could be outside the model's vocabulary), or 1 when all are 0."""
     __tracebackhide__ = True
+    _check_batch("input_ids", input_ids)
     shape = _shape(input_ids, "input_ids")
     if len(shape) != 2 or shape[1] < 2:
         raise ShapeError(f"input_ids: expected shape (B, L) with L >= 2, got {shape}")
@@ -385,6 +401,16 @@ def assert_can_overfit(
     import torch
 
     steps = integer("steps", steps, low=1)
+    lr = number("lr", lr, "a finite number > 0")
+    if not 0 < lr < math.inf:
+        raise ConfigError(f"lr: must be a finite number > 0, got {lr!r}")
+    threshold = number("threshold", threshold)
+    if not (hasattr(model, "parameters") and callable(loss_fn)):
+        bad = "model" if not hasattr(model, "parameters") else "loss_fn"
+        given = model if bad == "model" else loss_fn
+        raise DtypeError(
+            f"{bad}: expected a torch.nn.Module and a callable, got {type(given).__name__}"
+        )
     trained = copy.deepcopy(model)
     optimizer = torch.optim.Adam(trained.parameters(), lr=lr)
     initial = float(loss_fn(trained, batch).detach())

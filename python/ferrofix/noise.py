@@ -59,6 +59,22 @@ _FLOAT_KINDS = "f"
 _SIXTEEN_BIT = ("float16", "bfloat16")
 
 
+def _float_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` (default float64) as a numpy floating dtype, or a DtypeError: times cast
+    to an integer dtype would all truncate to 0."""
+    import numpy as np
+
+    if dtype is None:
+        return np.dtype(np.float64)
+    try:
+        parsed = np.dtype(dtype)
+    except (TypeError, ValueError, SyntaxError):  # numpy parses strings as type specs
+        parsed = None
+    if parsed is None or parsed.kind != "f":
+        raise DtypeError(f"dtype: must be a numpy floating dtype (e.g. float32), got {dtype!r}")
+    return parsed
+
+
 def _positive_int(name: str, value: object) -> int:
     return integer(name, value, low=0)
 
@@ -244,8 +260,12 @@ class NoiseSchedule:
         if self.return_tensors == "pt":
             import torch
 
+            if dtype is not None and not (
+                isinstance(dtype, torch.dtype) and dtype.is_floating_point
+            ):
+                raise DtypeError(f"dtype: must be a floating-point torch dtype, got {dtype!r}")
             return torch.from_numpy(t).to(dtype=dtype or torch.get_default_dtype(), device=device)
-        return t.astype(dtype or np.float64, copy=False)
+        return t.astype(_float_dtype(dtype), copy=False)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._describe()}, return_tensors={self.return_tensors!r})"

@@ -314,7 +314,7 @@ class Tokenizer:
 
     def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
         """The text of a list of tokens, as ``decode`` of their ids gives it."""
-        ids = self.convert_tokens_to_ids(list(tokens))
+        ids = self.convert_tokens_to_ids(_listed("tokens", tokens, "a list of str"))
         return self.decode(ids)
 
     @property
@@ -902,7 +902,7 @@ def _flags(**flags: object) -> list[bool]:
 def _specials(special_tokens: Iterable[str]) -> list[str]:
     if isinstance(special_tokens, str):
         raise DtypeError("special_tokens: expected a list of str, got str")
-    tokens = list(special_tokens)
+    tokens = _listed("special_tokens", special_tokens, "a list of str")
     for i, token in enumerate(tokens):
         if not isinstance(token, str):
             raise DtypeError(f"special_tokens[{i}]: expected str, got {type(token).__name__}")
