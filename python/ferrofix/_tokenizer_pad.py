@@ -21,7 +21,6 @@ from ferrofix.errors import ConfigError, DtypeError, ShapeError
 from ferrofix.tokenizers import (
     PADDING_VALUES,
     RETURN_TENSORS_VALUES,
-    SIDES,
     Encoding,
     _as_tensors,
     _check_id_dtype,
@@ -87,11 +86,7 @@ def pad_features(
     return_tensors: str | None,
     return_attention_mask: bool | None,
 ) -> Encoding:
-    side = (
-        tokenizer.padding_side
-        if padding_side is None
-        else choice("padding_side", padding_side, SIDES)
-    )
+    side = tokenizer._padding_side(padding_side)
     padding = choice("padding", padding, PADDING_VALUES)
     return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
     max_length = _positive("max_length", max_length)

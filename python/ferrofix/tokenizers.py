@@ -475,6 +475,14 @@ class Tokenizer:
             **options,
         )
 
+    def _padding_side(self, padding_side: object) -> str:
+        """A call's ``padding_side``, the tokenizer's own when None (as in HF)."""
+        return (
+            self.padding_side
+            if padding_side is None
+            else choice("padding_side", padding_side, SIDES)
+        )
+
     def _pad_id_for_padding(self) -> int:
         pad = self._role_ids.get("pad")
         return 0 if pad is None else pad
@@ -545,11 +553,7 @@ class Tokenizer:
             )
         if verbose is not True:
             flag("verbose", verbose)
-        side = (
-            self.padding_side
-            if padding_side is None
-            else choice("padding_side", padding_side, SIDES)
-        )
+        side = self._padding_side(padding_side)
         padding = choice("padding", padding, PADDING_VALUES)
         truncation = choice("truncation", truncation, TRUNCATION_VALUES)
         return_tensors = choice("return_tensors", return_tensors, RETURN_TENSORS_VALUES)
