@@ -95,6 +95,11 @@ ENTRY_POINTS = {
     # Options and secondary entry points.
     "fixture_tokenizer": lambda a, b: tokenizers.fixture_tokenizer(a),
     "make_fixture_tokenizer": lambda a, b: tokenizers.make_fixture_tokenizer(a),
+    "make_fixture_tokenizer bpe": lambda a, b: tokenizers.make_fixture_tokenizer(
+        "bpe", vocab_size=a
+    ),
+    "packed_example": packing.packed_example,
+    "sample_document_lengths": lambda a, b: packing.sample_document_lengths(a, b, seed=0),
     "assert_valid_packing": packing.assert_valid_packing,
     "pack_sequences return_tensors": lambda a, b: packing.pack_sequences(
         [[1]], 4, return_tensors=a, strategy=b

@@ -1166,6 +1166,9 @@ def make_fixture_tokenizer(kind: str = "simple", **options: Any) -> Tokenizer:
         return ByteTokenizer(**options)
     corpus = options.pop("corpus", None)
     vocab_size = options.pop("vocab_size", BPE_FIXTURE_VOCAB_SIZE)
-    if corpus is None and vocab_size == BPE_FIXTURE_VOCAB_SIZE and not options:
+    # The session's trained copy when nothing differs (type first: an array vocab_size
+    # would make == ambiguous; train checks it).
+    default_size = type(vocab_size) is int and vocab_size == BPE_FIXTURE_VOCAB_SIZE
+    if corpus is None and default_size and not options:
         return fixture_tokenizer("bpe")
     return BPETokenizer.train(fixture_corpus() if corpus is None else corpus, vocab_size, **options)
