@@ -147,6 +147,37 @@ def test_small_and_large_calls_from_many_threads_agree(restore_threads) -> None:
     assert _small_and_large_results() == expected  # and the main thread afterwards
 
 
+def _pooled_results(texts, documents, logits, labels) -> tuple:
+    """Outputs that come from ferrofix's buffer pools (1 MiB and more each), hashed while
+    they are alive: a buffer handed to another thread too early would change them."""
+    from ferrofix import loss, tokenizers
+
+    tokenizer = tokenizers.SimpleTokenizer.for_numbers(50)
+    ids, mask, lengths = tokenizer.batch_encode(texts)
+    batch = packing.pack_sequences(documents, 2048)
+    value, grad = loss.causal_lm_loss_and_grad(logits, labels, shift=False)
+    return (
+        hash(ids.tobytes() + mask.tobytes() + lengths.tobytes()),
+        hash(batch["input_ids"].tobytes() + batch["position_ids"].tobytes()),
+        value,
+        hash(grad.tobytes()),
+    )
+
+
+def test_pooled_outputs_from_many_threads_agree(restore_threads) -> None:
+    ferrofix.set_num_threads(2)
+    draw = np.random.default_rng(0)
+    texts = [" ".join(map(str, draw.integers(0, 50, 40))) for _ in range(4000)]  # (4000, 40)
+    documents = [draw.integers(1, 1000, n).tolist() for n in draw.integers(10, 500, 600)]
+    logits = draw.standard_normal((128, 2048)).astype(np.float32)  # grad 1 MiB
+    labels = draw.integers(0, 2048, 128)
+    inputs = (texts, documents, logits, labels)
+    expected = _pooled_results(*inputs)
+    with ThreadPoolExecutor(4) as threads:
+        results = list(threads.map(lambda _: _pooled_results(*inputs), range(12)))
+    assert all(r == expected for r in results)
+
+
 def _child_small_and_large(queue) -> None:
     queue.put(_small_and_large_results())
 
