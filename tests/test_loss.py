@@ -452,7 +452,9 @@ def test_causal_loss_takes_hf_shift_labels_and_checks_vocab_size() -> None:
     )
     # Keywords HF models pass through are ignored in HF's convention (vocab_size given) only.
     assert float(causal(t_logits, t_labels, vocab_size=64, position_ids=None)) == float(want)
-    with pytest.raises(ShapeError, match=r"^logits: expected vocab_size=65 columns, got 64$"):
+    with pytest.raises(
+        ShapeError, match=r"^logits: expected shape \(\.\.\., 65\) for vocab_size=65"
+    ):
         causal(t_logits, t_labels, vocab_size=65)
     with pytest.raises(ConfigError, match=r"^reducton: not an argument of CausalLoss"):
         causal(t_logits, t_labels, reducton="sum")
@@ -460,6 +462,8 @@ def test_causal_loss_takes_hf_shift_labels_and_checks_vocab_size() -> None:
         causal(t_logits)
     ignored = torch.full_like(t_labels, 7)
     assert float(causal(t_logits, ignored, vocab_size=64, ignore_index=7)) == 0.0
+    assert float(causal(t_logits, ignored, ignore_index=7)) == 0.0  # a direct call's override
+    assert float(causal(t_logits, ignored)) > 0.0  # and only for that call
 
 
 def test_fixture_is_the_function(causal_lm_loss) -> None:

@@ -55,6 +55,12 @@ def as_array(name: str, value: Any) -> np.ndarray:
     return array
 
 
+def shape_of(name: str, value: Any) -> tuple[int, ...]:
+    """The shape of a tensor, array or nested list, without copying the first two (a
+    ragged list is the ShapeError of :func:`rectangular`)."""
+    return tuple(value.shape) if hasattr(value, "shape") else rectangular(name, value).shape
+
+
 def rectangular(name: str, value: Any) -> np.ndarray:
     """``np.asarray(value)``, with nested lists of different lengths (which numpy refuses
     with a bare ValueError about "an inhomogeneous shape") as a ShapeError naming ``name``."""

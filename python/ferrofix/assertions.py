@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, integer, number
-from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order, rectangular
+from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order, rectangular, shape_of
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -136,18 +136,13 @@ def _integer_mismatches(actual: Any, expected: Any, shape: tuple[int, ...]) -> l
     return lines
 
 
-def _shape(value: Any, name: str) -> tuple[int, ...]:
-    return tuple(value.shape) if hasattr(value, "shape") else rectangular(name, value).shape
-
-
 def compare_tensors(actual: Any, expected: Any, *, rms_eps: float = DEFAULT_RMS_EPS) -> Comparison:
     """RMS and max of ``actual - expected``, the index of the max, the RMS scale of
     ``expected`` and the non-finite counts, in one native pass."""
     import numpy as np
 
-    shape = _shape(expected, "expected")
-    if _shape(actual, "actual") != shape:
-        got = _shape(actual, "actual")
+    shape, got = shape_of("expected", expected), shape_of("actual", actual)
+    if got != shape:
         raise ShapeError(f"actual: expected shape {shape} (that of expected), got {got}")
     rms_eps = number("rms_eps", rms_eps, "a finite number >= 0")
     if not (rms_eps >= 0 and math.isfinite(rms_eps)):
@@ -253,7 +248,7 @@ def assert_close(
     result = compare_tensors(actual, expected, rms_eps=rms_eps)
     exact = all(v is None for v in overrides.values()) and _is_integer_data(expected)
     if exact and _is_integer_data(actual):
-        shape = _shape(expected, "expected")
+        shape = shape_of("expected", expected)
         mismatches = _integer_mismatches(actual, expected, shape)
         if mismatches:
             header = (
@@ -278,7 +273,7 @@ def assert_close(
     if result.non_finite_mismatch:
         failures.append(f"{result.non_finite_mismatch} positions are NaN/inf on one side only")
     if failures:
-        shape = _shape(expected, "expected")
+        shape = shape_of("expected", expected)
         lines = [
             f"tensors differ (shape {shape}, scale {result.scale:.3e}, "
             f"compare_factor {compare_factor}):",
@@ -370,7 +365,7 @@ def assert_causal(model_fn: Callable[[Any], Any], input_ids: Any, **close: Any) 
     (an id past them could be outside the model's vocabulary), or 1 when all are 0."""
     __tracebackhide__ = True
     _check_batch("input_ids", input_ids)
-    shape = _shape(input_ids, "input_ids")
+    shape = shape_of("input_ids", input_ids)
     if len(shape) != 2 or shape[1] < 2:
         raise ShapeError(f"input_ids: expected shape (B, L) with L >= 2, got {shape}")
     before = model_fn(input_ids)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, flag, integer, number, optional_number
-from ferrofix._arrays import as_array, dtype_name, native_byte_order, rectangular
+from ferrofix._arrays import as_array, dtype_name, native_byte_order, rectangular, shape_of
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -482,34 +482,38 @@ class CausalLoss:
         labels: Any = None,
         num_items_in_batch: Any = None,
         *,
+        ignore_index: int | None = None,
         vocab_size: int | None = None,
         shift_labels: Any = None,
         **model_kwargs: Any,
     ) -> Any:
-        """The loss of ``logits`` (B, T, V) or (N, V) against ``labels``, shifted inside.
+        """The loss of ``logits`` (B, T, V) or (N, V) against ``labels``, shifted inside;
+        ``ignore_index`` overrides the instance's for this call.
 
         Also HF's loss-function convention, so ``model.loss_function = CausalLoss()`` swaps
         it into a transformers model: ``vocab_size`` (checked against the logits),
         ``shift_labels`` (labels already shifted, used as they are in place of ``labels``),
-        ``ignore_index`` for this call, and the other keyword arguments HF models pass
-        through to their loss, which are ignored as HF's own loss ignores them. Without
-        ``vocab_size`` (a direct call) an unknown keyword is an error, not ignored.
+        and the other keyword arguments HF models pass through to their loss, which are
+        ignored as HF's own loss ignores them. Without ``vocab_size`` (a direct call) an
+        unknown keyword is an error, not ignored.
         """
         options = self._options
-        if model_kwargs:
-            if vocab_size is None:
-                raise ConfigError(
-                    f"{sorted(model_kwargs)[0]}: not an argument of {type(self).__name__}; it "
-                    "takes logits, labels, num_items_in_batch (and HF's vocab_size, "
-                    "shift_labels, ignore_index and model keywords)"
-                )
-            if "ignore_index" in model_kwargs:
-                options = options | {"ignore_index": model_kwargs["ignore_index"]}
+        if ignore_index is not None:
+            options = options | {"ignore_index": ignore_index}
+        if model_kwargs and vocab_size is None:
+            raise ConfigError(
+                f"{sorted(model_kwargs)[0]}: not an argument of {type(self).__name__}; it "
+                "takes logits, labels, num_items_in_batch, ignore_index (and HF's vocab_size, "
+                "shift_labels and model keywords)"
+            )
         if vocab_size is not None:
             vocab_size = integer("vocab_size", vocab_size, low=1)
-            width = logits.shape[-1]
-            if width != vocab_size:
-                raise ShapeError(f"logits: expected vocab_size={vocab_size} columns, got {width}")
+            shape = shape_of("logits", logits)
+            if not shape or shape[-1] != vocab_size:
+                raise ShapeError(
+                    f"logits: expected shape (..., {vocab_size}) for vocab_size={vocab_size}, "
+                    f"got {shape}"
+                )
         if shift_labels is not None:
             targets, shift = shift_labels, False
         elif labels is not None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, flag, integer, number
-from ferrofix._arrays import as_array, rectangular, reject_bool_items
+from ferrofix._arrays import as_array, rectangular, reject_bool_items, shape_of
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -374,11 +374,6 @@ def _grid(
     return np.ascontiguousarray(array)
 
 
-def _given_shape(name: str, value: Any) -> tuple[int, ...]:
-    """The shape of a tensor, array or nested list (a ragged one is a ShapeError)."""
-    return tuple(value.shape) if hasattr(value, "shape") else rectangular(name, value).shape
-
-
 def _derived_document_ids(position_ids: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Segment ids from position resets (a new segment at each 0), -1 where masked out."""
     import numpy as np
@@ -456,7 +451,7 @@ def check_packing(
         )
     if batch.get("input_ids") is None:
         raise ConfigError("batch: must contain 'input_ids'")
-    given_shape = _given_shape("input_ids", batch["input_ids"])
+    given_shape = shape_of("input_ids", batch["input_ids"])
     input_ids = _grid(batch, "input_ids", given_shape)
     if input_ids is None or input_ids.ndim != 2:
         raise ShapeError(f"input_ids: expected shape (B, C), got {given_shape}")
@@ -464,7 +459,7 @@ def check_packing(
     grids = {name: _grid(batch, name, shape) for name in ("labels", "position_ids")}
     violations: list[Violation] = []
     mask = batch.get("attention_mask")
-    mask_ndim = None if mask is None else len(_given_shape("attention_mask", mask))
+    mask_ndim = None if mask is None else len(shape_of("attention_mask", mask))
     if mask_ndim is not None and mask_ndim >= 3:
         dense = rectangular(
             "attention_mask", mask.detach().cpu() if _torch.is_tensor(mask) else mask
@@ -474,7 +469,7 @@ def check_packing(
         if dense.shape != (*shape, shape[1]):
             raise ShapeError(
                 f"attention_mask: expected shape (B, C) or (B, C, C) with (B, C) = {shape}, "
-                f"got {_given_shape('attention_mask', mask)}"
+                f"got {shape_of('attention_mask', mask)}"
             )
         grids["attention_mask"] = None
     else:
