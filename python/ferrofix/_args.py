@@ -45,24 +45,23 @@ def integer(name: str, value: object, *, low: int | None = None, high: int | Non
         ConfigError: naming ``name`` and the allowed values, when ``value`` is not an
             integer or lies outside the bounds.
     """
-    number = value if type(value) is int else _index(value)
-    if number is None:
-        raise ConfigError(f"{name}: must be {_allowed(low, high)}, got {value!r}")
-    if (low is not None and number < low) or (high is not None and number > high):
-        raise ConfigError(f"{name}: must be {_allowed(low, high)}, got {number}")
-    return number
+    return _bounded(name, value, low, high, "")
 
 
 def optional_integer(
     name: str, value: object, *, low: int | None = None, high: int | None = None
 ) -> int | None:
     """``None`` as it is, anything else as :func:`integer` reads it."""
-    if value is None:
-        return None
+    return None if value is None else _bounded(name, value, low, high, " or None")
+
+
+def _bounded(name: str, value: object, low: int | None, high: int | None, also: str) -> int:
+    """The int ``value`` stands for, within the bounds; ``also`` names what else the
+    caller allows, for the message."""
     number = value if type(value) is int else _index(value)
     if number is None or (low is not None and number < low) or (high is not None and number > high):
         shown = repr(value) if number is None else number
-        raise ConfigError(f"{name}: must be {_allowed(low, high)} or None, got {shown}")
+        raise ConfigError(f"{name}: must be {_allowed(low, high)}{also}, got {shown}")
     return number
 
 

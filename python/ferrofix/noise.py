@@ -75,10 +75,6 @@ def _float_dtype(dtype: Any) -> np.dtype:
     return parsed
 
 
-def _positive_int(name: str, value: object) -> int:
-    return integer(name, value, low=0)
-
-
 def _check_return_tensors(value: object) -> str:
     return choice("return_tensors", value, ("np", "pt"))
 
@@ -238,7 +234,7 @@ class NoiseSchedule:
         """
         import numpy as np
 
-        n = _positive_int("batch_size", batch_size)
+        n = integer("batch_size", batch_size, low=0)
         # The uniforms, the strata and the times: three float64 arrays of n.
         check_outputs_fit("batch_size", (n,), 8, "ask for fewer times", arrays=3)
         eps = number("eps", eps)
