@@ -54,6 +54,7 @@ ENTRY_POINTS = {
     "decode": lambda a, b: SIMPLE.decode(a, skip_special_tokens=b),
     "batch_decode": lambda a, b: SIMPLE.batch_decode(a),
     "pad": lambda a, b: SIMPLE.pad(a, padding=b),
+    "Encoding.to": lambda a, b: SIMPLE(["1"], return_tensors="pt").to(a, non_blocking=b),
     "pad rows": lambda a, b: SIMPLE.pad([{"input_ids": a}, {"input_ids": b}]),
     "convert_ids_to_tokens": lambda a, b: SIMPLE.convert_ids_to_tokens(a),
     "convert_tokens_to_ids": lambda a, b: SIMPLE.convert_tokens_to_ids(a),

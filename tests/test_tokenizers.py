@@ -167,6 +167,35 @@ def test_the_encoding_reads_like_hf_batch_encoding(simple_tokenizer) -> None:
     assert dict(**out).keys() == {"input_ids", "attention_mask"}
 
 
+@pytest.mark.parametrize(
+    ("device", "error", "match"),
+    [
+        ("gpu", errors.ConfigError, "^device: Expected one of cpu, cuda"),
+        (-1, errors.ConfigError, "^device: Device index must not be negative"),
+        (None, errors.DtypeError, "^device: expected a str, an int or a torch.device, got None"),
+        (1.5, errors.DtypeError, "^device: expected a str, an int or a torch.device, got float"),
+        (True, errors.DtypeError, "^device: expected a str, an int or a torch.device, got bool"),
+        # No CUDA here: CudaUnavailableError; a GPU machine has no 99th device: ConfigError.
+        ("cuda:99", errors.FerrofixError, "^device: cuda:99 asked for"),
+    ],
+)
+def test_encoding_to_refuses_devices_it_cannot_reach(device, error, match) -> None:
+    out = SIMPLE(["1 2"], return_tensors="pt")
+    with pytest.raises(error, match=match):
+        out.to(device)
+    assert out["input_ids"].device.type == "cpu"  # nothing moved
+    with pytest.raises(errors.ConfigError, match=r"^non_blocking: must be True or False"):
+        out.to("cpu", non_blocking="yes")
+
+
+def test_encoding_to_moves_tensors_and_leaves_numpy_alone() -> None:
+    tensors = SIMPLE(["1 2"], return_tensors="pt")
+    assert tensors.to(torch.device("meta")) is tensors
+    assert tensors["input_ids"].device.type == "meta"
+    arrays = SIMPLE(["1 2"], return_tensors="np")
+    assert arrays.to("meta")["input_ids"] is arrays["input_ids"]
+
+
 def test_model_max_length_is_what_max_length_defaults_to() -> None:
     t = SimpleTokenizer(WORDS, model_max_length=np.int64(4))
     assert t.model_max_length == 4
@@ -545,6 +574,23 @@ def test_byte_encode_of_decode_is_stable(ids: list[int]) -> None:
     assert t.decode(t.encode(text)) == text
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(0, 262), max_size=12), max_size=6),
+    skip=st.booleans(),
+)
+def test_batch_decode_is_decode_of_each_row(rows: list[list[int]], skip: bool) -> None:
+    for t in (SIMPLE, ByteTokenizer()):
+        rows_in_range = [[i % len(t) for i in row] for row in rows]
+        expected = [t.decode(row, skip) for row in rows_in_range]
+        assert t.batch_decode(rows_in_range, skip) == expected
+        assert t.batch_decode([np.array(row) for row in rows_in_range], skip) == expected
+        width = min(map(len, rows_in_range), default=0)
+        square = np.array([row[:width] for row in rows_in_range], dtype=np.int64)
+        square = square.reshape(len(rows_in_range), width)
+        assert t.batch_decode(square, skip) == [t.decode(row, skip) for row in square]
+
+
 def _bpe() -> BPETokenizer:
     from ferrofix.tokenizers import _trained_bpe
 
@@ -858,7 +904,22 @@ BAD_INPUT = [
     (
         lambda: SIMPLE.batch_decode(np.array([[7, 99]])),
         errors.ConfigError,
-        r"^sequences: id 99 at position 1 is outside \[0, 57\)",
+        r"^sequences: id 99 at row 0, position 1 is outside \[0, 57\)",
+    ),
+    (
+        lambda: SIMPLE.batch_decode([[7], [8, -1]]),
+        errors.ConfigError,
+        r"^sequences: id -1 at row 1, position 1 is outside \[0, 57\)",
+    ),
+    (
+        lambda: SIMPLE.batch_decode([[7], (8, 99)]),
+        errors.ConfigError,
+        r"^sequences: id 99 at row 1, position 1 is outside \[0, 57\)",
+    ),
+    (
+        lambda: SIMPLE.batch_decode([[7], [8, True]]),
+        errors.DtypeError,
+        r"^sequences\[1\]\[1\]: must be an integer, got a bool",
     ),
     (lambda: SIMPLE.encode("1 nope"), errors.UnknownTokenError, "Token 'nope' not in vocab"),
     (lambda: SIMPLE(["1", "nope"]), errors.UnknownTokenError, "Token 'nope' not in vocab"),
@@ -1206,9 +1267,9 @@ BAD_INPUT = [
         "^token_ids: id 9223372036854775808 is past int64, so no token has it",
     ),
     (
-        lambda: SIMPLE.batch_decode([[2**64]]),
+        lambda: SIMPLE.batch_decode([[7], [2**64]]),
         errors.DtypeError,
-        "^token_ids: expected integer token ids, got ids past int64",
+        r"^sequences\[1\]: expected integer token ids, got ids past int64",
     ),
     (
         lambda: SIMPLE.batch_decode(5),

@@ -120,11 +120,54 @@ class Encoding(dict):
         return self
 
     def to(self, device: Any, *, non_blocking: bool = False) -> Encoding:
-        """Move every torch tensor to ``device``, in place; returns self (HF's signature)."""
-        for key, value in self.items():
-            if _torch.is_tensor(value):
-                self[key] = value.to(device, non_blocking=non_blocking)
+        """Move every torch tensor to ``device``, in place; returns self (HF's signature).
+
+        ``device``: a str (``"cuda:0"``), an int (a CUDA index) or a ``torch.device``; numpy
+        values stay where they are. A CUDA device this machine does not have is a
+        :class:`CudaUnavailableError` or :class:`ConfigError`, not torch's driver error.
+        """
+        non_blocking = flag("non_blocking", non_blocking)
+        if isinstance(device, bool) or not isinstance(device, str | int | _torch_device_type()):
+            raise DtypeError(
+                f"device: expected a str, an int or a torch.device, got {type(device).__name__}"
+            )
+        tensors = [key for key, value in self.items() if _torch.is_tensor(value)]
+        if tensors:
+            target = _available_device(device)
+            for key in tensors:
+                self[key] = self[key].to(target, non_blocking=non_blocking)
         return self
+
+
+class _NoTorchDevice:
+    """Stands in for ``torch.device`` while torch is not loaded (no value can be one then)."""
+
+
+def _torch_device_type() -> type:
+    torch = _torch.loaded_torch()
+    return _NoTorchDevice if torch is None else torch.device
+
+
+def _available_device(device: str | int | Any) -> Any:
+    """``device`` as a ``torch.device``, checked to exist when it is a CUDA one."""
+    import torch
+
+    from ferrofix.devices import cuda_device_count
+    from ferrofix.errors import CudaUnavailableError
+
+    try:
+        target = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ConfigError(f"device: {error}") from None
+    if target.type == "cuda":
+        count = cuda_device_count(import_torch=True) or 0
+        if count == 0:
+            raise CudaUnavailableError(f"device: {target} asked for, but torch sees no CUDA device")
+        if target.index is not None and target.index >= count:
+            raise ConfigError(
+                f"device: {target} asked for, this machine has CUDA devices 0 to {count - 1}"
+            )
+    return target
 
 
 def _as_tensors(arrays: dict[str, np.ndarray], return_tensors: str | None) -> Encoding:
@@ -724,10 +767,27 @@ class Tokenizer:
         if isinstance(sequences, np.ndarray):
             if sequences.dtype.kind not in "iu":
                 raise DtypeError(f"sequences: expected integer ids, got dtype {sequences.dtype}")
-            return self._native.decode_rows(
-                np.ascontiguousarray(sequences, dtype=np.int64), skip_special_tokens
-            )
-        return [self.decode(ids, skip_special_tokens) for ids in sequences]
+            _check_id_dtype(sequences, "sequences")
+            rows, width = sequences.shape
+            flat = np.ascontiguousarray(sequences, dtype=np.int64).reshape(-1)
+            lengths = np.full(rows, width, dtype=np.int64)
+        else:
+            flat, lengths = self._flat_rows(sequences)
+        return self._native.decode_rows(flat, lengths, skip_special_tokens)
+
+    @staticmethod
+    def _flat_rows(sequences: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """A list of id sequences as (concatenated int64 ids, each row's length)."""
+        import numpy as np
+
+        if isinstance(sequences, list):
+            native = _native.core().flatten_int_lists(sequences)
+            if native is not None:  # lists of plain ints, read in one native pass
+                return native
+        rows = [_ids_array(ids, f"sequences[{i}]") for i, ids in enumerate(sequences)]
+        lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+        flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        return flat, lengths
 
     # --- special tokens -----------------------------------------------------------------
 

@@ -618,12 +618,57 @@ impl Tokenizer {
         arg: &'static str,
     ) -> Result<String> {
         self.check_ids(ids, arg)?;
+        Ok(self.decode_checked(ids, skip_special_tokens))
+    }
+
+    /// The texts of consecutive rows of `ids`, `lengths[r]` ids in row `r`, as [`decode`]
+    /// gives each. Errors name `arg` and, for an id out of range, its row and position.
+    ///
+    /// [`decode`]: Self::decode
+    pub fn decode_rows(
+        &self,
+        ids: &[i64],
+        lengths: &[usize],
+        skip_special_tokens: bool,
+        arg: &'static str,
+    ) -> Result<Vec<String>> {
+        let total = lengths
+            .iter()
+            .try_fold(0usize, |sum, &length| sum.checked_add(length));
+        if total != Some(ids.len()) {
+            return Err(Error::invalid(
+                arg,
+                format!("row lengths must add up to the {} ids given", ids.len()),
+            ));
+        }
+        let n = self.tokens.len() as i64;
+        let mut rows = Vec::with_capacity(lengths.len());
+        let mut start = 0;
+        for (row, &length) in lengths.iter().enumerate() {
+            let ids = &ids[start..start + length];
+            if let Some(at) = ids.iter().position(|&id| !(0..n).contains(&id)) {
+                return Err(Error::invalid(
+                    arg,
+                    format!(
+                        "id {} at row {row}, position {at} is outside [0, {n})",
+                        ids[at]
+                    ),
+                ));
+            }
+            rows.push(self.decode_checked(ids, skip_special_tokens));
+            start += length;
+        }
+        Ok(rows)
+    }
+
+    /// [`decode`](Self::decode) of ids known to be in range.
+    fn decode_checked(&self, ids: &[i64], skip_special_tokens: bool) -> String {
         let num_special = self.config.specials.len() as i64;
         let kept = ids
             .iter()
             .filter(|&&id| !(skip_special_tokens && id < num_special))
             .map(|&id| id as usize);
-        Ok(match self.kind {
+        match self.kind {
             Kind::Word => kept
                 .map(|id| self.tokens[id].as_str())
                 .collect::<Vec<_>>()
@@ -635,7 +680,7 @@ impl Tokenizer {
                     .collect();
                 String::from_utf8_lossy(&bytes).into_owned()
             }
-        })
+        }
     }
 }
 
@@ -659,6 +704,32 @@ mod tests {
             Err(Error::UnknownToken { token: "c".into() })
         );
         assert_eq!(t.decode(&[1, 7, 8], true, "ids").as_deref(), Ok("a b"));
+    }
+
+    #[test]
+    fn rows_decode_as_each_row_alone_and_errors_name_the_row() {
+        let t = Tokenizer::word(words(&["a", "b"]), Config::default()).unwrap_or_else(|e| {
+            unreachable!("{e}");
+        });
+        let ids = [1, 7, 8, 8, 0];
+        assert_eq!(
+            t.decode_rows(&ids, &[3, 0, 2], true, "sequences"),
+            Ok(vec!["a b".to_string(), String::new(), "b".to_string()])
+        );
+        let error = |ids: &[i64], lengths: &[usize]| {
+            t.decode_rows(ids, lengths, false, "sequences")
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(
+            error(&[7, 8, 9], &[2, 1]).as_deref(),
+            Some("sequences: id 9 at row 1, position 0 is outside [0, 9)")
+        );
+        assert_eq!(
+            error(&[7, 8], &[1, usize::MAX]).as_deref(),
+            Some("sequences: row lengths must add up to the 2 ids given")
+        );
+        assert!(error(&[7, 8], &[1]).is_some());
     }
 
     #[test]

@@ -6,9 +6,7 @@ use ferrofix_core::Error;
 use ferrofix_core::idle_buffers::IdleBuffers;
 use ferrofix_core::tokenizer::batch::{BatchOptions, Side, Width};
 use ferrofix_core::tokenizer::{Config, Role, Tokenizer};
-use numpy::{
-    IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-};
+use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
@@ -286,22 +284,25 @@ impl PyTokenizer {
             .map_err(to_py)
     }
 
-    /// The texts of the rows of a (B, L) int64 array.
+    /// The texts of consecutive rows of int64 `ids`, `lengths[r]` ids in row `r`.
     fn decode_rows(
         &self,
-        ids: PyReadonlyArray2<'_, i64>,
+        py: Python<'_>,
+        ids: PyReadonlyArray1<'_, i64>,
+        lengths: PyReadonlyArray1<'_, i64>,
         skip_special_tokens: bool,
     ) -> PyResult<Vec<String>> {
-        let ids = ids.as_array();
-        ids.rows()
-            .into_iter()
-            .map(|row| {
-                let row: Vec<i64> = row.to_vec();
-                self.inner
-                    .decode(&row, skip_special_tokens, "sequences")
-                    .map_err(to_py)
-            })
-            .collect()
+        let ids = contiguous(&ids, "sequences")?;
+        let lengths = contiguous(&lengths, "lengths")?
+            .iter()
+            .map(|&length| usize::try_from(length))
+            .collect::<Result<Vec<usize>, _>>()
+            .map_err(|_| to_py(Error::invalid("lengths", "must be >= 0")))?;
+        py.detach(|| {
+            self.inner
+                .decode_rows(ids, &lengths, skip_special_tokens, "sequences")
+        })
+        .map_err(to_py)
     }
 
     /// Encode a list of texts into (input_ids, attention_mask, lengths), int64.
