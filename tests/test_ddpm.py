@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.reference.memory import beyond_memory
 
@@ -76,6 +79,37 @@ def test_set_timesteps_spacings(spacing: str, expected: list[int]) -> None:
     assert timesteps.dtype == np.int64
     assert timesteps.tolist() == expected
     assert schedule.timesteps.tolist() == expected
+
+
+def _exact_trailing(steps: int, n: int) -> list[int]:
+    """Lin et al.'s trailing timesteps in exact arithmetic: round(T - i·T/n) - 1, i < n
+    (ties are impossible to hit differently: only the float path could round them)."""
+    return [round(Fraction(steps) - Fraction(i * steps, n)) - 1 for i in range(n)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), steps=st.integers(1, 2000))
+def test_every_spacing_gives_n_distinct_steps_in_range(data, steps: int) -> None:
+    n = data.draw(st.integers(1, steps), label="n")
+    schedule = DDPMSchedule(num_timesteps=steps)
+    for spacing in ("leading", "trailing", "linspace"):
+        timesteps = schedule.set_timesteps(n, spacing=spacing)
+        assert len(timesteps) == n, spacing
+        assert timesteps.min() >= 0, spacing
+        assert timesteps.max() < steps, spacing
+        assert (np.diff(timesteps) < 0).all(), spacing
+    trailing = schedule.set_timesteps(n, spacing="trailing")
+    assert trailing[0] == steps - 1
+    # Equal to exact arithmetic except where the float product lands on the other side of
+    # a .5 tie: within one step everywhere.
+    assert np.abs(trailing - _exact_trailing(steps, n)).max() <= 1
+
+
+def test_trailing_spacing_never_adds_a_step() -> None:
+    # np.arange(50, 0, -50 / 29) has 30 elements; the last became timestep -1.
+    timesteps = DDPMSchedule(num_timesteps=50).set_timesteps(29, spacing="trailing")
+    assert len(timesteps) == 29
+    assert timesteps.tolist() == _exact_trailing(50, 29)
 
 
 def test_add_noise_numpy_and_torch() -> None:

@@ -102,7 +102,7 @@ class DDPMSchedule:
         """Choose ``num_inference_steps`` descending timesteps for sampling.
 
         Spacings (Lin et al. 2023, Table 2): ``leading`` = arange(n)·(T // n), ``trailing``
-        = round(arange(T, 0, -T/n)) - 1, ``linspace`` = round(linspace(0, T - 1, n)); all
+        = round(arange(T, 0, -T/n)[:n]) - 1, ``linspace`` = round(linspace(0, T - 1, n)); all
         reversed to run from noisy to clean.
 
         Returns:
@@ -116,7 +116,9 @@ class DDPMSchedule:
         if spacing == "leading":
             timesteps = (np.arange(n) * (steps // n)).round()[::-1]
         elif spacing == "trailing":
-            timesteps = np.round(np.arange(steps, 0, -steps / n)) - 1
+            # arange's length is rounded from floats and is n + 1 for some n (n = 29 of
+            # T = 50 gave 30 steps, the last -1); its first n values are the ones meant.
+            timesteps = np.round(np.arange(steps, 0, -steps / n)[:n]) - 1
         else:  # linspace
             timesteps = np.linspace(0, steps - 1, n).round()[::-1]
         self.timesteps = np.ascontiguousarray(timesteps, dtype=np.int64)
