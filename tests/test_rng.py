@@ -74,6 +74,14 @@ def test_any_chunking_of_a_stream_gives_the_same_bits(seed: int, n: int, cut: in
     assert ints.tobytes() == int_parts.tobytes()
 
 
+def test_stream_indices_wrap_modulo_2_to_the_64() -> None:
+    tail = rng.uniform(10, 3, offset=2**64 - 5)
+    assert tail[:5].tobytes() == rng.uniform(5, 3, offset=2**64 - 5).tobytes()
+    assert tail[5:].tobytes() == rng.uniform(5, 3).tobytes()
+    ints = rng.integers(0, 100, 4, 3, offset=2**64 - 2)
+    assert ints[2:].tolist() == rng.integers(0, 100, 2, 3).tolist()
+
+
 def test_bit_identical_for_1_2_and_8_threads() -> None:
     outputs = []
     try:

@@ -74,7 +74,8 @@ def uniform(
         shape: Output shape (an int for 1-D).
         seed: Any integer in [0, 2**64); None for the current global seed.
         stream: Independent stream of the same seed, in [0, 2**32).
-        offset: Index of the first element within the stream, in [0, 2**64).
+        offset: Index of the first element within the stream, in [0, 2**64); the stream's
+            indices wrap modulo 2**64, so elements past its end repeat its start.
         dtype: "float64" (53 random bits) or "float32" (24 random bits).
 
     Returns:
@@ -106,7 +107,8 @@ def integers(
         shape: Output shape (an int for 1-D).
         seed: Any integer in [0, 2**64); None for the current global seed.
         stream: Independent stream of the same seed, in [0, 2**32).
-        offset: Index of the first element within the stream, in [0, 2**64).
+        offset: Index of the first element within the stream, in [0, 2**64); the stream's
+            indices wrap modulo 2**64, so elements past its end repeat its start.
 
     Returns:
         A new int64 numpy array of ``shape``.
