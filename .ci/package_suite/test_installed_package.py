@@ -1,0 +1,59 @@
+"""Checks of the package as PyPI users get it: `.ci/run package` builds the source
+distribution, installs it into a fresh virtual environment (numpy and pytest only, no torch)
+and runs this file from outside the checkout, so a file the sdist leaves out, or a plugin
+entry point it loses, fails here instead of on a user's machine."""
+
+from __future__ import annotations
+
+import importlib.resources
+import subprocess
+import sys
+from pathlib import Path
+
+import ferrofix
+import numpy as np
+import pytest
+from ferrofix import rng
+from ferrofix.packing import assert_valid_packing
+
+
+def test_the_package_comes_from_site_packages_not_the_checkout() -> None:
+    assert "site-packages" in Path(ferrofix.__file__).parts
+
+
+def test_the_shipped_files_are_installed() -> None:
+    package = importlib.resources.files("ferrofix")
+    for name in ("py.typed", "_core.pyi", "data/tiny_corpus.txt"):
+        assert package.joinpath(name).is_file(), name
+
+
+def test_the_native_core_runs() -> None:
+    # Bit-identical on every machine: the same values as in the checkout's own tests.
+    assert rng.uniform(4, 7).tobytes() == rng.uniform(4, 7).tobytes()
+    assert rng.integers(0, 10, 1000, 3).max() == 9
+
+
+def test_the_plugin_brings_its_fixtures(
+    simple_tokenizer, bpe_tokenizer, packed_batch, dummy_noise_schedule
+) -> None:
+    assert simple_tokenizer.vocab_size == 57
+    text = "a packaged tokenizer"
+    assert bpe_tokenizer.decode(bpe_tokenizer.encode(text)) == text
+    assert_valid_packing(packed_batch.batch, packed_batch.sequences, packed_batch.capacity)
+    assert np.asarray(packed_batch.batch["input_ids"]).shape[1] == packed_batch.capacity
+    with pytest.raises(NotImplementedError):
+        dummy_noise_schedule.total_noise(0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.gpu
+def test_markers_are_registered() -> None:
+    """Collected under --strict-markers; the gpu marker skips it here (no CUDA)."""
+
+
+def test_doctor_runs_without_torch_or_cuda() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ferrofix", "doctor"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "native extension" in done.stdout
