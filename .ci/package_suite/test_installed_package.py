@@ -27,10 +27,12 @@ def test_the_shipped_files_are_installed() -> None:
         assert package.joinpath(name).is_file(), name
 
 
-def test_the_native_core_runs() -> None:
-    # Bit-identical on every machine: the same values as in the checkout's own tests.
-    assert rng.uniform(4, 7).tobytes() == rng.uniform(4, 7).tobytes()
-    assert rng.integers(0, 10, 1000, 3).max() == 9
+def test_the_native_core_gives_the_same_bits_as_everywhere() -> None:
+    # The generator's output is a pure function of (seed, stream, index) on every machine;
+    # these are its values, recorded from a build of the checkout.
+    expected = [0.7501522221031126, 0.7952840373401903, 0.008453113028331405, 0.25012847394454263]
+    assert rng.uniform(4, 7).tolist() == expected
+    assert rng.integers(0, 10, 8, 3).tolist() == [1, 5, 7, 1, 5, 1, 3, 2]
 
 
 def test_the_plugin_brings_its_fixtures(
