@@ -158,6 +158,48 @@ def test_call_matches_pretrained_tokenizer_fast(make_tokenizer, tmp_path, side: 
     assert compared > 100
 
 
+@pytest.mark.parametrize("truncation_side", ["right", "left"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_call_matches_hf_for_every_kind_with_bos_eos_and_either_truncation_side(
+    make_tokenizer, tmp_path, kind: str, truncation_side: str
+) -> None:
+    """Seeded random option sets on random texts of each model, BOS and EOS on (truncation
+    must keep them and cut the content from the chosen side)."""
+    ours = make_tokenizer(kind, add_bos=True, add_eos=True, truncation_side=truncation_side)
+    ours.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert hf.truncation_side == truncation_side
+    rng = random.Random(f"{kind}-{truncation_side}")
+    compared = 0
+    for trial in range(40):
+        texts = random_texts(kind, rng.randrange(1, 5), seed=trial)
+        kwargs = dict(
+            padding=rng.choice([False, True, "max_length"]),
+            truncation=rng.choice([False, True, "longest_first"]),
+            max_length=rng.choice([None, 2, 3, 7, 30]),
+            pad_to_multiple_of=rng.choice([None, 3, 8]),
+            add_special_tokens=rng.choice([True, False]),
+        )
+        with warnings.catch_warnings():  # HF warns about ignored max_length; we compare
+            warnings.simplefilter("ignore")
+            try:
+                expected = hf(texts, **kwargs)
+            except ValueError:  # e.g. a truncation length that is not a padding multiple
+                with pytest.raises(errors.ConfigError):
+                    ours(texts, **kwargs)
+                continue
+        got, error = _outcome(lambda: ours(texts, **kwargs))  # noqa: B023
+        if error is not None:
+            assert _ours_is_stricter(error, kwargs["padding"], kwargs["truncation"], None), (
+                kwargs,
+                error,
+            )
+            continue
+        assert _lists(got) == _lists(expected), (texts, kwargs)
+        compared += 1
+    assert compared > 15, compared
+
+
 PAD_GRID = list(
     itertools.product(
         [True, "longest", "max_length", False],  # padding
