@@ -567,6 +567,56 @@ def test_a_bool_attention_mask_is_checked_like_an_integer_one(packed_batch) -> N
     assert [v.kind for v in report.violations] == ["attention_mask"]
 
 
+CHECKED_KEYS = [
+    "input_ids",
+    "labels",
+    "position_ids",
+    "document_ids",
+    "attention_mask",
+    "cu_seqlens",
+    "seq_lengths",
+    "document_starts",
+    "max_seqlen",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 20), min_size=1, max_size=12),
+    capacity=st.integers(4, 24),
+    strategy=st.sampled_from(["bfd", "ffd", "next_fit", "first_fit", "best_fit", "wfd"]),
+    overflow=st.sampled_from(["split", "truncate"]),
+    labels=st.sampled_from(["aligned", "shifted"]),
+    seed=st.integers(0, 2**32 - 1),
+    key=st.sampled_from(CHECKED_KEYS),
+    delta=st.sampled_from([-3, -2, -1, 1, 2, 3]),
+)
+def test_every_single_value_changed_in_a_valid_batch_is_found(
+    lengths, capacity, strategy, overflow, labels, seed, key, delta
+) -> None:
+    """Mutation testing of the checker: a batch pack_sequences built passes; moving any one
+    value of any array it checks by a small step is reported. (Position ids on padding are
+    the one documented exception.)"""
+    gen = np.random.default_rng(seed)
+    documents = [gen.integers(1, 1000, n).tolist() for n in lengths]
+    batch = packing.pack_sequences(
+        documents, capacity, strategy=strategy, overflow=overflow, labels=labels
+    )
+    sources = documents if overflow == "split" else [d[:capacity] for d in documents]
+    assert packing.check_packing(batch, sources, capacity, labels=labels).ok
+    broken = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+    if key == "max_seqlen":
+        broken[key] += delta
+    else:
+        array = broken[key]
+        at = tuple(int(gen.integers(0, n)) for n in array.shape)
+        if key == "position_ids" and batch["document_ids"][at] == -1:
+            return
+        array[at] += delta
+    report = packing.check_packing(broken, sources, capacity, labels=labels)
+    assert not report.ok, (key, delta)
+
+
 def test_assert_valid_packing_lists_the_violations(packed_batch) -> None:
     packing.assert_valid_packing(packed_batch.batch, packed_batch.sequences)
     batch = _copy(packed_batch.batch)

@@ -12,7 +12,8 @@ Batch conventions (what ``pack_sequences`` builds and ``check_packing`` expects)
   ``overflow="split"``; ``position_ids`` run 0, 1, ... inside each segment;
   ``document_ids`` hold the source document's index and -1 on padding;
 - padding fills each row after its last segment: ``pad_token_id``, label ``ignore_index``,
-  position 0, attention mask 0;
+  position 0, attention mask 0 (``check_packing`` leaves position ids on padding alone:
+  builders differ there, and the attention mask already excludes those positions);
 - ``labels="aligned"`` (HF's DataCollatorWithFlattening, for losses that shift internally)
   copies the tokens with ``ignore_index`` at each segment's first token; ``"shifted"`` holds
   the next token of the same segment with ``ignore_index`` at each segment's last token;
