@@ -74,6 +74,30 @@ def test_any_chunking_of_a_stream_gives_the_same_bits(seed: int, n: int, cut: in
     assert ints.tobytes() == int_parts.tobytes()
 
 
+@given(
+    low=st.integers(-(2**63), 2**63 - 2),
+    span=st.integers(1, 2**64 - 1),
+    seed=st.integers(0, 2**64 - 1),
+    stream=st.integers(0, 2**32 - 1),
+    offset=st.integers(0, 2**64 - 1),
+    n=st.integers(1, 100),
+)
+@settings(max_examples=100, deadline=None)
+def test_any_bounds_seed_stream_and_offset_match_the_reference(
+    low: int, span: int, seed: int, stream: int, offset: int, n: int
+) -> None:
+    """Every lane alignment of the vector paths, offsets up to the stream's wrap, and bounds
+    from one value to the whole int64 range, against the scalar reference."""
+    high = min(low + span, 2**63 - 1)
+    indices = [(offset + i) % 2**64 for i in range(n)]
+    got = rng.integers(low, high, n, seed, stream, offset=offset)
+    assert got.tolist() == [philox.integer(seed, stream, i, low, high) for i in indices]
+    got64 = rng.uniform(n, seed, stream, offset=offset)
+    assert got64.tolist() == [philox.uniform64(seed, stream, i) for i in indices]
+    got32 = rng.uniform(n, seed, stream, offset=offset, dtype="float32")
+    assert got32.tolist() == [philox.uniform32(seed, stream, i) for i in indices]
+
+
 def test_stream_indices_wrap_modulo_2_to_the_64() -> None:
     tail = rng.uniform(10, 3, offset=2**64 - 5)
     assert tail[:5].tobytes() == rng.uniform(5, 3, offset=2**64 - 5).tobytes()
