@@ -695,7 +695,10 @@ class Tokenizer:
         or a dict of lists. ``input_ids`` and ``attention_mask`` are padded (a mask is made
         when missing), ``token_type_ids`` with 0 and ``special_tokens_mask`` with 1; other
         keys pass through (and become tensors with ``return_tensors``). Padding never
-        truncates. ``padding_side`` defaults to the tokenizer's; ``verbose`` is ignored.
+        truncates: a row longer than ``max_length`` under ``padding="max_length"`` is a
+        ConfigError naming it (HF leaves that row as it is, and the batch comes back ragged
+        or fails to become a tensor). ``padding_side`` defaults to the tokenizer's;
+        ``verbose`` is ignored.
         """
         from ferrofix._tokenizer_pad import pad_features
 
