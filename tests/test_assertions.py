@@ -49,6 +49,47 @@ def test_compare_tensors_matches_numpy(pair) -> None:
     assert got.non_finite_mismatch == want["non_finite_mismatch"]
 
 
+HUGE = st.floats(-1e300, 1e300) | st.sampled_from([0.0, 1.0, -2.5, np.nan, np.inf])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pair=st.integers(0, 40).flatmap(
+        lambda n: st.tuples(
+            hnp.arrays(np.float64, n, elements=HUGE), hnp.arrays(np.float64, n, elements=HUGE)
+        )
+    ),
+    rms_eps=st.sampled_from([0.0, 1e-4]),
+)
+def test_float64_of_any_magnitude_matches_numpy(pair, rms_eps: float) -> None:
+    """Squares of values past ~1e154 overflow f64: the RMS and scale must not."""
+    actual, expected = pair
+    got = compare_tensors(actual, expected, rms_eps=rms_eps)
+    want = reference.compare(actual, expected, rms_eps)
+    assert math.isclose(got.rms, want["rms"], rel_tol=1e-12, abs_tol=1e-300)
+    assert math.isclose(got.scale, want["scale"], rel_tol=1e-12, abs_tol=1e-300)
+    assert got.max_abs == want["max_abs"]
+
+
+@pytest.mark.parametrize(
+    ("actual", "expected", "passes"),
+    [
+        ([1e200], [2e200], False),  # passed before: inf RMS over an inf scale judged nothing
+        ([1e200, 0.0], [1e200, 1e199], False),
+        ([1e200, 3e250], [1e200 * (1 + 1e-12), 3e250], True),
+        ([0.0, 0.0], [0.0, 0.0], True),  # zero scale (rms_eps=0 below): no ZeroDivisionError
+        ([1.0, 0.0], [0.0, 0.0], False),
+    ],
+)
+def test_extreme_magnitudes_are_judged(actual, expected, passes: bool) -> None:
+    check = lambda: assert_close(np.array(actual), np.array(expected), rms_eps=0.0)  # noqa: E731
+    if passes:
+        check()
+    else:
+        with pytest.raises(AssertionError, match="tensors differ"):
+            check()
+
+
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 
 

@@ -64,11 +64,19 @@ class Comparison:
 
     @property
     def rms_rel(self) -> float:
-        return self.rms / self.scale
+        return _relative(self.rms, self.scale)
 
     @property
     def max_rel(self) -> float:
-        return self.max_abs / self.scale
+        return _relative(self.max_abs, self.scale)
+
+
+def _relative(difference: float, scale: float) -> float:
+    """``difference / scale``; with a zero scale (``rms_eps=0`` against all-zero
+    ``expected``) no difference is 0 and any other is infinitely large."""
+    if scale > 0:
+        return difference / scale
+    return 0.0 if difference == 0 else math.inf
 
 
 def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
@@ -149,16 +157,15 @@ def compare_tensors(actual: Any, expected: Any, *, rms_eps: float = DEFAULT_RMS_
         raise ConfigError(f"rms_eps: must be a finite number >= 0, got {rms_eps!r}")
     a, a_dtype = _host(actual, "actual")
     e, e_dtype = _host(expected, "expected")
-    numel, sq, sq_ref, max_abs, index, non_finite, mismatch = _native.core().compare_arrays(
+    numel, rms, rms_ref, max_abs, index, non_finite, mismatch = _native.core().compare_arrays(
         a.reshape(-1), a_dtype, e.reshape(-1), e_dtype
     )
-    finite = max(numel - non_finite, 1)
     return Comparison(
         numel=numel,
-        rms=math.sqrt(sq / finite),
+        rms=rms,
         max_abs=max_abs,
         max_index=tuple(int(i) for i in np.unravel_index(index, shape)) if numel else (),
-        scale=math.sqrt(sq_ref / finite + rms_eps * rms_eps),
+        scale=math.hypot(rms_ref, rms_eps),  # sqrt(mean(expected²) + eps²), no overflow
         non_finite=non_finite,
         non_finite_mismatch=mismatch,
     )
@@ -263,8 +270,9 @@ def assert_close(
         ("max", result.max_abs, result.max_rel),
     ):
         abs_tol, rel_tol = t.get(f"{metric}_abs"), t.get(f"{metric}_rel")
-        over_abs = abs_tol is None or value > abs_tol
-        over_rel = rel_tol is None or rel_value > rel_tol
+        # `not <=`: a NaN metric is over every tolerance, never silently within it.
+        over_abs = abs_tol is None or not value <= abs_tol
+        over_rel = rel_tol is None or not rel_value <= rel_tol
         if (abs_tol is not None or rel_tol is not None) and over_abs and over_rel:
             failures.append(
                 f"{metric} difference {value:.3e} (relative {rel_value:.3e}) exceeds "

@@ -9,6 +9,12 @@
 //! - Work is split into fixed chunks combined in index order, so the statistics (and the
 //!   index of the largest difference: the first one on ties) do not depend on the thread
 //!   count.
+//! - Squares of finite f64 values past ~1.3e154 overflow, and below ~1e-154 they lose
+//!   precision or vanish; a sum that overflowed, or is nonzero but that small, is taken
+//!   again of the values times [`OVERFLOW_SCALE`] or [`UNDERFLOW_SCALE`], so the RMS is right
+//!   at every magnitude (an inf RMS over an inf scale judged nothing, a vanished one passed
+//!   anything). Each sum is rescaled on its own: a huge difference leaves the scale of a
+//!   small `expected` exact.
 
 use rayon::prelude::*;
 
@@ -39,6 +45,37 @@ pub struct Stats {
     pub non_finite: u64,
     /// Of those, positions where the two differ (NaN against a number, opposite infinities).
     pub non_finite_mismatch: u64,
+    /// `sum_sq_diff` is of the differences times this: 1, or [`OVERFLOW_SCALE`] or
+    /// [`UNDERFLOW_SCALE`] when plain squares overflowed or underflowed.
+    pub diff_scale: f64,
+    /// The same for `sum_sq_expected`.
+    pub expected_scale: f64,
+}
+
+/// 2^-600: finite f64 values (< 2^1024) become < 2^424, whose squares (< 2^848), summed over
+/// up to 2^64 elements, stay finite; values this scaling pushes below f64's range are far too
+/// small beside the huge ones to change the sums.
+pub const OVERFLOW_SCALE: f64 = f64::from_bits((1023 - 600) << 52);
+
+/// 2^600, for sums of squares below [`UNDERFLOW_LIMIT`]: then every value is below 2^-483,
+/// so scaled it stays below 2^117 and its square far from overflow.
+pub const UNDERFLOW_SCALE: f64 = f64::from_bits((1023 + 600) << 52);
+
+/// Sums of squares below 2^-966 (~1e-291) are retaken scaled: squares there have lost bits
+/// to the subnormal range, or vanished.
+const UNDERFLOW_LIMIT: f64 = f64::from_bits((1023 - 966) << 52);
+
+/// The factor a sum of squares must be retaken with, if any: it overflowed (only finite
+/// pairs enter the sums, so finite squares did), or it is that small and nonzero, or zero
+/// while `nonzero` (some difference is not zero: its terms may have vanished).
+fn rescale_for(sum: f64, nonzero: bool) -> Option<f64> {
+    if !sum.is_finite() {
+        Some(OVERFLOW_SCALE)
+    } else if sum < UNDERFLOW_LIMIT && (sum > 0.0 || nonzero) {
+        Some(UNDERFLOW_SCALE)
+    } else {
+        None
+    }
 }
 
 impl Stats {
@@ -50,6 +87,8 @@ impl Stats {
         max_index: 0,
         non_finite: 0,
         non_finite_mismatch: 0,
+        diff_scale: 1.0,
+        expected_scale: 1.0,
     };
 
     /// Positions that entered the sums.
@@ -59,12 +98,17 @@ impl Stats {
 
     /// Root mean square of the difference over the finite positions.
     pub fn rms_diff(&self) -> f64 {
-        (self.sum_sq_diff / self.finite().max(1) as f64).sqrt()
+        (self.sum_sq_diff / self.finite().max(1) as f64).sqrt() / self.diff_scale
+    }
+
+    /// Root mean square of `expected` over the finite positions.
+    pub fn rms_expected(&self) -> f64 {
+        (self.sum_sq_expected / self.finite().max(1) as f64).sqrt() / self.expected_scale
     }
 
     /// `sqrt(mean(expected²) + eps²)`: the scale relative tolerances divide by.
     pub fn scale(&self, eps: f64) -> f64 {
-        (self.sum_sq_expected / self.finite().max(1) as f64 + eps * eps).sqrt()
+        self.rms_expected().hypot(eps)
     }
 
     /// `self` followed by `later` (a chunk with higher indices).
@@ -82,6 +126,8 @@ impl Stats {
             },
             non_finite: self.non_finite + later.non_finite,
             non_finite_mismatch: self.non_finite_mismatch + later.non_finite_mismatch,
+            diff_scale: self.diff_scale,
+            expected_scale: self.expected_scale,
         }
     }
 }
@@ -239,7 +285,49 @@ pub fn compare<A: Real, E: Real>(actual: &[A], expected: &[E]) -> Result<Stats> 
             .map(|(k, (a, e))| chunk_stats_dispatch(a, e, (k * CHUNK) as u64))
             .collect()
     })?;
-    Ok(partials.into_iter().fold(Stats::EMPTY, Stats::then))
+    let mut stats = partials.into_iter().fold(Stats::EMPTY, Stats::then);
+    let diff_scale = rescale_for(stats.sum_sq_diff, stats.max_abs_diff > 0.0);
+    if let Some(scale) = diff_scale {
+        stats.sum_sq_diff = scaled_sum(actual, expected, scale, |a, e| a - e)?;
+        stats.diff_scale = scale;
+    }
+    // A vanished expected sum only matters beside a difference to judge relative to it.
+    if let Some(scale) = rescale_for(stats.sum_sq_expected, stats.max_abs_diff > 0.0) {
+        stats.sum_sq_expected = scaled_sum(actual, expected, scale, |_, e| e)?;
+        stats.expected_scale = scale;
+    }
+    Ok(stats)
+}
+
+/// Σ (term(a·s, e·s))² over the finite pairs (`term`: their difference, or `expected`),
+/// for sums whose plain squares overflow or underflow; scaled before subtracting, as a - e
+/// itself may overflow (1e308 - -1e308), and exactly (`scale` is a power of two). Rare, so
+/// plain loops, in the fixed chunks and order of [`compare`].
+#[cold]
+fn scaled_sum<A: Real, E: Real>(
+    actual: &[A],
+    expected: &[E],
+    scale: f64,
+    term: impl Fn(f64, f64) -> f64 + Sync,
+) -> Result<f64> {
+    let sums: Vec<f64> = parallel::install_sized(actual.len(), NS_PER_ELEMENT, || {
+        actual
+            .par_chunks(CHUNK)
+            .zip(expected.par_chunks(CHUNK))
+            .map(|(a, e)| {
+                let mut sum = 0.0;
+                for (&a, &e) in a.iter().zip(e) {
+                    let (a, e) = (a.to_f64(), e.to_f64());
+                    if a.is_finite() && e.is_finite() {
+                        let value = term(a * scale, e * scale);
+                        sum += value * value;
+                    }
+                }
+                sum
+            })
+            .collect()
+    })?;
+    Ok(sums.iter().sum())
 }
 
 #[cfg(test)]
@@ -258,6 +346,55 @@ mod tests {
         assert_eq!(stats.sum_sq_expected, 1.0 + 6.25 + 9.0);
         assert_eq!((stats.max_abs_diff, stats.max_index), (0.5, 1));
         assert_eq!(stats.rms_diff(), (0.5f64 / 3.0).sqrt());
+    }
+
+    #[test]
+    fn huge_values_get_finite_right_rms_instead_of_overflowing_squares() {
+        // Squares of 1e200 overflow f64; the RMS must still be the RMS.
+        let expected = [1e200, -3e200, 2e200, f64::NAN, 5.0];
+        let actual = [1e200, -2e200, 2.5e200, f64::NAN, 5.0];
+        let stats = compare(&actual, &expected).unwrap_or(Stats::EMPTY);
+        assert_eq!(
+            (stats.diff_scale, stats.expected_scale),
+            (OVERFLOW_SCALE, OVERFLOW_SCALE)
+        );
+        let rms = |values: &[f64]| {
+            (values.iter().map(|v| (v / 1e200).powi(2)).sum::<f64>() / 4.0).sqrt() * 1e200
+        };
+        let close = |got: f64, want: f64| (got - want).abs() <= 1e-14 * want;
+        assert!(close(stats.rms_diff(), rms(&[0.0, 1e200, 0.5e200, 0.0])));
+        assert!(close(
+            stats.rms_expected(),
+            rms(&[1e200, 3e200, 2e200, 5.0])
+        ));
+        assert!(close(stats.scale(1e-4), stats.rms_expected()));
+        assert_eq!((stats.max_abs_diff, stats.max_index), (1e200, 1));
+        assert_eq!((stats.non_finite, stats.non_finite_mismatch), (1, 0));
+        // Ordinary values keep the plain sums.
+        let plain = compare(&[1.0, 2.0], &[1.0, 4.0]).unwrap_or(Stats::EMPTY);
+        assert_eq!((plain.diff_scale, plain.sum_sq_diff), (1.0, 4.0));
+        // A huge difference against a small expected: the scale stays exact.
+        let mixed = compare(&[1e200], &[1.0]).unwrap_or(Stats::EMPTY);
+        assert_eq!(
+            (mixed.diff_scale, mixed.expected_scale),
+            (OVERFLOW_SCALE, 1.0)
+        );
+        assert_eq!(mixed.rms_expected(), 1.0);
+        // Tiny values: squares below f64's range would vanish and pass anything.
+        let tiny = compare(&[2e-200, 0.0], &[1e-200, 0.0]).unwrap_or(Stats::EMPTY);
+        assert_eq!(
+            (tiny.diff_scale, tiny.expected_scale),
+            (UNDERFLOW_SCALE, UNDERFLOW_SCALE)
+        );
+        assert!(close(tiny.rms_diff(), 1e-200 / 2f64.sqrt()));
+        assert!(close(tiny.rms_expected(), 1e-200 / 2f64.sqrt()));
+        // Exact equality keeps the one pass.
+        let equal = compare(&[0.0, 1e-300], &[0.0, 1e-300]).unwrap_or(Stats::EMPTY);
+        assert_eq!(equal.diff_scale, 1.0);
+        // Opposite extremes: the difference itself is past f64; inf, not a pass.
+        let extreme = compare(&[f64::MAX], &[-f64::MAX]).unwrap_or(Stats::EMPTY);
+        assert_eq!(extreme.rms_diff(), f64::INFINITY);
+        assert_eq!(extreme.max_abs_diff, f64::INFINITY);
     }
 
     /// The definition, one element at a time.

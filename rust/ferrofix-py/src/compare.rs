@@ -75,8 +75,9 @@ fn compare_floats(actual: Floats<'_>, expected: Floats<'_>) -> Result<Stats> {
     }
 }
 
-/// (numel, Σd², Σexpected², max|d|, its flat index, non-finite, non-finite mismatches) of
-/// two C-contiguous float arrays of any two of float64/32/16 and bfloat16 (uint16 bits).
+/// (numel, RMS of d, RMS of expected, max|d|, its flat index, non-finite, non-finite
+/// mismatches) of two C-contiguous float arrays of any two of float64/32/16 and bfloat16
+/// (uint16 bits); the RMS over the finite positions, without overflow for huge values.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 fn compare_arrays(
@@ -94,8 +95,8 @@ fn compare_arrays(
         .map_err(|err: Error| to_py(err))?;
     Ok((
         stats.numel,
-        stats.sum_sq_diff,
-        stats.sum_sq_expected,
+        stats.rms_diff(),
+        stats.rms_expected(),
         stats.max_abs_diff,
         stats.max_index,
         stats.non_finite,
