@@ -157,15 +157,15 @@ def compare_tensors(actual: Any, expected: Any, *, rms_eps: float = DEFAULT_RMS_
         raise ConfigError(f"rms_eps: must be a finite number >= 0, got {rms_eps!r}")
     a, a_dtype = _host(actual, "actual")
     e, e_dtype = _host(expected, "expected")
-    numel, rms, rms_ref, max_abs, index, non_finite, mismatch = _native.core().compare_arrays(
-        a.reshape(-1), a_dtype, e.reshape(-1), e_dtype
+    numel, rms, scale, max_abs, index, non_finite, mismatch = _native.core().compare_arrays(
+        a.reshape(-1), a_dtype, e.reshape(-1), e_dtype, rms_eps
     )
     return Comparison(
         numel=numel,
         rms=rms,
         max_abs=max_abs,
         max_index=tuple(int(i) for i in np.unravel_index(index, shape)) if numel else (),
-        scale=math.hypot(rms_ref, rms_eps),  # sqrt(mean(expected²) + eps²), no overflow
+        scale=scale,
         non_finite=non_finite,
         non_finite_mismatch=mismatch,
     )

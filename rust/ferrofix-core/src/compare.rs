@@ -67,11 +67,11 @@ const UNDERFLOW_LIMIT: f64 = f64::from_bits((1023 - 966) << 52);
 
 /// The factor a sum of squares must be retaken with, if any: it overflowed (only finite
 /// pairs enter the sums, so finite squares did), or it is that small and nonzero, or zero
-/// while `nonzero` (some difference is not zero: its terms may have vanished).
-fn rescale_for(sum: f64, nonzero: bool) -> Option<f64> {
+/// while `maybe_vanished` (some of its terms may be nonzero but too small to square).
+fn rescale_for(sum: f64, maybe_vanished: bool) -> Option<f64> {
     if !sum.is_finite() {
         Some(OVERFLOW_SCALE)
-    } else if sum < UNDERFLOW_LIMIT && (sum > 0.0 || nonzero) {
+    } else if sum < UNDERFLOW_LIMIT && (sum > 0.0 || maybe_vanished) {
         Some(UNDERFLOW_SCALE)
     } else {
         None
@@ -286,13 +286,13 @@ pub fn compare<A: Real, E: Real>(actual: &[A], expected: &[E]) -> Result<Stats> 
             .collect()
     })?;
     let mut stats = partials.into_iter().fold(Stats::EMPTY, Stats::then);
-    let diff_scale = rescale_for(stats.sum_sq_diff, stats.max_abs_diff > 0.0);
-    if let Some(scale) = diff_scale {
+    if let Some(scale) = rescale_for(stats.sum_sq_diff, stats.max_abs_diff > 0.0) {
         stats.sum_sq_diff = scaled_sum(actual, expected, scale, |a, e| a - e)?;
         stats.diff_scale = scale;
     }
-    // A vanished expected sum only matters beside a difference to judge relative to it.
-    if let Some(scale) = rescale_for(stats.sum_sq_expected, stats.max_abs_diff > 0.0) {
+    // A zero expected sum may be tiny values whose squares vanished (the scale must still be
+    // exact with rms_eps = 0); all-zero expected data pays one more read for that.
+    if let Some(scale) = rescale_for(stats.sum_sq_expected, true) {
         stats.sum_sq_expected = scaled_sum(actual, expected, scale, |_, e| e)?;
         stats.expected_scale = scale;
     }
@@ -388,9 +388,11 @@ mod tests {
         );
         assert!(close(tiny.rms_diff(), 1e-200 / 2f64.sqrt()));
         assert!(close(tiny.rms_expected(), 1e-200 / 2f64.sqrt()));
-        // Exact equality keeps the one pass.
+        // Exact equality keeps the plain difference sum; tiny expected values still give
+        // their exact scale.
         let equal = compare(&[0.0, 1e-300], &[0.0, 1e-300]).unwrap_or(Stats::EMPTY);
-        assert_eq!(equal.diff_scale, 1.0);
+        assert_eq!((equal.diff_scale, equal.rms_diff()), (1.0, 0.0));
+        assert!(close(equal.rms_expected(), 1e-300 / 2f64.sqrt()));
         // Opposite extremes: the difference itself is past f64; inf, not a pass.
         let extreme = compare(&[f64::MAX], &[-f64::MAX]).unwrap_or(Stats::EMPTY);
         assert_eq!(extreme.rms_diff(), f64::INFINITY);

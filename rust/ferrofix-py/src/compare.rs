@@ -75,9 +75,9 @@ fn compare_floats(actual: Floats<'_>, expected: Floats<'_>) -> Result<Stats> {
     }
 }
 
-/// (numel, RMS of d, RMS of expected, max|d|, its flat index, non-finite, non-finite
-/// mismatches) of two C-contiguous float arrays of any two of float64/32/16 and bfloat16
-/// (uint16 bits); the RMS over the finite positions, without overflow for huge values.
+/// (numel, RMS of d, scale √(mean(expected²) + rms_eps²), max|d|, its flat index,
+/// non-finite, non-finite mismatches) of two C-contiguous float arrays of any two of
+/// float64/32/16 and bfloat16 (uint16 bits), over the finite positions, at any magnitude.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 fn compare_arrays(
@@ -86,6 +86,7 @@ fn compare_arrays(
     actual_dtype: &str,
     expected: &Bound<'_, PyAny>,
     expected_dtype: &str,
+    rms_eps: f64,
 ) -> PyResult<(u64, f64, f64, f64, u64, u64, u64)> {
     let actual = FloatArray::extract(actual, actual_dtype)?;
     let expected = FloatArray::extract(expected, expected_dtype)?;
@@ -96,7 +97,7 @@ fn compare_arrays(
     Ok((
         stats.numel,
         stats.rms_diff(),
-        stats.rms_expected(),
+        stats.scale(rms_eps),
         stats.max_abs_diff,
         stats.max_index,
         stats.non_finite,
