@@ -127,7 +127,9 @@ class Encoding(dict):
         :class:`CudaUnavailableError` or :class:`ConfigError`, not torch's driver error.
         """
         non_blocking = flag("non_blocking", non_blocking)
-        if isinstance(device, bool) or not isinstance(device, str | int | _torch_device_type()):
+        torch = _torch.loaded_torch()  # only then can a value be a torch.device
+        is_device = torch is not None and isinstance(device, torch.device)
+        if isinstance(device, bool) or not (is_device or isinstance(device, str | int)):
             raise DtypeError(
                 f"device: expected a str, an int or a torch.device, got {type(device).__name__}"
             )
@@ -137,15 +139,6 @@ class Encoding(dict):
             for key in tensors:
                 self[key] = self[key].to(target, non_blocking=non_blocking)
         return self
-
-
-class _NoTorchDevice:
-    """Stands in for ``torch.device`` while torch is not loaded (no value can be one then)."""
-
-
-def _torch_device_type() -> type:
-    torch = _torch.loaded_torch()
-    return _NoTorchDevice if torch is None else torch.device
 
 
 def _available_device(device: str | int | Any) -> Any:

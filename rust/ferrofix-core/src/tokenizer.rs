@@ -590,14 +590,23 @@ impl Tokenizer {
 
     /// `arg` names the ids in the error: the caller's parameter (`ids`, `token_ids`, ...).
     fn check_ids(&self, ids: &[i64], arg: &'static str) -> Result<()> {
-        let n = self.tokens.len() as i64;
-        match ids.iter().position(|&id| !(0..n).contains(&id)) {
+        match self.first_id_out_of_range(ids) {
             None => Ok(()),
             Some(at) => Err(Error::invalid(
                 arg,
-                format!("id {} at position {at} is outside [0, {n})", ids[at]),
+                format!(
+                    "id {} at position {at} is outside [0, {})",
+                    ids[at],
+                    self.tokens.len()
+                ),
             )),
         }
+    }
+
+    /// The position of the first id that names no token.
+    fn first_id_out_of_range(&self, ids: &[i64]) -> Option<usize> {
+        let n = self.tokens.len() as i64;
+        ids.iter().position(|&id| !(0..n).contains(&id))
     }
 
     /// The token strings of `ids`.
@@ -641,17 +650,17 @@ impl Tokenizer {
                 format!("row lengths must add up to the {} ids given", ids.len()),
             ));
         }
-        let n = self.tokens.len() as i64;
         let mut rows = Vec::with_capacity(lengths.len());
         let mut start = 0;
         for (row, &length) in lengths.iter().enumerate() {
             let ids = &ids[start..start + length];
-            if let Some(at) = ids.iter().position(|&id| !(0..n).contains(&id)) {
+            if let Some(at) = self.first_id_out_of_range(ids) {
                 return Err(Error::invalid(
                     arg,
                     format!(
-                        "id {} at row {row}, position {at} is outside [0, {n})",
-                        ids[at]
+                        "id {} at row {row}, position {at} is outside [0, {})",
+                        ids[at],
+                        self.tokens.len()
                     ),
                 ));
             }
