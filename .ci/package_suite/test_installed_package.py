@@ -1,7 +1,8 @@
 """Checks of the package as PyPI users get it: `.ci/run package` builds the source
-distribution, installs it into a fresh virtual environment (numpy and pytest only, no torch)
-and runs this file from outside the checkout, so a file the sdist leaves out, or a plugin
-entry point it loses, fails here instead of on a user's machine."""
+distribution, installs it into fresh virtual environments (numpy and pytest only, no torch:
+once the newest releases, once the oldest pyproject.toml allows) and runs this file from
+outside the checkout, so a file the sdist leaves out, a plugin entry point it loses, or an
+API the oldest supported pytest or numpy lacks fails here instead of on a user's machine."""
 
 from __future__ import annotations
 
@@ -59,3 +60,37 @@ def test_doctor_runs_without_torch_or_cuda() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "native extension" in done.stdout
+
+
+def test_a_suites_own_option_keeps_its_meaning(pytester: pytest.Pytester) -> None:
+    """pytest 8 reports a clashing option name only when it parses the command line, where
+    the clash would stop the run: the plugin must leave a name the suite took alone."""
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_addoption(parser):
+            parser.addoption("--skip-slow", action="store_true", help="the suite's own")
+            parser.addoption("--show-gpu-memory", action="store_true", help="the suite's own")
+
+        def pytest_collection_modifyitems(config, items):
+            if config.getoption("--skip-slow"):
+                skip = pytest.mark.skip(reason="the suite's --skip-slow")
+                for item in items:
+                    if "slow" in item.keywords:
+                        item.add_marker(skip)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slow
+        def test_slow(): pass
+
+        def test_fast(request):
+            assert request.config.getoption("--show-gpu-memory") is True
+        """
+    )
+    result = pytester.runpytest("--strict-markers", "--skip-slow", "--show-gpu-memory")
+    result.assert_outcomes(passed=1, skipped=1)

@@ -119,10 +119,29 @@ def pytest_load_initial_conftests(
     return result
 
 
+def _taken_option_names(parser: pytest.Parser) -> set[str]:
+    """The option names some group already holds.
+
+    pytest 9 refuses a taken name when it is added, but pytest 8 only when it builds the
+    command line, where the clash would stop the run; so look first. The groups are private
+    to pytest: if they move, the ``except`` clauses below still cover pytest 9 and later.
+    """
+    groups = [*getattr(parser, "_groups", ()), getattr(parser, "_anonymous", None)]
+    return {
+        option_name
+        for group in groups
+        for option in getattr(group, "options", ())
+        for option_name in option.names()
+    }
+
+
 def _add_free_aliases(parser: pytest.Parser) -> list[str]:
     group = parser.getgroup(GROUP)
+    taken = _taken_option_names(parser)
     owned = []
     for alias, name in ALIASES.items():
+        if alias in taken:
+            continue  # a conftest or another plugin owns this name: its meaning wins
         try:
             group.addoption(
                 alias,
@@ -136,6 +155,8 @@ def _add_free_aliases(parser: pytest.Parser) -> list[str]:
         owned.append(alias)
     for alias, name in VALUE_ALIASES.items():
         metavar, _, help_text = _VALUES[name]
+        if alias in taken:
+            continue
         try:
             group.addoption(
                 alias,
