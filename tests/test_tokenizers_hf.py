@@ -18,6 +18,9 @@ tokenizers = pytest.importorskip("tokenizers")
 transformers = pytest.importorskip("transformers")
 
 KINDS = ["simple", "char", "byte", "bpe"]
+# transformers 5 ignores clean_up_tokenization_spaces=True for BPE-model tokenizers (it
+# would corrupt exact byte-level text), as ours do; transformers 4 still applies it.
+HF_CLEANS_UP_BPE = int(transformers.__version__.split(".")[0]) < 5
 # Mixed scripts, whitespace runs, contractions, digits, emoji and special tokens mid-word.
 BYTE_ALPHABET = "abcdefgh  \n\t'sdtmlrve.,!?0123456789éü€中文😀\u00a0\u2028[MASK]"
 
@@ -397,15 +400,19 @@ def test_hf_attributes_and_clean_up_match(exported) -> None:
     assert ours.get_added_vocab() == auto.get_added_vocab()
     assert ours.pad_token_type_id == auto.pad_token_type_id
     assert ours.max_len_single_sentence == auto.max_len_single_sentence
+    only_hf_cleans_up = HF_CLEANS_UP_BPE and ours.kind in ("byte", "bpe")
     for text in random_texts(ours.kind, 100, seed=2):
         ids = ours.encode(text)
         tokens = ours.convert_ids_to_tokens(ids)
         assert ours.convert_tokens_to_string(tokens) == auto.convert_tokens_to_string(tokens)
         for clean in (True, False):
+            hf_clean = clean and not only_hf_cleans_up
             assert ours.decode(ids, clean_up_tokenization_spaces=clean) == auto.decode(
-                ids, clean_up_tokenization_spaces=clean
+                ids, clean_up_tokenization_spaces=hf_clean
             )
-        assert ours.batch_decode([ids], True, True) == auto.batch_decode([ids], True, True)
+        assert ours.batch_decode([ids], True, True) == auto.batch_decode(
+            [ids], True, not only_hf_cleans_up
+        )
 
 
 def test_clean_up_default_survives_the_export(make_tokenizer, tmp_path) -> None:

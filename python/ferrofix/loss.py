@@ -491,10 +491,11 @@ class CausalLoss:
         ``ignore_index`` overrides the instance's for this call.
 
         Also HF's loss-function convention, so ``model.loss_function = CausalLoss()`` swaps
-        it into a transformers model: ``vocab_size`` (checked against the logits),
-        ``shift_labels`` (labels already shifted, used as they are in place of ``labels``),
-        and the other keyword arguments HF models pass through to their loss, which are
-        ignored as HF's own loss ignores them. Without ``vocab_size`` (a direct call) an
+        it into a transformers model (4.49 and later, where ``loss_function`` can be set):
+        ``vocab_size`` (checked against the logits), ``shift_labels`` (labels already
+        shifted, used as they are in place of ``labels``), and the other keyword arguments
+        HF models pass through to their loss, which are ignored as HF's own loss ignores
+        them. Without ``vocab_size`` (a direct call) an
         unknown keyword is an error, not ignored.
         """
         options = self._options

@@ -720,9 +720,9 @@ class Tokenizer:
 
         ``clean_up_tokenization_spaces`` (default: the tokenizer's attribute, False unless
         set) removes the space before punctuation and English contractions as HF does
-        (``"do n't ."`` -> ``"don't."``). The byte-level models ignore it, as HF does for
-        BPE tokenizers: their decoded text is already exact, and the clean-up would corrupt
-        it.
+        (``"do n't ."`` -> ``"don't."``). The byte-level models ignore it, as HF (from
+        transformers 5) does for BPE tokenizers: their decoded text is already exact, and
+        the clean-up would corrupt it.
         """
         skip_special_tokens = flag("skip_special_tokens", skip_special_tokens)
         text = self._native.decode(_ids_array(token_ids, "token_ids"), skip_special_tokens)
