@@ -57,8 +57,9 @@ pub struct Stats {
 /// small beside the huge ones to change the sums.
 pub const OVERFLOW_SCALE: f64 = f64::from_bits((1023 - 600) << 52);
 
-/// 2^600, for sums of squares below [`UNDERFLOW_LIMIT`]: then every value is below 2^-483,
-/// so scaled it stays below 2^117 and its square far from overflow.
+/// 2^600, for sums of squares below [`UNDERFLOW_LIMIT`]: then every term of the sum (a
+/// difference, or an expected value) is below 2^-483, so scaled it stays below 2^117 and its
+/// square far from overflow.
 pub const UNDERFLOW_SCALE: f64 = f64::from_bits((1023 + 600) << 52);
 
 /// Sums of squares below 2^-966 (~1e-291) are retaken scaled: squares there have lost bits
@@ -287,27 +288,32 @@ pub fn compare<A: Real, E: Real>(actual: &[A], expected: &[E]) -> Result<Stats> 
     })?;
     let mut stats = partials.into_iter().fold(Stats::EMPTY, Stats::then);
     if let Some(scale) = rescale_for(stats.sum_sq_diff, stats.max_abs_diff > 0.0) {
-        stats.sum_sq_diff = scaled_sum(actual, expected, scale, |a, e| a - e)?;
+        // Scaled exactly (`scale` is a power of two). Down before subtracting, as a - e may
+        // itself overflow (1e308 - -1e308); up after it, as the differences are tiny but a
+        // and e need not be (1e200 and 1e200 + 1e-184 scaled up are inf - inf).
+        stats.sum_sq_diff = if scale < 1.0 {
+            scaled_sum(actual, expected, |a, e| a * scale - e * scale)
+        } else {
+            scaled_sum(actual, expected, |a, e| (a - e) * scale)
+        }?;
         stats.diff_scale = scale;
     }
     // A zero expected sum may be tiny values whose squares vanished (the scale must still be
     // exact with rms_eps = 0); all-zero expected data pays one more read for that.
     if let Some(scale) = rescale_for(stats.sum_sq_expected, true) {
-        stats.sum_sq_expected = scaled_sum(actual, expected, scale, |_, e| e)?;
+        stats.sum_sq_expected = scaled_sum(actual, expected, |_, e| e * scale)?;
         stats.expected_scale = scale;
     }
     Ok(stats)
 }
 
-/// Σ (term(a·s, e·s))² over the finite pairs (`term`: their difference, or `expected`),
-/// for sums whose plain squares overflow or underflow; scaled before subtracting, as a - e
-/// itself may overflow (1e308 - -1e308), and exactly (`scale` is a power of two). Rare, so
-/// plain loops, in the fixed chunks and order of [`compare`].
+/// Σ term(a, e)² over the finite pairs (`term`: their scaled difference, or the scaled
+/// `expected`), for sums whose plain squares overflow or underflow. Rare, so plain loops, in
+/// the fixed chunks and order of [`compare`].
 #[cold]
 fn scaled_sum<A: Real, E: Real>(
     actual: &[A],
     expected: &[E],
-    scale: f64,
     term: impl Fn(f64, f64) -> f64 + Sync,
 ) -> Result<f64> {
     let sums: Vec<f64> = parallel::install_sized(actual.len(), NS_PER_ELEMENT, || {
@@ -319,7 +325,7 @@ fn scaled_sum<A: Real, E: Real>(
                 for (&a, &e) in a.iter().zip(e) {
                     let (a, e) = (a.to_f64(), e.to_f64());
                     if a.is_finite() && e.is_finite() {
-                        let value = term(a * scale, e * scale);
+                        let value = term(a, e);
                         sum += value * value;
                     }
                 }
@@ -393,6 +399,12 @@ mod tests {
         let equal = compare(&[0.0, 1e-300], &[0.0, 1e-300]).unwrap_or(Stats::EMPTY);
         assert_eq!((equal.diff_scale, equal.rms_diff()), (1.0, 0.0));
         assert!(close(equal.rms_expected(), 1e-300 / 2f64.sqrt()));
+        // Huge equal values beside a tiny difference: scaled up, they must not become
+        // inf - inf (the RMS was NaN).
+        let beside_huge =
+            compare(&[f64::MAX, 1e-200, -1e300], &[f64::MAX, 0.0, -1e300]).unwrap_or(Stats::EMPTY);
+        assert_eq!(beside_huge.diff_scale, UNDERFLOW_SCALE);
+        assert!(close(beside_huge.rms_diff(), 1e-200 / 3f64.sqrt()));
         // Opposite extremes: the difference itself is past f64; inf, not a pass.
         let extreme = compare(&[f64::MAX], &[-f64::MAX]).unwrap_or(Stats::EMPTY);
         assert_eq!(extreme.rms_diff(), f64::INFINITY);
