@@ -23,8 +23,8 @@ def test_versions_agree_across_python_cargo_and_pyproject() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
-    cargo = tomllib.loads((root / "Cargo.toml").read_text())
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    cargo = tomllib.loads((root / "Cargo.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["version"] == ferrofix.__version__
     assert cargo["workspace"]["package"]["version"] == ferrofix.__version__
 

@@ -1184,7 +1184,11 @@ def fixture_vocab() -> list[str]:
 
 def fixture_corpus() -> list[str]:
     """The small English corpus shipped with ferrofix (the ``bpe_tokenizer`` training set)."""
-    text = importlib.resources.files("ferrofix").joinpath("data/tiny_corpus.txt").read_text()
+    text = (
+        importlib.resources.files("ferrofix")
+        .joinpath("data/tiny_corpus.txt")
+        .read_text(encoding="utf-8")
+    )
     return [line for line in text.splitlines() if line.strip()]
 
 
