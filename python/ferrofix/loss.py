@@ -495,8 +495,8 @@ class CausalLoss:
         ``vocab_size`` (checked against the logits), ``shift_labels`` (labels already
         shifted, used as they are in place of ``labels``), and the other keyword arguments
         HF models pass through to their loss, which are ignored as HF's own loss ignores
-        them. Without ``vocab_size`` (a direct call) an
-        unknown keyword is an error, not ignored.
+        them. Without ``vocab_size`` (a direct call) an unknown keyword is an error, not
+        ignored.
         """
         options = self._options
         if ignore_index is not None:

@@ -124,7 +124,7 @@ def _taken_option_names(parser: pytest.Parser) -> set[str]:
 
     pytest 9 refuses a taken name when it is added, but pytest 8 only when it builds the
     command line, where the clash would stop the run; so look first. The groups are private
-    to pytest: if they move, the ``except`` clauses below still cover pytest 9 and later.
+    to pytest: if they move, ``_add_free_aliases``'s ``except`` still covers pytest 9 on.
     """
     groups = [*getattr(parser, "_groups", ()), getattr(parser, "_anonymous", None)]
     return {
@@ -136,37 +136,30 @@ def _taken_option_names(parser: pytest.Parser) -> set[str]:
 
 
 def _add_free_aliases(parser: pytest.Parser) -> list[str]:
+    """Add each alias no conftest or other plugin took (their meaning wins); return those
+    added."""
     group = parser.getgroup(GROUP)
     taken = _taken_option_names(parser)
+    wanted = [
+        (alias, name, _FLAGS[name], {"action": "store_true"}) for alias, name in ALIASES.items()
+    ] + [
+        (alias, name, _VALUES[name][2], {"metavar": _VALUES[name][0]})
+        for alias, name in VALUE_ALIASES.items()
+    ]
     owned = []
-    for alias, name in ALIASES.items():
-        if alias in taken:
-            continue  # a conftest or another plugin owns this name: its meaning wins
-        try:
-            group.addoption(
-                alias,
-                action="store_true",
-                default=None,
-                dest=f"_ferrofix_alias_{name}",
-                help=f"Alias of --ferrofix-{name.replace('_', '-')}: {_FLAGS[name]}",
-            )
-        except (ValueError, argparse.ArgumentError):
-            continue  # a conftest or another plugin owns this name: its meaning wins
-        owned.append(alias)
-    for alias, name in VALUE_ALIASES.items():
-        metavar, _, help_text = _VALUES[name]
+    for alias, name, help_text, attrs in wanted:
         if alias in taken:
             continue
         try:
             group.addoption(
                 alias,
                 default=None,
-                metavar=metavar,
                 dest=f"_ferrofix_alias_{name}",
                 help=f"Alias of --ferrofix-{name.replace('_', '-')}: {help_text}",
+                **attrs,
             )
         except (ValueError, argparse.ArgumentError):
-            continue
+            continue  # taken after all, where pytest keeps its groups elsewhere
         owned.append(alias)
     return owned
 
