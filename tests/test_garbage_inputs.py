@@ -171,6 +171,7 @@ ENTRY_POINTS = {
     ),
     "__call__ flags": lambda a, b: SIMPLE(["1"], return_length=a, return_token_type_ids=b),
     "__call__ text_pair": lambda a, b: SIMPLE("1", a, b),
+    "__call__ text_target": lambda a, b: SIMPLE(a, text_target=b),
     "pad options": lambda a, b: SIMPLE.pad(
         [{"input_ids": [7]}], max_length=a, pad_to_multiple_of=b
     ),

@@ -155,6 +155,23 @@ def test_call_padding_truncation_and_tensors(simple_tokenizer) -> None:
     assert single["input_ids"].shape == (1, 2)
 
 
+def test_text_target_comes_back_as_labels(make_tokenizer) -> None:
+    # Seq2seq suites encode sources and targets in one call: the targets' ids, padded on
+    # their own with the pad id, are the labels; targets alone are an ordinary encoding.
+    t = make_tokenizer("simple", add_bos=True, add_eos=True)
+    out = t(["1 2", "3"], text_target=["4", "5 6 7"], padding=True)
+    assert out["input_ids"] == [[4, 8, 9, 3], [4, 10, 3, 0]]
+    assert out["labels"] == [[4, 11, 3, 0, 0], [4, 12, 13, 14, 3]]
+    assert list(out) == ["input_ids", "attention_mask", "labels"]
+    assert t("1", text_target="2 3")["labels"] == [4, 9, 10, 3]
+    alone = t(text_target=("4", "5 6 7"), padding=True, return_tensors="pt")
+    assert alone["input_ids"].tolist() == [[4, 11, 3, 0, 0], [4, 12, 13, 14, 3]]
+    assert alone["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert "labels" not in alone
+    cut = t(["1"], text_target=["5 6 7 8"], truncation=True, max_length=4, return_tensors="np")
+    np.testing.assert_array_equal(cut["labels"], [[4, 12, 13, 3]])
+
+
 def test_the_encoding_reads_like_hf_batch_encoding(simple_tokenizer) -> None:
     out = simple_tokenizer(["1 2", "3"], padding=True, return_tensors="pt")
     assert out.input_ids is out["input_ids"]
@@ -863,10 +880,65 @@ BAD_INPUT = [
     (
         lambda: SIMPLE("1", "2"),
         errors.ConfigError,
-        "^text_pair: ferrofix tokenizers encode single texts, without pairs or targets; "
-        "pass None, got str",
+        "^text_pair: ferrofix tokenizers encode single texts, not pairs; pass None, got str",
     ),
-    (lambda: SIMPLE("1", text_target="2"), errors.ConfigError, "^text_target: ferrofix"),
+    (
+        lambda: SIMPLE("1", text_target="2", text_pair_target="3"),
+        errors.ConfigError,
+        "^text_pair_target: ferrofix tokenizers encode single texts, not pairs",
+    ),
+    (
+        lambda: SIMPLE(),
+        errors.ConfigError,
+        r"^text: pass a str or a list of str \(or text_target\), got None",
+    ),
+    (
+        lambda: SIMPLE(None, text_target=None, padding=True),
+        errors.ConfigError,
+        "^text: pass a str or a list of str",
+    ),
+    (
+        lambda: SIMPLE(text_target=7),
+        errors.DtypeError,
+        "^text_target: expected str or a list of str, got int",
+    ),
+    (
+        lambda: SIMPLE(text_target=[7]),
+        errors.DtypeError,
+        r"^text_target\[0\]: expected str, got int",
+    ),
+    (lambda: SIMPLE.batch_encode(["1", 2]), errors.DtypeError, r"^texts\[1\]: expected str"),
+    (
+        lambda: SIMPLE(["1", "2"], text_target=["3", "4 5"], return_tensors="np"),
+        errors.ConfigError,
+        r"^padding: the rows of text_target have different lengths \(1 to 2\)",
+    ),
+    (
+        lambda: SIMPLE(["1"], text_target=["3 4 5"], max_length=2),
+        errors.ConfigError,
+        r"^truncation: text_target\[0\] has 3 tokens, more than max_length=2",
+    ),
+    (
+        lambda: SIMPLE(["1", "2"], text_target=["3"]),
+        errors.ConfigError,
+        r"^text_target: must be the same kind as text \(one str, or a list as long as text\); "
+        "got a list of 1 for a list of 2",
+    ),
+    (
+        lambda: SIMPLE("1", text_target=["3"]),
+        errors.ConfigError,
+        "^text_target: must be the same kind as text .*got a list of 1 for one str",
+    ),
+    (
+        lambda: SIMPLE(["1"], text_target="3"),
+        errors.ConfigError,
+        "^text_target: must be the same kind as text .*got one str for a list of 1",
+    ),
+    (
+        lambda: SIMPLE(["1"], text_target=["3 zz"]),
+        errors.UnknownTokenError,
+        "^Token 'zz' not in vocab",
+    ),
     (lambda: SIMPLE.encode("1", "2"), errors.ConfigError, "^text_pair: ferrofix"),
     (
         lambda: SIMPLE(["1"], stride=2),
@@ -963,7 +1035,7 @@ BAD_INPUT = [
     (
         lambda: SIMPLE.batch_encode(["1", "2", "\ud800"]),
         errors.ConfigError,
-        "text: text 2 is not valid Unicode",
+        "texts: text 2 is not valid Unicode",
     ),
     *[
         (call, errors.ConfigError, f"{arg}: '{bad}' is not valid Unicode .*position {at}")
@@ -986,7 +1058,7 @@ BAD_INPUT = [
         ]
     ],
     (lambda: SIMPLE(3), errors.DtypeError, "text: expected str or a list of str, got int"),
-    (lambda: SIMPLE.batch_encode("1 2"), errors.DtypeError, "text: expected a list of str"),
+    (lambda: SIMPLE.batch_encode("1 2"), errors.DtypeError, "texts: expected a list of str"),
     (
         lambda: SIMPLE("1", max_length=0),
         errors.ConfigError,
@@ -1012,17 +1084,17 @@ BAD_INPUT = [
     (
         lambda: SIMPLE("1 2 3", max_length=2),
         errors.ConfigError,
-        "truncation: text 0 has 3 tokens, more than max_length=2; pass truncation=True",
+        r"truncation: text\[0\] has 3 tokens, more than max_length=2; pass truncation=True",
     ),
     (
         lambda: SIMPLE.batch_encode(["1", "1 2 3"], max_length=2),
         errors.ConfigError,
-        "text 1 has 3 tokens",
+        r"truncation: texts\[1\] has 3 tokens",
     ),
     (
         lambda: SIMPLE(["1", "1 2"], return_tensors="np"),
         errors.ConfigError,
-        "padding: the texts have different lengths",
+        r"padding: the rows of text have different lengths \(1 to 2\)",
     ),
     (
         lambda: SIMPLE("1", padding=True, truncation=True, max_length=5, pad_to_multiple_of=4),

@@ -85,7 +85,7 @@ def test_tokenizer_json_loads_in_transformers_with_identical_ids_and_text(export
 
 def _lists(encoding) -> dict:
     out = {}
-    for key in ("input_ids", "attention_mask"):
+    for key in ("input_ids", "attention_mask", "labels"):
         if key in encoding:
             value = encoding[key]
             out[key] = value.tolist() if hasattr(value, "tolist") else value
@@ -201,6 +201,50 @@ def test_call_matches_hf_for_every_kind_with_bos_eos_and_either_truncation_side(
         assert _lists(got) == _lists(expected), (texts, kwargs)
         compared += 1
     assert compared > 15, compared
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_text_target_matches_hf_for_every_kind(make_tokenizer, tmp_path, kind: str) -> None:
+    """Seq2seq calls (sources with text_target, or targets alone) under seeded random
+    options: the same input_ids, attention_mask and labels as HF."""
+    ours = make_tokenizer(kind, add_bos=True, add_eos=True)
+    ours.save_pretrained(tmp_path)
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    rng = random.Random(f"target-{kind}")
+    compared = {"both": 0, "targets only": 0}
+    for trial in range(60):
+        n = rng.randrange(1, 4)
+        texts = random_texts(kind, n, seed=trial)
+        targets = random_texts(kind, n, seed=1000 + trial)
+        if rng.random() < 0.3:
+            texts, targets = texts[0], targets[0]
+        call = rng.choice(list(compared))
+        inputs = {"text_target": targets} | ({"text": texts} if call == "both" else {})
+        kwargs = dict(
+            padding=rng.choice([False, True, "max_length"]),
+            truncation=rng.choice([False, True]),
+            max_length=rng.choice([None, 3, 30]),
+            return_tensors=rng.choice([None, "np", "pt"]),
+        )
+        with warnings.catch_warnings():  # HF warns about ignored max_length; we compare
+            warnings.simplefilter("ignore")
+            try:
+                expected = hf(**inputs, **kwargs)
+            except ValueError:  # e.g. ragged rows as tensors
+                with pytest.raises(errors.ConfigError):
+                    ours(**inputs, **kwargs)
+                continue
+        got, error = _outcome(lambda: ours(**inputs, **kwargs))  # noqa: B023
+        if error is not None:
+            assert _ours_is_stricter(error, kwargs["padding"], kwargs["truncation"], None), (
+                kwargs,
+                error,
+            )
+            continue
+        assert sorted(got) == sorted(expected), (inputs, kwargs)
+        assert _lists(got) == _lists(expected), (inputs, kwargs)
+        compared[call] += 1
+    assert min(compared.values()) > 8, compared
 
 
 PAD_GRID = list(

@@ -209,4 +209,5 @@ class Tokenizer:
         pad_to_multiple_of: int | None,
         padding_side: str,
         pad_id: int,
+        texts_arg: str = "text",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...

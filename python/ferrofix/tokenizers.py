@@ -23,6 +23,7 @@ int64 array directly.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import importlib.resources
 import inspect
@@ -499,6 +500,7 @@ class Tokenizer:
             pad_to_multiple_of=_positive("pad_to_multiple_of", pad_to_multiple_of),
             add_special_tokens=flag("add_special_tokens", add_special_tokens),
             padding_side=self.padding_side,
+            texts_arg="texts",
         )
 
     def _encode_batch(self, texts: Any, **options: Any) -> tuple[Any, Any, Any]:
@@ -525,9 +527,9 @@ class Tokenizer:
 
     def __call__(
         self,
-        text: str | Sequence[str],
+        text: str | Sequence[str] | None = None,
         text_pair: None = None,
-        text_target: None = None,
+        text_target: str | Sequence[str] | None = None,
         text_pair_target: None = None,
         add_special_tokens: bool = True,
         padding: bool | str = False,
@@ -550,7 +552,7 @@ class Tokenizer:
 
         HF's signature, in its order, so HF code's positional and keyword calls both read
         alike. What ferrofix tokenizers do not do is refused with a ConfigError rather than
-        ignored: pairs and targets (``text_pair``, ``text_target``, ``text_pair_target``),
+        ignored: pairs (``text_pair``, ``text_pair_target``),
         overflowing windows (``return_overflowing_tokens``, ``stride``), pre-split words
         (``is_split_into_words``) and offsets (``return_offsets_mapping``; ``is_fast`` is
         False). ``verbose`` is accepted and ignored: ferrofix raises where HF would warn.
@@ -567,10 +569,13 @@ class Tokenizer:
         ``return_token_type_ids=True``: zeros like ``input_ids`` (one segment).
         ``return_length``: ``length``, each row's length as returned (padding included),
         a list or 1-D array even for a single text, as in HF.
+        ``text_target``: texts a seq2seq model should produce, encoded with the same options;
+        their ``input_ids`` come back as ``labels`` (padded with the pad id, as in HF), or,
+        without ``text``, their encoding is the result. Unlike HF, ``text_target`` must be
+        the same kind as ``text``: one str, or a list as long as ``text``.
         """
         if not (
             text_pair is None
-            and text_target is None
             and text_pair_target is None
             and type(stride) is int
             and stride == 0
@@ -580,7 +585,6 @@ class Tokenizer:
         ):
             _refuse_unsupported_call_options(
                 text_pair=text_pair,
-                text_target=text_target,
                 text_pair_target=text_pair_target,
                 stride=stride,
                 is_split_into_words=is_split_into_words,
@@ -609,40 +613,68 @@ class Tokenizer:
                 f"pad_to_multiple_of: truncation to max_length={max_length} and padding to a "
                 f"multiple of {multiple} disagree; make max_length a multiple of {multiple}"
             )
+        options = _CallOptions(
+            side=side,
+            pad=pad,
+            truncate=truncate,
+            width="max_length" if padding == "max_length" else "longest",
+            max_length=max_length,
+            multiple=multiple,
+            return_tensors=return_tensors,
+            add_special_tokens=add_special_tokens,
+            return_attention_mask=return_attention_mask,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_token_type_ids=return_token_type_ids,
+            return_length=return_length,
+        )
+        texts, targets = _texts_and_targets(text, text_target)
+        if texts is None:
+            return self._encode_call("text_target", text_target, targets, options)
+        encoding = self._encode_call("text", text, texts, options)
+        if targets is not None:
+            labels = self._encode_call("text_target", text_target, targets, options)
+            encoding["labels"] = labels["input_ids"]
+        return encoding
+
+    def _encode_call(
+        self, arg: str, given: Any, texts: Sequence[str], options: _CallOptions
+    ) -> Encoding:
+        """``__call__``'s encoding of ``texts``, argument ``arg`` as ``given`` (one str or
+        a list)."""
         import numpy as np
 
-        single = isinstance(text, str)
-        if not single and not isinstance(text, list | tuple):
-            raise DtypeError(f"text: expected str or a list of str, got {type(text).__name__}")
-        texts = [text] if single else text
+        single = isinstance(given, str)
+        side, pad, return_tensors = options.side, options.pad, options.return_tensors
+        add_special_tokens = options.add_special_tokens
         ids, mask, lengths = self._encode_batch(
             texts,
-            max_length=max_length,
-            truncation=truncate,
-            width="max_length" if padding == "max_length" else "longest",
-            pad_to_multiple_of=multiple if pad else None,
+            max_length=options.max_length,
+            truncation=options.truncate,
+            width=options.width,
+            pad_to_multiple_of=options.multiple if pad else None,
             add_special_tokens=add_special_tokens,
             padding_side=side if pad else "right",
+            texts_arg=arg,
         )
         arrays = {"input_ids": ids}
-        if return_token_type_ids:
+        if options.return_token_type_ids:
             arrays["token_type_ids"] = np.zeros_like(ids)
         arrays["attention_mask"] = mask
-        if return_special_tokens_mask:
+        if options.return_special_tokens_mask:
             arrays["special_tokens_mask"] = self._added_tokens_mask(
                 mask.shape[1], lengths, add_special_tokens, pad and side == "left"
             )
-        if not return_attention_mask:
+        if not options.return_attention_mask:
             del arrays["attention_mask"]
         # Each row's length as returned: the padded width, or its own length unpadded.
         row_lengths = np.full_like(lengths, ids.shape[1]) if pad else lengths
         if return_tensors is not None:
             if not pad and len(set(lengths.tolist())) > 1:
                 raise ConfigError(
-                    f"padding: the texts have different lengths ({lengths.min()} to "
+                    f"padding: the rows of {arg} have different lengths ({lengths.min()} to "
                     f"{lengths.max()}); pass padding=True to return tensors"
                 )
-            if return_length:
+            if options.return_length:
                 arrays["length"] = row_lengths
             return _as_tensors(arrays, return_tensors)
         lists = {k: v.tolist() for k, v in arrays.items()}
@@ -652,7 +684,7 @@ class Tokenizer:
                 k: [row[:n] for row, n in zip(rows, kept, strict=True)] for k, rows in lists.items()
             }
         encoding = Encoding({k: v[0] for k, v in lists.items()} if single else lists)
-        if return_length:
+        if options.return_length:
             encoding["length"] = row_lengths.tolist()  # a list for a single text too
         return encoding
 
@@ -905,13 +937,64 @@ def _build(native_call: Callable[[], Any], **string_args: Sequence[Any]) -> Any:
         raise _not_unicode("/".join(string_args), error) from None
 
 
+@dataclasses.dataclass(frozen=True)
+class _CallOptions:
+    """``__call__``'s options, validated once for the texts and the targets alike."""
+
+    side: str
+    pad: bool
+    truncate: bool
+    width: str
+    max_length: int | None
+    multiple: int | None
+    return_tensors: str | None
+    add_special_tokens: bool
+    return_attention_mask: bool
+    return_special_tokens_mask: bool
+    return_token_type_ids: bool
+    return_length: bool
+
+
+def _batch_of(name: str, value: Any) -> list[str] | tuple[str, ...]:
+    """``value`` (a str, or a list or tuple of them) as a batch of texts."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list | tuple):
+        raise DtypeError(f"{name}: expected str or a list of str, got {type(value).__name__}")
+    return value
+
+
+def _texts_and_targets(text: Any, text_target: Any) -> tuple[Any, Any]:
+    """``__call__``'s texts and targets as batches (None where not given), at least one;
+    given both, they must pair up one to one."""
+    if text is None and text_target is None:
+        raise ConfigError("text: pass a str or a list of str (or text_target), got None")
+    texts = None if text is None else _batch_of("text", text)
+    targets = None if text_target is None else _batch_of("text_target", text_target)
+    unpaired = (
+        texts is not None
+        and targets is not None
+        and (isinstance(text, str) != isinstance(text_target, str) or len(texts) != len(targets))
+    )
+    if unpaired:
+        raise ConfigError(
+            "text_target: must be the same kind as text (one str, or a list as long as "
+            f"text); got {_batch_kind(text_target)} for {_batch_kind(text)}"
+        )
+    return texts, targets
+
+
+def _batch_kind(value: Any) -> str:
+    return "one str" if isinstance(value, str) else f"a list of {len(value)}"
+
+
 def _refuse_unsupported_call_options(**given: object) -> None:
     """Raise naming the first HF ``__call__`` option set to something ferrofix tokenizers
     do not do (each is fine at its default)."""
-    for name in ("text_pair", "text_target", "text_pair_target"):
+    for name in ("text_pair", "text_pair_target"):
         if given[name] is not None:
             raise ConfigError(
-                f"{name}: ferrofix tokenizers encode single texts, without pairs or targets; "
+                f"{name}: ferrofix tokenizers encode single texts, not pairs; "
                 f"pass None, got {type(given[name]).__name__}"
             )
     for name in ("is_split_into_words", "return_overflowing_tokens", "return_offsets_mapping"):

@@ -308,7 +308,7 @@ impl PyTokenizer {
     /// Encode a list of texts into (input_ids, attention_mask, lengths), int64.
     #[pyo3(signature = (
         texts, *, add_special_tokens, max_length, truncation, truncation_side, width,
-        pad_to_multiple_of, padding_side, pad_id
+        pad_to_multiple_of, padding_side, pad_id, texts_arg="text"
     ))]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn encode_batch<'py>(
@@ -323,6 +323,7 @@ impl PyTokenizer {
         pad_to_multiple_of: Option<usize>,
         padding_side: &str,
         pad_id: i64,
+        texts_arg: &str,
     ) -> PyResult<(
         Bound<'py, PyArrayDyn<i64>>,
         Bound<'py, PyArrayDyn<i64>>,
@@ -347,8 +348,19 @@ impl PyTokenizer {
             pad_to_multiple_of,
             padding_side: Side::parse(padding_side, "padding_side").map_err(to_py)?,
             pad_id,
+            texts_arg: match texts_arg {
+                "text" => "text",
+                "texts" => "texts",
+                "text_target" => "text_target",
+                other => {
+                    return Err(to_py(Error::invalid(
+                        "texts_arg",
+                        format!("must be one of 'text', 'texts', 'text_target'; got '{other}'"),
+                    )));
+                }
+            },
         };
-        let encoded = with_list_texts(texts, "text", |texts| {
+        let encoded = with_list_texts(texts, options.texts_arg, |texts| {
             py.detach(|| self.inner.encode_texts(texts, &options))
         })?
         .map_err(to_py)?;

@@ -6,7 +6,8 @@
 //! - `fill` writes every element of both outputs, so they may come from reused memory.
 //! - The blocks' id buffers come from, and on drop go back to, `id_buffers::ID_BUFFERS`.
 //! - Truncation keeps the BOS/EOS that `add_special_tokens` adds and cuts the content.
-//! - A text longer than `max_length` without `truncation` is an error naming the text.
+//! - A text longer than `max_length` without `truncation` is an error naming the text
+//!   (by its argument and index).
 //! - The first failing text (in input order) decides the error, whatever the thread count.
 
 use rayon::prelude::*;
@@ -67,6 +68,8 @@ pub struct BatchOptions {
     pub padding_side: Side,
     /// The id written into padding.
     pub pad_id: i64,
+    /// The argument the texts came in (`text`, `text_target`), for error messages.
+    pub texts_arg: &'static str,
 }
 
 /// Texts per parallel task.
@@ -272,7 +275,8 @@ impl Tokenizer {
                             return Err(Error::invalid(
                                 "truncation",
                                 format!(
-                                    "text {row} has {full} tokens, more than max_length={max}; pass truncation=True or a larger max_length"
+                                    "{}[{row}] has {full} tokens, more than max_length={max}; pass truncation=True or a larger max_length",
+                                    options.texts_arg
                                 ),
                             ));
                         }
@@ -325,6 +329,7 @@ mod tests {
                 pad_to_multiple_of: Some(3),
                 padding_side,
                 pad_id: 5,
+                texts_arg: "text",
             };
             let encoded = tokenizer
                 .encode_texts(&texts, &options)
