@@ -172,6 +172,8 @@ ENTRY_POINTS = {
     "__call__ flags": lambda a, b: SIMPLE(["1"], return_length=a, return_token_type_ids=b),
     "__call__ text_pair": lambda a, b: SIMPLE("1", a, b),
     "__call__ text_target": lambda a, b: SIMPLE(a, text_target=b),
+    "__call__ pair truncation": lambda a, b: SIMPLE(["1 2"], ["3"], truncation=a, max_length=b),
+    "get_special_tokens_mask pair": lambda a, b: SIMPLE.get_special_tokens_mask(a, b),
     "pad options": lambda a, b: SIMPLE.pad(
         [{"input_ids": [7]}], max_length=a, pad_to_multiple_of=b
     ),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from ferrofix import errors, parallel
+from ferrofix._tokenizer_pairs import kept_lengths
 from ferrofix.mixins import TokenizerContract
 from ferrofix.tokenizers import (
     BPETokenizer,
@@ -170,6 +171,105 @@ def test_text_target_comes_back_as_labels(make_tokenizer) -> None:
     assert "labels" not in alone
     cut = t(["1"], text_target=["5 6 7 8"], truncation=True, max_length=4, return_tensors="np")
     np.testing.assert_array_equal(cut["labels"], [[4, 12, 13, 3]])
+
+
+def test_text_pairs_by_hand(make_tokenizer) -> None:
+    # [BOS] A [EOS] [BOS] B [EOS]: token type 0 on the first part, 1 on the second; the
+    # special mask marks the BOS/EOS added and the padding.
+    t = make_tokenizer("simple", add_bos=True, add_eos=True)
+    out = t("1 2", "3", return_token_type_ids=True, return_special_tokens_mask=True)
+    assert out["input_ids"] == [4, 8, 9, 3, 4, 10, 3]
+    assert out["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]
+    assert out["special_tokens_mask"] == [1, 0, 0, 1, 1, 0, 1]
+    assert list(out) == ["input_ids", "token_type_ids", "attention_mask", "special_tokens_mask"]
+    batch = t(["1", "2 3"], ["4 5", ""], padding=True, return_tensors="np", return_length=True)
+    np.testing.assert_array_equal(
+        batch["input_ids"], [[4, 8, 3, 4, 11, 12, 3], [4, 9, 10, 3, 4, 3, 0]]
+    )
+    np.testing.assert_array_equal(batch["attention_mask"].sum(1), [7, 6])
+    np.testing.assert_array_equal(batch["length"], [7, 7])
+    assert t.encode("1", "2") == [4, 8, 3, 4, 9, 3]
+    bare = make_tokenizer("simple")
+    assert bare("1 2", "3", return_token_type_ids=True)["token_type_ids"] == [0, 0, 1]
+    assert bare.num_special_tokens_to_add(pair=True) == 0
+    assert t.num_special_tokens_to_add(pair=True) == 4
+    assert t.get_special_tokens_mask([8, 9], [10]) == [1, 0, 0, 1, 1, 0, 1]
+    assert t("1 2 3 4", "5 6 7", truncation="only_first", max_length=8)["input_ids"] == [
+        4, 8, 3, 4, 12, 13, 14, 3
+    ]  # fmt: skip
+    assert t("1 2", "5 6 7", truncation="only_second", max_length=7)["input_ids"] == [
+        4, 8, 9, 3, 4, 12, 3
+    ]  # fmt: skip
+    # Targets pair up the same way; their ids are the labels.
+    seq2seq = t("1", "2", text_target="3", text_pair_target="4 5")
+    assert seq2seq["labels"] == [4, 10, 3, 4, 11, 12, 3]
+
+
+@pytest.mark.parametrize(
+    ("truncation", "side", "expected"),
+    [
+        # 4 + 3 content tokens, 3 fit: longest_first halves the budget, the odd token to
+        # the longer text; only_* cut one text; left cuts from the start.
+        (True, "right", [4, 8, 9, 3, 4, 12, 3]),
+        ("longest_first", "left", [4, 10, 11, 3, 4, 14, 3]),
+        ("only_first", "right", None),
+        ("only_second", "right", None),
+    ],
+)
+def test_pair_truncation_by_hand(make_tokenizer, truncation, side, expected) -> None:
+    t = make_tokenizer("simple", add_bos=True, add_eos=True, truncation_side=side)
+    call = lambda: t("1 2 3 4", "5 6 7", truncation=truncation, max_length=7)  # noqa: E731
+    if expected is None:  # either text alone would have to give up all its tokens
+        with pytest.raises(errors.ConfigError, match="would keep no token"):
+            call()
+    else:
+        assert call()["input_ids"] == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "budget", "strategy", "kept"),
+    [
+        (4, 3, 10, "longest_first", (4, 3)),  # fits
+        (4, 3, 3, "longest_first", (2, 1)),  # both cut: the odd token to the longer
+        (3, 3, 3, "longest_first", (1, 2)),  # a tie: the odd token to the second
+        (2, 9, 6, "longest_first", (2, 4)),  # the longer alone makes room
+        (9, 2, 6, "longest_first", (4, 2)),
+        (4, 3, 0, "longest_first", (0, 0)),
+        (4, 3, 1, "longest_first", (1, 0)),
+        (4, 3, 4, "only_first", (1, 3)),
+        (4, 3, 3, "only_first", None),  # the first would keep nothing
+        (4, 3, 5, "only_second", (4, 1)),
+        (4, 3, 4, "only_second", None),
+    ],
+)
+def test_kept_lengths_by_hand(first, second, budget, strategy, kept) -> None:
+    assert kept_lengths(first, second, budget, strategy) == kept
+
+
+@given(
+    st.integers(0, 60), st.integers(0, 60), st.integers(0, 80),
+    st.sampled_from(["longest_first", "only_first", "only_second"]),
+)  # fmt: skip
+def test_kept_lengths_fill_the_budget_and_cut_the_longer(first, second, budget, strategy) -> None:
+    kept = kept_lengths(first, second, budget, strategy)
+    if kept is None:
+        assert strategy != "longest_first"
+        cut = first if strategy == "only_first" else second
+        assert cut <= first + second - budget  # it could not keep one token
+        return
+    k1, k2 = kept
+    assert 0 <= k1 <= first
+    assert 0 <= k2 <= second
+    assert k1 + k2 == min(first + second, budget)
+    if strategy == "only_first":
+        assert k2 == second
+    elif strategy == "only_second":
+        assert k1 == first
+    elif k1 < first and k2 < second:  # both cut: an even split, the odd token to the longer
+        assert abs(k1 - k2) <= 1
+        assert (k1 > k2) == (first > second) or k1 == k2
+    else:  # only the longer one (or neither) was cut
+        assert (k1 == first) or (first >= second)
 
 
 def test_the_encoding_reads_like_hf_batch_encoding(simple_tokenizer) -> None:
@@ -844,6 +944,7 @@ def reference_specials() -> list[str]:
 # --- bad input ------------------------------------------------------------------------------
 
 SIMPLE = SimpleTokenizer(WORDS)
+WRAPPING = SimpleTokenizer(WORDS, add_bos=True, add_eos=True)
 
 BAD_INPUT = [
     (
@@ -876,16 +977,71 @@ BAD_INPUT = [
         errors.DtypeError,
         "^tokens: expected a list of str, got NoneType",
     ),
-    # HF __call__ options ferrofix tokenizers do not do: refused, never ignored.
+    # Pairs and targets: a second batch pairs up with its first one to one, never unused.
     (
-        lambda: SIMPLE("1", "2"),
+        lambda: SIMPLE("1", ["2"]),
         errors.ConfigError,
-        "^text_pair: ferrofix tokenizers encode single texts, not pairs; pass None, got str",
+        r"^text_pair: must be the same kind as text \(one str, or a list as long as text\); "
+        "got a list of 1 for one str",
     ),
     (
-        lambda: SIMPLE("1", text_target="2", text_pair_target="3"),
+        lambda: SIMPLE(["1", "2"], ("3",)),
         errors.ConfigError,
-        "^text_pair_target: ferrofix tokenizers encode single texts, not pairs",
+        "^text_pair: must be the same kind as text .*got a list of 1 for a list of 2",
+    ),
+    (
+        lambda: SIMPLE(text_target="1", text_pair="2"),
+        errors.ConfigError,
+        "^text_pair: goes with text, which is None; pass both or neither",
+    ),
+    (
+        lambda: SIMPLE("1", text_pair_target="3"),
+        errors.ConfigError,
+        "^text_pair_target: goes with text_target, which is None; pass both or neither",
+    ),
+    (
+        lambda: SIMPLE(["1"], ["2"], text_target=["3"], text_pair_target=["4", "5"]),
+        errors.ConfigError,
+        "^text_pair_target: must be the same kind as text_target .*a list of 2 for a list of 1",
+    ),
+    (lambda: SIMPLE("1", 3), errors.DtypeError, "^text_pair: expected str or a list of str"),
+    (lambda: SIMPLE(["1"], [3]), errors.DtypeError, r"^text_pair\[0\]: expected str, got int"),
+    (lambda: SIMPLE("1", "2 zz"), errors.UnknownTokenError, "^Token 'zz' not in vocab"),
+    (
+        lambda: SIMPLE(["1", "1 2 3"], ["4", "5"], max_length=3),
+        errors.ConfigError,
+        r"^truncation: the pair text\[1\], text_pair\[1\] has 4 tokens, more than "
+        "max_length=3; pass truncation=True or a larger max_length",
+    ),
+    (
+        lambda: SIMPLE("1 2", "3", truncation="only_first", max_length=1),
+        errors.ConfigError,
+        r"^truncation: 'only_first' cannot fit the pair text\[0\], text_pair\[0\] into "
+        r"max_length=1: text\[0\] would keep no token; pass truncation=True",
+    ),
+    (
+        lambda: SIMPLE(
+            text_target="1", text_pair_target="2 3", truncation="only_second", max_length=1
+        ),
+        errors.ConfigError,
+        r"^truncation: 'only_second' cannot fit the pair text_target\[0\], "
+        r"text_pair_target\[0\] into max_length=1: text_pair_target\[0\] would keep no token",
+    ),
+    (
+        lambda: SIMPLE("1 2", truncation="only_second", max_length=1),
+        errors.ConfigError,
+        "^truncation: 'only_second' cuts the second text of a pair; pass text_pair, or "
+        "truncation=True",
+    ),
+    (
+        lambda: WRAPPING("1", "2", max_length=3),
+        errors.ConfigError,
+        r"^max_length: must be at least 4 \(room for the 4 special tokens a pair gets\), got 3",
+    ),
+    (
+        lambda: SIMPLE(["1", "2 3"], ["4", "5"], return_tensors="np"),
+        errors.ConfigError,
+        "^padding: 'input_ids' rows have different lengths; pass padding=True",
     ),
     (
         lambda: SIMPLE(),
@@ -939,7 +1095,7 @@ BAD_INPUT = [
         errors.UnknownTokenError,
         "^Token 'zz' not in vocab",
     ),
-    (lambda: SIMPLE.encode("1", "2"), errors.ConfigError, "^text_pair: ferrofix"),
+    (lambda: SIMPLE.encode("1", ["2"]), errors.ConfigError, "^text_pair: must be the same kind"),
     (
         lambda: SIMPLE(["1"], stride=2),
         errors.ConfigError,
@@ -1391,9 +1547,9 @@ BAD_INPUT = [
         "model_max_length, clean_up_tokenization_spaces",
     ),
     (
-        lambda: SIMPLE.num_special_tokens_to_add(pair=True),
+        lambda: SIMPLE.num_special_tokens_to_add(pair=1),
         errors.ConfigError,
-        "pair: ferrofix tokenizers encode single sequences; pass False",
+        "^pair: must be True or False, got 1",
     ),
     (
         lambda: SIMPLE.convert_tokens_to_string(["1", "nope"]),
@@ -1401,9 +1557,14 @@ BAD_INPUT = [
         "Token 'nope' not in vocab",
     ),
     (
-        lambda: SIMPLE.get_special_tokens_mask([7], [8]),
+        lambda: SIMPLE.get_special_tokens_mask([7], [8], already_has_special_tokens=True),
         errors.ConfigError,
-        "token_ids_1: ferrofix tokenizers encode single sequences; pass None",
+        r"^token_ids_1: a finished sequence \(already_has_special_tokens=True\) is one list",
+    ),
+    (
+        lambda: SIMPLE.get_special_tokens_mask([7], [[8], [9, 10]]),
+        errors.ShapeError,
+        "^token_ids_1: expected a flat sequence of ids",
     ),
     (
         lambda: SIMPLE.get_special_tokens_mask("7 8", already_has_special_tokens=True),

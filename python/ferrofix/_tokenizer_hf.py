@@ -33,16 +33,19 @@ def _template(tokenizer: Tokenizer) -> dict[str, Any] | None:
     if not (tokenizer.add_bos or tokenizer.add_eos):
         return None
 
-    def special(token: str) -> dict[str, Any]:
-        return {"SpecialToken": {"id": token, "type_id": 0}}
+    # A pair's second part, its BOS/EOS included, is token type 1, as ferrofix's own pairs
+    # (and HF's default, without a template) type it.
+    def part(name: str, type_id: int) -> list[dict[str, Any]]:
+        def special(token: str) -> dict[str, Any]:
+            return {"SpecialToken": {"id": token, "type_id": type_id}}
 
-    def sequence(name: str) -> dict[str, Any]:
-        return {"Sequence": {"id": name, "type_id": 0}}
+        sequence = {"Sequence": {"id": name, "type_id": type_id}}
+        return [*map(special, used), sequence, *map(special, tail)]
 
     used = [t for t, on in ((tokenizer.bos_token, tokenizer.add_bos),) if on]
     tail = [t for t, on in ((tokenizer.eos_token, tokenizer.add_eos),) if on]
-    single = [*map(special, used), sequence("A"), *map(special, tail)]
-    pair = [*single, *map(special, used), sequence("B"), *map(special, tail)]
+    single = part("A", 0)
+    pair = [*single, *part("B", 1)]
     tokens = {
         token: {"id": token, "ids": [tokenizer.convert_tokens_to_ids(token)], "tokens": [token]}
         for token in (*used, *tail)

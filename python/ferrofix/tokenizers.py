@@ -57,8 +57,15 @@ __all__ = [
 DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[CLS]", "[MASK]", "[EOS]", "[BOS]", "[SEP]", "[UNK]")
 ROLES = ("pad", "cls", "mask", "eos", "bos", "sep", "unk")
 PADDING_VALUES = (False, True, "longest", "max_length", "do_not_pad")
-TRUNCATION_VALUES = (None, False, True, "longest_first", "only_first", "do_not_truncate")
+TRUNCATION_VALUES = (
+    None, False, True, "longest_first", "only_first", "only_second", "do_not_truncate"
+)  # fmt: skip
 RETURN_TENSORS_VALUES = (None, "np", "pt")
+# The truncation a pair gets from each value that truncates (the others name their own).
+_TRUNCATION_STRATEGY = {True: "longest_first"}
+# The arguments a call's texts and their pairs come in, and its targets and theirs.
+TEXT_ARGS = ("text", "text_pair")
+TARGET_ARGS = ("text_target", "text_pair_target")
 SIDES = ("right", "left")
 # HF's model_max_length for a tokenizer without one (transformers' VERY_LARGE_INTEGER), so
 # that code such as min(tokenizer.model_max_length, 1024) works; HF reads any value above
@@ -343,11 +350,15 @@ class Tokenizer:
         """``model_max_length`` less the BOS/EOS ``encode`` adds, as in HF."""
         return self.model_max_length - self.num_special_tokens_to_add()
 
+    @property
+    def max_len_sentences_pair(self) -> int:
+        """``model_max_length`` less the BOS/EOS a pair gets, as in HF."""
+        return self.model_max_length - self.num_special_tokens_to_add(pair=True)
+
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        """How many tokens ``encode`` adds around a text (the configured BOS/EOS)."""
-        if flag("pair", pair):
-            raise ConfigError("pair: ferrofix tokenizers encode single sequences; pass False")
-        return int(self.add_bos) + int(self.add_eos)
+        """How many tokens ``encode`` adds around a text, or a pair (the configured BOS/EOS
+        around each of its texts)."""
+        return (2 if flag("pair", pair) else 1) * (int(self.add_bos) + int(self.add_eos))
 
     def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
         """The text of a list of tokens, as ``decode`` of their ids gives it."""
@@ -368,17 +379,24 @@ class Tokenizer:
     ) -> list[int]:
         """HF's mask of special tokens (1) and others (0), as masked-LM collators call it.
 
-        ``already_has_special_tokens=True``: ``token_ids_0`` is a finished sequence and every
-        special id in it counts. Otherwise it is content that ``encode`` would wrap: the
-        mask is that of the BOS/EOS this tokenizer adds around it (``add_bos``/``add_eos``).
-        Pairs (``token_ids_1``) are not supported: these tokenizers encode one text.
+        ``already_has_special_tokens=True``: ``token_ids_0`` is a finished sequence (a text's
+        or a pair's) and every special id in it counts. Otherwise it is content that
+        ``encode`` would wrap, with ``token_ids_1`` the second text of a pair: the mask is
+        that of the BOS/EOS this tokenizer adds around each (``add_bos``/``add_eos``).
         """
-        if token_ids_1 is not None:
-            raise ConfigError("token_ids_1: ferrofix tokenizers encode single sequences; pass None")
         ids = _ids_array(token_ids_0, "token_ids_0")
         if flag("already_has_special_tokens", already_has_special_tokens):
+            if token_ids_1 is not None:
+                raise ConfigError(
+                    "token_ids_1: a finished sequence (already_has_special_tokens=True) is "
+                    "one list of ids, pair or not; pass None"
+                )
             return (ids < len(self._special_tokens)).astype(int).tolist()
-        return [1] * self.add_bos + [0] * len(ids) + [1] * self.add_eos
+        parts = [ids] if token_ids_1 is None else [ids, _ids_array(token_ids_1, "token_ids_1")]
+        mask = []
+        for part in parts:
+            mask += [1] * self.add_bos + [0] * len(part) + [1] * self.add_eos
+        return mask
 
     def token_bytes(self) -> list[bytes]:
         """The bytes each id stands for, by id: raw bytes for byte-level tokens (``b" "`` for
@@ -528,9 +546,9 @@ class Tokenizer:
     def __call__(
         self,
         text: str | Sequence[str] | None = None,
-        text_pair: None = None,
+        text_pair: str | Sequence[str] | None = None,
         text_target: str | Sequence[str] | None = None,
-        text_pair_target: None = None,
+        text_pair_target: str | Sequence[str] | None = None,
         add_special_tokens: bool = True,
         padding: bool | str = False,
         truncation: bool | str | None = None,
@@ -552,8 +570,7 @@ class Tokenizer:
 
         HF's signature, in its order, so HF code's positional and keyword calls both read
         alike. What ferrofix tokenizers do not do is refused with a ConfigError rather than
-        ignored: pairs (``text_pair``, ``text_pair_target``),
-        overflowing windows (``return_overflowing_tokens``, ``stride``), pre-split words
+        ignored: overflowing windows (``return_overflowing_tokens``, ``stride``), pre-split words
         (``is_split_into_words``) and offsets (``return_offsets_mapping``; ``is_fast`` is
         False). ``verbose`` is accepted and ignored: ferrofix raises where HF would warn.
 
@@ -569,23 +586,26 @@ class Tokenizer:
         ``return_token_type_ids=True``: zeros like ``input_ids`` (one segment).
         ``return_length``: ``length``, each row's length as returned (padding included),
         a list or 1-D array even for a single text, as in HF.
-        ``text_target``: texts a seq2seq model should produce, encoded with the same options;
-        their ``input_ids`` come back as ``labels`` (padded with the pad id, as in HF), or,
-        without ``text``, their encoding is the result. Unlike HF, ``text_target`` must be
-        the same kind as ``text``: one str, or a list as long as ``text``.
+        ``text_pair``: the second text of each pair, laid out as HF's template does
+        (``[BOS] A [EOS] [BOS] B [EOS]`` with the BOS/EOS this tokenizer adds), token type 0
+        on the first part and 1 on the second; ``truncation=True``/``"longest_first"``,
+        ``"only_first"`` and ``"only_second"`` cut pairs as HF ``tokenizers`` does. An empty
+        ``text_pair`` is an empty second text, as in ``tokenizers`` and HF batches (HF's call
+        drops a lone one).
+        ``text_target`` (and ``text_pair_target``): what a seq2seq model should produce,
+        encoded with the same options; their ``input_ids`` come back as ``labels`` (padded
+        with the pad id, as in HF), or, without ``text``, their encoding is the result.
+        Unlike HF, a second batch must be the same kind as the one it goes with (one str,
+        or a list as long as it) and never goes unused (``text_pair`` needs ``text``).
         """
         if not (
-            text_pair is None
-            and text_pair_target is None
-            and type(stride) is int
+            type(stride) is int
             and stride == 0
             and is_split_into_words is False
             and return_overflowing_tokens is False
             and return_offsets_mapping is False
         ):
             _refuse_unsupported_call_options(
-                text_pair=text_pair,
-                text_pair_target=text_pair_target,
                 stride=stride,
                 is_split_into_words=is_split_into_words,
                 return_overflowing_tokens=return_overflowing_tokens,
@@ -616,7 +636,7 @@ class Tokenizer:
         options = _CallOptions(
             side=side,
             pad=pad,
-            truncate=truncate,
+            truncation=_TRUNCATION_STRATEGY.get(truncation, truncation) if truncate else None,
             width="max_length" if padding == "max_length" else "longest",
             max_length=max_length,
             multiple=multiple,
@@ -627,29 +647,56 @@ class Tokenizer:
             return_token_type_ids=return_token_type_ids,
             return_length=return_length,
         )
+        if (
+            text is not None
+            and text_pair is None
+            and text_target is None
+            and text_pair_target is None
+        ):
+            # The usual call, one text or a batch and nothing paired with it, in fewer steps.
+            return self._encode_call(TEXT_ARGS, text, _batch_of("text", text), None, options)
         texts, targets = _texts_and_targets(text, text_target)
+        pairs = _partner_batch("text_pair", text_pair, "text", text, texts)
+        target_pairs = _partner_batch(
+            "text_pair_target", text_pair_target, "text_target", text_target, targets
+        )
         if texts is None:
-            return self._encode_call("text_target", text_target, targets, options)
-        encoding = self._encode_call("text", text, texts, options)
+            return self._encode_call(TARGET_ARGS, text_target, targets, target_pairs, options)
+        encoding = self._encode_call(TEXT_ARGS, text, texts, pairs, options)
         if targets is not None:
-            labels = self._encode_call("text_target", text_target, targets, options)
+            labels = self._encode_call(TARGET_ARGS, text_target, targets, target_pairs, options)
             encoding["labels"] = labels["input_ids"]
         return encoding
 
     def _encode_call(
-        self, arg: str, given: Any, texts: Sequence[str], options: _CallOptions
+        self,
+        args: tuple[str, str],
+        given: Any,
+        texts: Sequence[str],
+        pairs: Sequence[str] | None,
+        options: _CallOptions,
     ) -> Encoding:
-        """``__call__``'s encoding of ``texts``, argument ``arg`` as ``given`` (one str or
-        a list)."""
+        """``__call__``'s encoding of ``texts`` (paired with ``pairs`` when given), from the
+        arguments named ``args`` (``texts`` as ``given``: one str or a list)."""
         import numpy as np
 
         single = isinstance(given, str)
+        if pairs is not None:
+            from ferrofix._tokenizer_pairs import encode_pairs
+
+            return encode_pairs(self, args, texts, pairs, options, single=single)
+        if options.truncation == "only_second":
+            raise ConfigError(
+                f"truncation: 'only_second' cuts the second text of a pair; pass "
+                f"{args[1]}, or truncation=True"
+            )
+        arg = args[0]
         side, pad, return_tensors = options.side, options.pad, options.return_tensors
         add_special_tokens = options.add_special_tokens
         ids, mask, lengths = self._encode_batch(
             texts,
             max_length=options.max_length,
-            truncation=options.truncate,
+            truncation=options.truncation is not None,
             width=options.width,
             pad_to_multiple_of=options.multiple if pad else None,
             add_special_tokens=add_special_tokens,
@@ -666,16 +713,14 @@ class Tokenizer:
             )
         if not options.return_attention_mask:
             del arrays["attention_mask"]
-        # Each row's length as returned: the padded width, or its own length unpadded.
-        row_lengths = np.full_like(lengths, ids.shape[1]) if pad else lengths
         if return_tensors is not None:
             if not pad and len(set(lengths.tolist())) > 1:
                 raise ConfigError(
                     f"padding: the rows of {arg} have different lengths ({lengths.min()} to "
                     f"{lengths.max()}); pass padding=True to return tensors"
                 )
-            if options.return_length:
-                arrays["length"] = row_lengths
+            if options.return_length:  # every row is as wide as the batch
+                arrays["length"] = np.full_like(lengths, ids.shape[1])
             return _as_tensors(arrays, return_tensors)
         lists = {k: v.tolist() for k, v in arrays.items()}
         if not pad:
@@ -684,8 +729,8 @@ class Tokenizer:
                 k: [row[:n] for row, n in zip(rows, kept, strict=True)] for k, rows in lists.items()
             }
         encoding = Encoding({k: v[0] for k, v in lists.items()} if single else lists)
-        if options.return_length:
-            encoding["length"] = row_lengths.tolist()  # a list for a single text too
+        if options.return_length:  # each row as returned, as a list for a single text too
+            encoding["length"] = [ids.shape[1]] * len(lengths) if pad else lengths.tolist()
         return encoding
 
     def _added_tokens_mask(
@@ -937,13 +982,15 @@ def _build(native_call: Callable[[], Any], **string_args: Sequence[Any]) -> Any:
         raise _not_unicode("/".join(string_args), error) from None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class _CallOptions:
-    """``__call__``'s options, validated once for the texts and the targets alike."""
+    """``__call__``'s options, validated once for the texts and the targets alike (slots, not
+    frozen: a frozen dataclass takes ~2 us to build, a sixth of a small call)."""
 
     side: str
     pad: bool
-    truncate: bool
+    # None (no truncation), "longest_first", "only_first" or "only_second".
+    truncation: str | None
     width: str
     max_length: int | None
     multiple: int | None
@@ -969,19 +1016,26 @@ def _texts_and_targets(text: Any, text_target: Any) -> tuple[Any, Any]:
     given both, they must pair up one to one."""
     if text is None and text_target is None:
         raise ConfigError("text: pass a str or a list of str (or text_target), got None")
-    texts = None if text is None else _batch_of("text", text)
-    targets = None if text_target is None else _batch_of("text_target", text_target)
-    unpaired = (
-        texts is not None
-        and targets is not None
-        and (isinstance(text, str) != isinstance(text_target, str) or len(texts) != len(targets))
-    )
-    if unpaired:
+    if text is None:
+        return None, _batch_of("text_target", text_target)
+    texts = _batch_of("text", text)
+    return texts, _partner_batch("text_target", text_target, "text", text, texts)
+
+
+def _partner_batch(name: str, value: Any, first_name: str, first: Any, firsts: Any) -> Any:
+    """``value``, the batch that goes with ``first`` (given as ``firsts``), as a batch; None
+    when not given. It must pair up with ``first`` one to one."""
+    if value is None:
+        return None
+    if firsts is None:
+        raise ConfigError(f"{name}: goes with {first_name}, which is None; pass both or neither")
+    batch = _batch_of(name, value)
+    if isinstance(first, str) != isinstance(value, str) or len(batch) != len(firsts):
         raise ConfigError(
-            "text_target: must be the same kind as text (one str, or a list as long as "
-            f"text); got {_batch_kind(text_target)} for {_batch_kind(text)}"
+            f"{name}: must be the same kind as {first_name} (one str, or a list as long as "
+            f"{first_name}); got {_batch_kind(value)} for {_batch_kind(first)}"
         )
-    return texts, targets
+    return batch
 
 
 def _batch_kind(value: Any) -> str:
@@ -991,12 +1045,6 @@ def _batch_kind(value: Any) -> str:
 def _refuse_unsupported_call_options(**given: object) -> None:
     """Raise naming the first HF ``__call__`` option set to something ferrofix tokenizers
     do not do (each is fine at its default)."""
-    for name in ("text_pair", "text_pair_target"):
-        if given[name] is not None:
-            raise ConfigError(
-                f"{name}: ferrofix tokenizers encode single texts, not pairs; "
-                f"pass None, got {type(given[name]).__name__}"
-            )
     for name in ("is_split_into_words", "return_overflowing_tokens", "return_offsets_mapping"):
         if flag(name, given[name]):
             raise ConfigError(f"{name}: {_UNSUPPORTED_OPTIONS[name]}; pass False")

@@ -117,6 +117,15 @@ fn with_list_texts<'py, R>(
     Ok(result)
 }
 
+/// The arguments batch texts come in, which their errors name.
+const TEXTS_ARGS: [&str; 5] = [
+    "text",
+    "texts",
+    "text_pair",
+    "text_target",
+    "text_pair_target",
+];
+
 #[pymethods]
 impl PyTokenizer {
     /// A word tokenizer over `vocab`.
@@ -348,17 +357,15 @@ impl PyTokenizer {
             pad_to_multiple_of,
             padding_side: Side::parse(padding_side, "padding_side").map_err(to_py)?,
             pad_id,
-            texts_arg: match texts_arg {
-                "text" => "text",
-                "texts" => "texts",
-                "text_target" => "text_target",
-                other => {
-                    return Err(to_py(Error::invalid(
+            texts_arg: TEXTS_ARGS
+                .into_iter()
+                .find(|&name| name == texts_arg)
+                .ok_or_else(|| {
+                    to_py(Error::invalid(
                         "texts_arg",
-                        format!("must be one of 'text', 'texts', 'text_target'; got '{other}'"),
-                    )));
-                }
-            },
+                        format!("must be one of {TEXTS_ARGS:?}; got '{texts_arg}'"),
+                    ))
+                })?,
         };
         let encoded = with_list_texts(texts, options.texts_arg, |texts| {
             py.detach(|| self.inner.encode_texts(texts, &options))
