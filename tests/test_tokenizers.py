@@ -268,8 +268,9 @@ def test_kept_lengths_fill_the_budget_and_cut_the_longer(first, second, budget, 
     elif k1 < first and k2 < second:  # both cut: an even split, the odd token to the longer
         assert abs(k1 - k2) <= 1
         assert (k1 > k2) == (first > second) or k1 == k2
-    else:  # only the longer one (or neither) was cut
-        assert (k1 == first) or (first >= second)
+    else:  # only the longer one (or neither) was cut; the shorter keeps every token
+        assert k1 == first or first >= second
+        assert k2 == second or second >= first
 
 
 def test_the_encoding_reads_like_hf_batch_encoding(simple_tokenizer) -> None:
