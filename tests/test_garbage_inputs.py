@@ -174,6 +174,9 @@ ENTRY_POINTS = {
     "__call__ text_target": lambda a, b: SIMPLE(a, text_target=b),
     "__call__ pair truncation": lambda a, b: SIMPLE(["1 2"], ["3"], truncation=a, max_length=b),
     "get_special_tokens_mask pair": lambda a, b: SIMPLE.get_special_tokens_mask(a, b),
+    "__call__ windows": lambda a, b: SIMPLE(
+        ["1 2 3"], truncation=True, max_length=a, stride=b, return_overflowing_tokens=True
+    ),
     "pad options": lambda a, b: SIMPLE.pad(
         [{"input_ids": [7]}], max_length=a, pad_to_multiple_of=b
     ),

@@ -4,13 +4,14 @@ persistence, fixtures and the bad-input table. HF parity lives in test_tokenizer
 from __future__ import annotations
 
 import copy
+import itertools
 import pickle
 
 import numpy as np
 import pytest
 import torch
 from ferrofix import errors, parallel
-from ferrofix._tokenizer_pairs import kept_lengths
+from ferrofix._tokenizer_rows import kept_lengths, window_ranges
 from ferrofix.mixins import TokenizerContract
 from ferrofix.tokenizers import (
     BPETokenizer,
@@ -224,6 +225,63 @@ def test_pair_truncation_by_hand(make_tokenizer, truncation, side, expected) -> 
             call()
     else:
         assert call()["input_ids"] == expected
+
+
+def test_overflowing_windows_by_hand(make_tokenizer) -> None:
+    # 7 tokens, 3 per window (max_length 5 less BOS/EOS), windows sharing 1 token; the rows
+    # of every text come back as one batch with the text each row came from.
+    t = make_tokenizer("simple", add_bos=True, add_eos=True)
+    options = dict(truncation=True, max_length=5, stride=1, return_overflowing_tokens=True)
+    out = t(["1 2 3 4 5 6 7", "8"], **options)
+    assert out["input_ids"] == [
+        [4, 8, 9, 10, 3], [4, 10, 11, 12, 3], [4, 12, 13, 14, 3], [4, 15, 3]
+    ]  # fmt: skip
+    assert out["overflow_to_sample_mapping"] == [0, 0, 0, 1]
+    single = t("1 2", **options, return_tensors="pt")  # a batch of one row, as in HF
+    assert single["input_ids"].tolist() == [[4, 8, 9, 3]]
+    assert single["overflow_to_sample_mapping"].tolist() == [0]
+    t.truncation_side = "left"  # from the end backwards
+    assert t("1 2 3 4 5 6 7", **options)["input_ids"] == [
+        [4, 12, 13, 14, 3], [4, 10, 11, 12, 3], [4, 8, 9, 10, 3]
+    ]  # fmt: skip
+    # Of a pair, the text only_second names is windowed and the first repeated.
+    t.truncation_side = "right"
+    pair = t("1 2", "3 4 5 6 7", **(options | dict(truncation="only_second", max_length=8)))
+    assert pair["input_ids"] == [[4, 8, 9, 3, 4, *window, 3] for window in (
+        [10, 11], [11, 12], [12, 13], [13, 14]
+    )]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("total", "size", "stride", "left", "spans"),
+    [
+        (7, 3, 1, False, [(0, 3), (2, 5), (4, 7)]),
+        (7, 3, 0, False, [(0, 3), (3, 6), (6, 7)]),
+        (7, 3, 1, True, [(4, 7), (2, 5), (0, 3)]),
+        (8, 3, 1, True, [(5, 8), (3, 6), (1, 4), (0, 2)]),
+        (3, 3, 2, False, [(0, 3)]),
+        (0, 3, 0, False, [(0, 0)]),
+    ],
+)
+def test_window_ranges_by_hand(total, size, stride, left, spans) -> None:
+    assert window_ranges(total, size, stride, left) == spans
+
+
+@given(st.integers(0, 80), st.integers(1, 20), st.data(), st.booleans())
+def test_windows_cover_the_text_sharing_stride_tokens(total, size, data, left) -> None:
+    stride = data.draw(st.integers(0, size - 1))
+    spans = window_ranges(total, size, stride, left)
+    in_text_order = sorted(spans)
+    assert spans == (in_text_order[::-1] if left else in_text_order)
+    assert in_text_order[0][0] == 0
+    assert in_text_order[-1][1] == total
+    # Every window is full but the one at the far end (the text's start when cutting from
+    # the left), and neighbours share exactly `stride` tokens.
+    short = in_text_order[0] if left else in_text_order[-1]
+    for start, stop in spans:
+        assert stop - start == min(size, total) or (start, stop) == short
+    for (_, stop), (next_start, _) in itertools.pairwise(in_text_order):
+        assert stop - next_start == stride
 
 
 @pytest.mark.parametrize(
@@ -1100,18 +1158,61 @@ BAD_INPUT = [
     (
         lambda: SIMPLE(["1"], stride=2),
         errors.ConfigError,
-        r"^stride: only applies to overflowing windows \(return_overflowing_tokens\)",
+        "^stride: only applies to overflowing windows; pass return_overflowing_tokens=True "
+        "or stride=0",
+    ),
+    (
+        lambda: WRAPPING(
+            ["1 2 3 4"], truncation=True, max_length=4, stride=2, return_overflowing_tokens=True
+        ),
+        errors.ConfigError,
+        r"^stride: must be less than the 2 tokens each window of text\[0\] holds "
+        r"\(max_length=4 less the special tokens\), got 2",
+    ),
+    (
+        lambda: SIMPLE(
+            "1 2",
+            "3 4 5",
+            truncation="only_second",
+            max_length=4,
+            stride=2,
+            return_overflowing_tokens=True,
+        ),
+        errors.ConfigError,
+        r"^stride: must be less than the 2 tokens each window of text_pair\[0\] holds "
+        r"\(max_length=4 less the special tokens and the other text\), got 2",
+    ),
+    (
+        lambda: SIMPLE(
+            "1 2", "3 4 5", truncation=True, max_length=4, return_overflowing_tokens=True
+        ),
+        errors.ConfigError,
+        "^truncation: overflowing windows of a pair cut one of its texts; pass 'only_first' "
+        "or 'only_second'",
+    ),
+    (
+        lambda: SIMPLE(
+            "1 2", "3 4 5", truncation="only_first", max_length=3, return_overflowing_tokens=True
+        ),
+        errors.ConfigError,
+        r"^truncation: 'only_first' cannot fit the pair text\[0\], text_pair\[0\] into "
+        r"max_length=3: text\[0\] would keep no token",
+    ),
+    (
+        lambda: WRAPPING("1 2 3", max_length=4, return_overflowing_tokens=True),
+        errors.ConfigError,
+        r"^truncation: text\[0\] has 5 tokens, more than max_length=4; pass truncation=True",
+    ),
+    (
+        lambda: SIMPLE(["1"], return_overflowing_tokens="yes"),
+        errors.ConfigError,
+        "^return_overflowing_tokens: must be True or False, got 'yes'",
     ),
     (lambda: SIMPLE(["1"], stride=-1), errors.ConfigError, "^stride: must be an integer >= 0"),
     (
         lambda: SIMPLE([["1", "2"]], is_split_into_words=True),
         errors.ConfigError,
         "^is_split_into_words: ferrofix tokenizers take whole texts; join the words first",
-    ),
-    (
-        lambda: SIMPLE(["1"], return_overflowing_tokens=True),
-        errors.ConfigError,
-        "^return_overflowing_tokens: ferrofix tokenizers do not make overflowing windows",
     ),
     (
         lambda: SIMPLE(["1"], return_offsets_mapping=True),

@@ -83,6 +83,14 @@ def test_tokenizer_json_loads_in_transformers_with_identical_ids_and_text(export
     assert auto.mask_token_id == ours.mask_token_id
 
 
+def _with_hf(make_tokenizer, directory, kind, **options):
+    """(ours, HF's loading of its export): a ``make_tokenizer(kind, **options)`` saved to
+    ``directory`` and read back by ``transformers.AutoTokenizer``."""
+    ours = make_tokenizer(kind, **options)
+    ours.save_pretrained(directory)
+    return ours, transformers.AutoTokenizer.from_pretrained(directory)
+
+
 def _lists(encoding) -> dict:
     out = {}
     for key in ("input_ids", "attention_mask", "labels"):
@@ -147,9 +155,9 @@ CALL_GRID = list(
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_call_matches_pretrained_tokenizer_fast(make_tokenizer, tmp_path, side: str) -> None:
-    ours = make_tokenizer("simple", add_bos=True, add_eos=True, padding_side=side)
-    ours.save_pretrained(tmp_path)
-    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours, hf = _with_hf(
+        make_tokenizer, tmp_path, "simple", add_bos=True, add_eos=True, padding_side=side
+    )
     assert hf.padding_side == side
     batches = [["1 2 3", "4", "5 6 7 8 9 10 11 12 13 14"], ["7 8", "[MASK] 9"], "1 2 3"]
     compared = 0
@@ -188,9 +196,9 @@ def test_call_matches_hf_for_every_kind_with_bos_eos_and_either_truncation_side(
 ) -> None:
     """Seeded random option sets on random texts of each model, BOS and EOS on (truncation
     must keep them and cut the content from the chosen side)."""
-    ours = make_tokenizer(kind, add_bos=True, add_eos=True, truncation_side=truncation_side)
-    ours.save_pretrained(tmp_path)
-    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours, hf = _with_hf(
+        make_tokenizer, tmp_path, kind, add_bos=True, add_eos=True, truncation_side=truncation_side
+    )
     assert hf.truncation_side == truncation_side
     rng = random.Random(f"{kind}-{truncation_side}")
     compared = 0
@@ -230,9 +238,7 @@ def _paired_texts(kind: str, rng: random.Random, trial: int) -> tuple:
 def test_text_target_matches_hf_for_every_kind(make_tokenizer, tmp_path, kind: str) -> None:
     """Seq2seq calls (sources with text_target, or targets alone) under seeded random
     options: the same input_ids, attention_mask and labels as HF."""
-    ours = make_tokenizer(kind, add_bos=True, add_eos=True)
-    ours.save_pretrained(tmp_path)
-    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours, hf = _with_hf(make_tokenizer, tmp_path, kind, add_bos=True, add_eos=True)
     rng = random.Random(f"target-{kind}")
     compared = {"both": 0, "targets only": 0}
     for trial in range(60):
@@ -275,9 +281,7 @@ def test_text_pairs_match_hf_for_every_kind(make_tokenizer, tmp_path, kind, spec
     """tokenizer(text, text_pair) under seeded random options, truncation strategies and
     sides included: every key HF returns (ids, token types, masks, lengths) is the same."""
     bos, eos = specials != "none", specials == "bos and eos"
-    ours = make_tokenizer(kind, add_bos=bos, add_eos=eos)
-    ours.save_pretrained(tmp_path)
-    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours, hf = _with_hf(make_tokenizer, tmp_path, kind, add_bos=bos, add_eos=eos)
     rng = random.Random(f"pairs-{kind}-{specials}")
     compared = 0
     for trial in range(100):
@@ -315,6 +319,75 @@ def test_text_pairs_match_hf_for_every_kind(make_tokenizer, tmp_path, kind, spec
     assert compared > 30, compared
 
 
+def _window_sizes(ours, firsts, seconds, kwargs):
+    """The size of the windows each text of the call that is cut would be cut into."""
+    firsts = [firsts] if isinstance(firsts, str) else firsts
+    seconds = (
+        [None] * len(firsts)
+        if seconds is None
+        else ([seconds] if isinstance(seconds, str) else seconds)
+    )
+    special = ours.num_special_tokens_to_add(pair=seconds[0] is not None)
+    special *= kwargs["add_special_tokens"]
+    sizes = []
+    for first, second in zip(firsts, seconds, strict=True):
+        n1 = len(ours.encode(first, add_special_tokens=False))
+        n2 = 0 if second is None else len(ours.encode(second, add_special_tokens=False))
+        if n1 + n2 + special <= kwargs["max_length"]:
+            continue
+        other = {"only_first": n2, "only_second": n1}.get(kwargs["truncation"], 0)
+        sizes.append(kwargs["max_length"] - special - other)
+    return sizes
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_overflowing_windows_match_hf(make_tokenizer, tmp_path, kind, pairs) -> None:
+    """return_overflowing_tokens with a stride, single texts and pairs (only_first and
+    only_second), either truncation side: the same rows and overflow_to_sample_mapping."""
+    ours, hf = _with_hf(make_tokenizer, tmp_path, kind, add_bos=True, add_eos=True)
+    rng = random.Random(f"windows-{kind}-{pairs}")
+    compared = 0
+    for trial in range(120):
+        firsts, seconds = _paired_texts(kind, rng, trial)
+        if not pairs:
+            seconds = None
+        elif seconds == "":  # HF drops a lone empty text_pair (see the pairs test)
+            continue
+        ours.truncation_side = hf.truncation_side = rng.choice(["right", "left"])
+        kwargs = dict(
+            truncation=rng.choice(["only_first", "only_second"]) if pairs else True,
+            max_length=rng.randrange(8, 120 if pairs else 60),  # room for the other text
+            stride=rng.randrange(0, 4),
+            return_overflowing_tokens=True,
+            padding=rng.choice([False, True]),
+            return_tensors=rng.choice([None, "np", "pt"]),
+            add_special_tokens=rng.random() < 0.8,
+            return_special_tokens_mask=rng.random() < 0.5,
+            return_length=rng.random() < 0.3,
+        )
+        args = (firsts,) if seconds is None else (firsts, seconds)
+        if any(size <= kwargs["stride"] for size in _window_sizes(ours, firsts, seconds, kwargs)):
+            # HF panics on a stride as long as a window, or fails when none fits; ours
+            # names the stride or the text.
+            with pytest.raises(errors.ConfigError, match=r"^(stride|truncation): "):
+                ours(*args, **kwargs)
+            continue
+        results = _both_results(
+            lambda: ours(*args, **kwargs),  # noqa: B023
+            lambda: hf(*args, **kwargs),  # noqa: B023
+            kwargs,
+            hf_errors=Exception,  # tokenizers' truncation errors are plain Exceptions
+        )
+        if results is None:
+            continue
+        got, expected = results
+        assert list(got) == list(expected), (kwargs, list(got), list(expected))
+        assert _all_lists(got) == _all_lists(expected), (args, kwargs)
+        compared += 1
+    assert compared > 15, compared
+
+
 def test_pair_helpers_match_hf(make_tokenizer, tmp_path) -> None:
     for bos, eos in [(True, True), (True, False), (False, False)]:
         ours = make_tokenizer("simple", add_bos=bos, add_eos=eos, model_max_length=64)
@@ -345,9 +418,7 @@ PAD_GRID = list(
 
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_pad_matches_pretrained_tokenizer_fast(make_tokenizer, tmp_path, side: str) -> None:
-    ours = make_tokenizer("simple", padding_side=side)
-    ours.save_pretrained(tmp_path)
-    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours, hf = _with_hf(make_tokenizer, tmp_path, "simple", padding_side=side)
     feature_sets = [
         [{"input_ids": [8, 9, 10]}, {"input_ids": [11]}, {"input_ids": [12, 13]}],
         [
@@ -442,9 +513,7 @@ def test_model_max_length_survives_the_export_and_means_what_it_means_in_hf(tmp_
 def test_hf_signatures_read_alike_positionally_and_by_keyword(make_tokenizer, tmp_path) -> None:
     # HF code calls tokenizer(text, text_pair, ..., padding, ...) and pad(inputs, padding,
     # max_length, multiple, padding_side, ...) positionally too; ours takes the same order.
-    ours = make_tokenizer("simple", add_bos=True)
-    ours.save_pretrained(tmp_path)
-    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours, hf = _with_hf(make_tokenizer, tmp_path, "simple", add_bos=True)
     texts = ["1 2 3", "4"]
     positional = (texts, None, None, None, True, "longest", True, 4, 0, False, 2, "left", "np")
     assert _lists(ours(*positional)) == _lists(hf(*positional))
@@ -468,9 +537,7 @@ def test_hf_signatures_read_alike_positionally_and_by_keyword(make_tokenizer, tm
 
 
 def test_special_tokens_mask_of_finished_sequences_matches(make_tokenizer, tmp_path) -> None:
-    ours = make_tokenizer("simple", add_bos=True, add_eos=True)
-    ours.save_pretrained(tmp_path)
-    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours, hf = _with_hf(make_tokenizer, tmp_path, "simple", add_bos=True, add_eos=True)
     for ids in ([4, 7, 2, 8, 3, 0, 0], [], [56, 6, 5, 1]):
         assert ours.get_special_tokens_mask(
             ids, already_has_special_tokens=True
@@ -493,9 +560,9 @@ def test_hf_data_collators_give_what_they_give_with_the_exported_tokenizer(
 ) -> None:
     # transformers' own collators with our tokenizer and with HF's loading of its export:
     # the same batches (masked-LM draws from torch's generator, seeded alike before each).
-    ours = make_tokenizer("simple", add_bos=True, add_eos=True, padding_side=side)
-    ours.save_pretrained(tmp_path)
-    hf = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours, hf = _with_hf(
+        make_tokenizer, tmp_path, "simple", add_bos=True, add_eos=True, padding_side=side
+    )
     texts = ["1 2 3 4 5 6", "7 [MASK] 8", "9"]
     with_mask = [dict(ours(t, return_special_tokens_mask=True)) for t in texts]
     plain = [{"input_ids": ours.encode(t)} for t in texts]

@@ -570,9 +570,9 @@ class Tokenizer:
 
         HF's signature, in its order, so HF code's positional and keyword calls both read
         alike. What ferrofix tokenizers do not do is refused with a ConfigError rather than
-        ignored: overflowing windows (``return_overflowing_tokens``, ``stride``), pre-split words
-        (``is_split_into_words``) and offsets (``return_offsets_mapping``; ``is_fast`` is
-        False). ``verbose`` is accepted and ignored: ferrofix raises where HF would warn.
+        ignored: pre-split words (``is_split_into_words``) and offsets
+        (``return_offsets_mapping``; ``is_fast`` is False). ``verbose`` is accepted and
+        ignored: ferrofix raises where HF would warn.
 
         ``padding``: False (no padding), True/"longest" (to the longest), "max_length" (to
         ``max_length``), rounded up to ``pad_to_multiple_of``, on ``padding_side`` (default:
@@ -597,6 +597,13 @@ class Tokenizer:
         with the pad id, as in HF), or, without ``text``, their encoding is the result.
         Unlike HF, a second batch must be the same kind as the one it goes with (one str,
         or a list as long as it) and never goes unused (``text_pair`` needs ``text``).
+        ``return_overflowing_tokens=True`` (with truncation): a text longer than
+        ``max_length`` becomes several rows, windows that share ``stride`` tokens, as HF
+        ``tokenizers`` cuts them (from the end backwards when ``truncation_side`` is
+        "left"); of a pair, the text ``"only_first"``/``"only_second"`` names is windowed
+        and the other repeated. The rows come back as a batch, with
+        ``overflow_to_sample_mapping`` (each row's text). Where HF panics (a stride as long
+        as a window), ferrofix raises a ConfigError naming ``stride``.
         """
         if not (
             type(stride) is int
@@ -605,12 +612,14 @@ class Tokenizer:
             and return_overflowing_tokens is False
             and return_offsets_mapping is False
         ):
-            _refuse_unsupported_call_options(
+            overflow, stride = _window_options(
                 stride=stride,
                 is_split_into_words=is_split_into_words,
                 return_overflowing_tokens=return_overflowing_tokens,
                 return_offsets_mapping=return_offsets_mapping,
             )
+        else:
+            overflow = False
         if verbose is not True:
             flag("verbose", verbose)
         side = self._padding_side(padding_side)
@@ -646,6 +655,8 @@ class Tokenizer:
             return_special_tokens_mask=return_special_tokens_mask,
             return_token_type_ids=return_token_type_ids,
             return_length=return_length,
+            overflow=overflow,
+            stride=stride,
         )
         if (
             text is not None
@@ -681,10 +692,10 @@ class Tokenizer:
         import numpy as np
 
         single = isinstance(given, str)
-        if pairs is not None:
-            from ferrofix._tokenizer_pairs import encode_pairs
+        if pairs is not None or options.overflow:
+            from ferrofix._tokenizer_rows import encode_rows
 
-            return encode_pairs(self, args, texts, pairs, options, single=single)
+            return encode_rows(self, args, texts, pairs, options, single=single)
         if options.truncation == "only_second":
             raise ConfigError(
                 f"truncation: 'only_second' cuts the second text of a pair; pass "
@@ -1000,6 +1011,9 @@ class _CallOptions:
     return_special_tokens_mask: bool
     return_token_type_ids: bool
     return_length: bool
+    # Overflowing windows: a text that does not fit becomes rows sharing `stride` tokens.
+    overflow: bool
+    stride: int
 
 
 def _batch_of(name: str, value: Any) -> list[str] | tuple[str, ...]:
@@ -1042,22 +1056,25 @@ def _batch_kind(value: Any) -> str:
     return "one str" if isinstance(value, str) else f"a list of {len(value)}"
 
 
-def _refuse_unsupported_call_options(**given: object) -> None:
-    """Raise naming the first HF ``__call__`` option set to something ferrofix tokenizers
-    do not do (each is fine at its default)."""
-    for name in ("is_split_into_words", "return_overflowing_tokens", "return_offsets_mapping"):
+def _window_options(**given: object) -> tuple[bool, int]:
+    """``(return_overflowing_tokens, stride)`` checked; raises naming the first HF
+    ``__call__`` option set to something ferrofix tokenizers do not do (each is fine at its
+    default)."""
+    for name in ("is_split_into_words", "return_offsets_mapping"):
         if flag(name, given[name]):
             raise ConfigError(f"{name}: {_UNSUPPORTED_OPTIONS[name]}; pass False")
-    if integer("stride", given["stride"], low=0):
+    overflow = flag("return_overflowing_tokens", given["return_overflowing_tokens"])
+    stride = integer("stride", given["stride"], low=0)
+    if stride and not overflow:
         raise ConfigError(
-            "stride: only applies to overflowing windows (return_overflowing_tokens), which "
-            "ferrofix tokenizers do not make; pass 0"
+            "stride: only applies to overflowing windows; pass return_overflowing_tokens=True "
+            "or stride=0"
         )
+    return overflow, stride
 
 
 _UNSUPPORTED_OPTIONS = {
     "is_split_into_words": "ferrofix tokenizers take whole texts; join the words first",
-    "return_overflowing_tokens": "ferrofix tokenizers do not make overflowing windows",
     "return_offsets_mapping": "ferrofix tokenizers do not track character offsets",
 }
 

@@ -1,0 +1,271 @@
+"""``Tokenizer.__call__``'s rows built in Python from each text's ids: text pairs
+(``text_pair``) and overflowing windows (``return_overflowing_tokens``), as HF lays out,
+cuts and types them.
+
+Each text is encoded natively without special tokens; each row is then built as HF's
+template builds it (``[BOS] A [EOS]``, or ``[BOS] A [EOS] [BOS] B [EOS]`` for a pair, with
+whichever of BOS/EOS the tokenizer adds; token type 0 on the first text's part and 1 on the
+second's), cut by the rules of HF ``tokenizers`` (below), and padded by ``pad``'s code.
+Pairs are what encoder suites pass (sentence-pair classification, cross-encoders, QA);
+windows are how long documents become rows of a fixed length. Rows are small, so this is
+plain Python over lists; a plain batch of single texts never comes here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ferrofix.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ferrofix.tokenizers import Encoding, Tokenizer, _CallOptions
+
+
+def kept_lengths(first: int, second: int, budget: int, strategy: str) -> tuple[int, int] | None:
+    """How many of their ``first`` and ``second`` tokens the two texts of a pair keep when
+    ``budget`` tokens fit (the special tokens already taken out); None when ``only_first``
+    or ``only_second`` cannot make room.
+
+    ``longest_first``, as HF ``tokenizers`` computes it: the shorter text keeps all of its
+    tokens when the longer one can make room alone; otherwise both keep half the budget,
+    the odd token going to the longer text (to the second on a tie). ``only_first`` and
+    ``only_second`` cut that text alone, and HF fails unless it keeps at least one token.
+    """
+    if first + second <= budget:
+        return first, second
+    if strategy == "longest_first":
+        short, long = sorted((first, second))
+        long = short if short > budget else max(short, budget - short)
+        if short + long > budget:
+            short = budget // 2
+            long = short + budget % 2
+        return (long, short) if first > second else (short, long)
+    excess = first + second - budget
+    if strategy == "only_first":
+        return (first - excess, second) if first > excess else None
+    return (first, second - excess) if second > excess else None
+
+
+def window_ranges(total: int, size: int, stride: int, from_left: bool) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` spans HF ``tokenizers`` cuts ``total`` tokens into for
+    overflowing windows of ``size`` tokens, consecutive windows sharing ``stride`` tokens
+    (``0 <= stride < size``): from the start, the last window ending at the text's end; or,
+    ``from_left`` (truncation from the left), from the end backwards, the last window
+    starting at the text's start. One span when the text fits."""
+    if total <= size:
+        return [(0, total)]
+    step = size - stride
+    spans = []
+    if from_left:
+        stop = total
+        while True:
+            start = max(stop - size, 0)
+            spans.append((start, stop))
+            if start == 0:
+                return spans
+            stop -= step
+    start = 0
+    while True:
+        stop = min(start + size, total)
+        spans.append((start, stop))
+        if stop == total:
+            return spans
+        start += step
+
+
+def encode_rows(
+    tokenizer: Tokenizer,
+    args: tuple[str, str],
+    firsts: Sequence[str],
+    seconds: Sequence[str] | None,
+    options: _CallOptions,
+    *,
+    single: bool,
+) -> Encoding:
+    """``__call__``'s encoding of ``firsts`` (paired with ``seconds`` when given); ``args``
+    names the two arguments they came in (``text``/``text_pair`` or the targets), for
+    errors. With ``options.overflow`` a text that does not fit becomes several rows, and
+    ``overflow_to_sample_mapping`` says which text each row came from."""
+    bos, eos = tokenizer._role_ids["bos"], tokenizer._role_ids["eos"]
+    before = [bos] if options.add_special_tokens and tokenizer.add_bos else []
+    after = [eos] if options.add_special_tokens and tokenizer.add_eos else []
+    rows = _Rows(before, after, paired=seconds is not None)
+    if options.max_length is not None and options.max_length < max(rows.num_special, 1):
+        what = "a pair gets" if seconds is not None else "added"
+        raise ConfigError(
+            f"max_length: must be at least {max(rows.num_special, 1)} (room for the "
+            f"{rows.num_special} special tokens {what}), got {options.max_length}"
+        )
+    firsts_ids = _content_rows(tokenizer, firsts, args[0])
+    seconds_ids = None if seconds is None else _content_rows(tokenizer, seconds, args[1])
+    cutter = _Cutter(args, options, rows.num_special, tokenizer.truncation_side == "left")
+    for i, first in enumerate(firsts_ids):
+        second = None if seconds_ids is None else seconds_ids[i]
+        for first_kept, second_kept in cutter.cut(i, first, second):
+            rows.add(i, first_kept, second_kept)
+    return _padded(tokenizer, rows, options, single=single and not options.overflow)
+
+
+class _Rows:
+    """The rows of a call as they are laid out, key by key, before padding."""
+
+    def __init__(self, before: list[int], after: list[int], *, paired: bool) -> None:
+        self.before, self.after = before, after
+        self.num_special = (2 if paired else 1) * (len(before) + len(after))
+        self.features: dict[str, list[list[int]]] = {
+            "input_ids": [],
+            "token_type_ids": [],
+            "attention_mask": [],
+            "special_tokens_mask": [],
+        }
+        self.sources: list[int] = []
+
+    def add(self, source: int, first: list[int], second: list[int] | None) -> None:
+        """A row of ``first`` (and ``second``) wrapped in the special tokens, from text
+        ``source``."""
+        parts = [first] if second is None else [first, second]
+        ids, types, special = [], [], []
+        for type_id, content in enumerate(parts):
+            part = [*self.before, *content, *self.after]
+            ids += part
+            types += [type_id] * len(part)
+            special += [1] * len(self.before) + [0] * len(content) + [1] * len(self.after)
+        self.features["input_ids"].append(ids)
+        self.features["token_type_ids"].append(types)
+        self.features["attention_mask"].append([1] * len(ids))
+        self.features["special_tokens_mask"].append(special)
+        self.sources.append(source)
+
+
+class _Cutter:
+    """What of a text (or a pair) each of its rows keeps, by HF's truncation rules."""
+
+    def __init__(
+        self, args: tuple[str, str], options: _CallOptions, num_special: int, left: bool
+    ) -> None:
+        self.args, self.options, self.num_special, self.left = args, options, num_special, left
+
+    def cut(
+        self, i: int, first: list[int], second: list[int] | None
+    ) -> list[tuple[list[int], list[int] | None]]:
+        """The ``(first, second)`` contents of the rows pair (or text) ``i`` becomes."""
+        options, args = self.options, self.args
+        total = len(first) + len(second or ()) + self.num_special
+        if options.max_length is None or total <= options.max_length:
+            return [(first, second)]
+        name = (
+            f"the pair {args[0]}[{i}], {args[1]}[{i}]" if second is not None else f"{args[0]}[{i}]"
+        )
+        if options.truncation is None:  # not asked to truncate
+            raise ConfigError(
+                f"truncation: {name} has {total} tokens, more than max_length="
+                f"{options.max_length}; pass truncation=True or a larger max_length"
+            )
+        budget = options.max_length - self.num_special
+        if second is None:
+            return [(window, None) for window in self._windows(first, budget, args[0], i)]
+        if not options.overflow:
+            kept = kept_lengths(len(first), len(second), budget, options.truncation)
+            if kept is None:
+                self._cannot_fit(name, i)
+            return [(_cut(first, kept[0], self.left), _cut(second, kept[1], self.left))]
+        if options.truncation == "longest_first":
+            raise ConfigError(
+                "truncation: overflowing windows of a pair cut one of its texts; pass "
+                "'only_first' or 'only_second' (HF's longest_first windows pair every window "
+                "of one text with every window of the other)"
+            )
+        if options.truncation == "only_first":
+            size = budget - len(second)
+            return [(window, second) for window in self._windows(first, size, args[0], i, name)]
+        size = budget - len(first)
+        return [(first, window) for window in self._windows(second, size, args[1], i, name)]
+
+    def _windows(
+        self, ids: list[int], size: int, arg: str, i: int, pair: str | None = None
+    ) -> list[list[int]]:
+        """``ids`` cut to ``size`` tokens, or into overflowing windows of that size."""
+        if size < 1:
+            self._cannot_fit(pair or f"{arg}[{i}]", i)
+        if not self.options.overflow:
+            return [_cut(ids, size, self.left)]
+        stride = self.options.stride
+        if stride >= size:
+            raise ConfigError(
+                f"stride: must be less than the {size} tokens each window of {arg}[{i}] "
+                f"holds (max_length={self.options.max_length} less the special tokens"
+                f"{' and the other text' if pair else ''}), got {stride}"
+            )
+        return [ids[start:stop] for start, stop in window_ranges(len(ids), size, stride, self.left)]
+
+    def _cannot_fit(self, name: str, i: int) -> None:
+        options, args = self.options, self.args
+        cut = args[0] if options.truncation != "only_second" else args[1]
+        raise ConfigError(
+            f"truncation: '{options.truncation}' cannot fit {name} into max_length="
+            f"{options.max_length}: {cut}[{i}] would keep no token; pass truncation=True "
+            "(longest_first) or a larger max_length"
+        )
+
+
+def _content_rows(tokenizer: Tokenizer, texts: Sequence[str], arg: str) -> list[list[int]]:
+    """Each text's ids without special tokens, untruncated."""
+    ids, _, lengths = tokenizer._encode_batch(
+        texts,
+        max_length=None,
+        truncation=False,
+        width="longest",
+        pad_to_multiple_of=None,
+        add_special_tokens=False,
+        padding_side="right",
+        texts_arg=arg,
+    )
+    return [row[:n] for row, n in zip(ids.tolist(), lengths.tolist(), strict=True)]
+
+
+def _cut(ids: list[int], keep: int, from_left: bool) -> list[int]:
+    """``ids`` cut to ``keep`` tokens, from the start when ``from_left``."""
+    return ids[len(ids) - keep :] if from_left else ids[:keep]
+
+
+def _padded(tokenizer: Tokenizer, rows: _Rows, options: _CallOptions, *, single: bool) -> Encoding:
+    """The rows padded and returned as ``__call__`` returns a single text's."""
+    import numpy as np
+
+    from ferrofix._tokenizer_pad import pad_features
+    from ferrofix.tokenizers import Encoding, _as_tensors
+
+    features = dict(rows.features)
+    for key, wanted in (
+        ("token_type_ids", options.return_token_type_ids),
+        ("attention_mask", options.return_attention_mask),
+        ("special_tokens_mask", options.return_special_tokens_mask),
+    ):
+        if not wanted:
+            del features[key]
+    padding = ("max_length" if options.width == "max_length" else True) if options.pad else False
+    encoding = pad_features(
+        tokenizer,
+        features,
+        padding=padding,
+        max_length=options.max_length,
+        pad_to_multiple_of=options.multiple,
+        padding_side=options.side,
+        return_tensors=None if options.return_tensors is None else "np",
+        return_attention_mask=options.return_attention_mask,
+    )
+    extra = {}
+    if options.return_length:
+        extra["length"] = [len(row) for row in encoding["input_ids"]]
+    if options.overflow:
+        extra["overflow_to_sample_mapping"] = rows.sources
+    if options.return_tensors is not None:
+        arrays = dict(encoding)
+        arrays |= {key: np.array(value, dtype=np.int64) for key, value in extra.items()}
+        return _as_tensors(arrays, options.return_tensors)
+    if single:
+        encoding = Encoding({key: values[0] for key, values in encoding.items()})
+    encoding |= extra  # lists, for a single text too, as in HF
+    return encoding
