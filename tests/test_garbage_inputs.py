@@ -174,6 +174,8 @@ ENTRY_POINTS = {
     "__call__ text_target": lambda a, b: SIMPLE(a, text_target=b),
     "__call__ pair truncation": lambda a, b: SIMPLE(["1 2"], ["3"], truncation=a, max_length=b),
     "get_special_tokens_mask pair": lambda a, b: SIMPLE.get_special_tokens_mask(a, b),
+    "__call__ split words": lambda a, b: SIMPLE(a, b, is_split_into_words=True),
+    "word_ids": lambda a, b: SIMPLE([["1"]], is_split_into_words=True).word_ids(a),
     "__call__ windows": lambda a, b: SIMPLE(
         ["1 2 3"], truncation=True, max_length=a, stride=b, return_overflowing_tokens=True
     ),

@@ -252,6 +252,24 @@ def test_overflowing_windows_by_hand(make_tokenizer) -> None:
     )]  # fmt: skip
 
 
+def test_pre_split_words_by_hand(make_tokenizer) -> None:
+    # Each word is encoded on its own; word_ids say which word each token came from (None on
+    # BOS/EOS and padding) and sequence_ids which text of a pair.
+    t = make_tokenizer("simple", add_bos=True, add_eos=True)
+    one = t(["1", "2 3", "4"], ["5"], is_split_into_words=True, return_token_type_ids=True)
+    assert one["input_ids"] == [4, 8, 9, 10, 11, 3, 4, 12, 3]
+    assert one.word_ids() == [None, 0, 1, 1, 2, None, None, 0, None]
+    assert one.sequence_ids() == [None, 0, 0, 0, 0, None, None, 1, None]
+    batch = t([["1", "2"], ["3"]], is_split_into_words=True, padding=True, padding_side="left")
+    assert batch["input_ids"] == [[4, 8, 9, 3], [0, 4, 10, 3]]
+    assert batch.word_ids(1) == [None, None, 0, None]
+    cut = t([["1", "2", "3 4"]], is_split_into_words=True, truncation=True, max_length=4)
+    assert cut.word_ids(0) == [None, 0, 1, None]
+    assert t([], is_split_into_words=True)["input_ids"] == [4, 3]  # one text of no words
+    chars = make_tokenizer("char")  # words are pieces of text, no spaces added between
+    assert chars(["ab", "c"], is_split_into_words=True)["input_ids"] == chars("abc")["input_ids"]
+
+
 @pytest.mark.parametrize(
     ("total", "size", "stride", "left", "spans"),
     [
@@ -1040,7 +1058,7 @@ BAD_INPUT = [
     (
         lambda: SIMPLE("1", ["2"]),
         errors.ConfigError,
-        r"^text_pair: must be the same kind as text \(one str, or a list as long as text\); "
+        r"^text_pair: must be the same kind as text \(one text, or a list as long as text\); "
         "got a list of 1 for one str",
     ),
     (
@@ -1136,7 +1154,7 @@ BAD_INPUT = [
     (
         lambda: SIMPLE(["1", "2"], text_target=["3"]),
         errors.ConfigError,
-        r"^text_target: must be the same kind as text \(one str, or a list as long as text\); "
+        r"^text_target: must be the same kind as text \(one text, or a list as long as text\); "
         "got a list of 1 for a list of 2",
     ),
     (
@@ -1209,10 +1227,44 @@ BAD_INPUT = [
         "^return_overflowing_tokens: must be True or False, got 'yes'",
     ),
     (lambda: SIMPLE(["1"], stride=-1), errors.ConfigError, "^stride: must be an integer >= 0"),
+    # Pre-split words: one list of words or a list of them; word maps only where words are.
     (
-        lambda: SIMPLE([["1", "2"]], is_split_into_words=True),
+        lambda: SIMPLE("1 2", is_split_into_words=True),
+        errors.DtypeError,
+        "^text: with is_split_into_words, expected a list of words \\(str\\) or a list of such "
+        "lists, got str",
+    ),
+    (
+        lambda: SIMPLE([["1"], "2"], is_split_into_words=True),
+        errors.DtypeError,
+        "^text: with is_split_into_words, expected .*got a list holding list",
+    ),
+    (
+        lambda: SIMPLE([["1", 2]], is_split_into_words=True),
+        errors.DtypeError,
+        r"^text\[0\]\[1\]: expected str \(a word\), got int",
+    ),
+    (
+        lambda: SIMPLE(["1"], [["2"]], is_split_into_words=True),
         errors.ConfigError,
-        "^is_split_into_words: ferrofix tokenizers take whole texts; join the words first",
+        "^text_pair: must be the same kind as text .*got a list of 1 for one list of words",
+    ),
+    (lambda: SIMPLE(["1", "zz"], is_split_into_words=True), errors.UnknownTokenError, "'zz'"),
+    (
+        lambda: SIMPLE(["1"], is_split_into_words="yes"),
+        errors.ConfigError,
+        "^is_split_into_words: must be True or False, got 'yes'",
+    ),
+    (
+        lambda: SIMPLE("1 2").word_ids(),
+        errors.ConfigError,
+        "^word_ids: ferrofix encodings map tokens back to words only for pre-split words; "
+        "call the tokenizer with is_split_into_words=True",
+    ),
+    (
+        lambda: SIMPLE(["1"], is_split_into_words=True).sequence_ids(1),
+        errors.ConfigError,
+        r"^batch_index: must be an integer in \[0, 0\], got 1",
     ),
     (
         lambda: SIMPLE(["1"], return_offsets_mapping=True),

@@ -388,6 +388,64 @@ def test_overflowing_windows_match_hf(make_tokenizer, tmp_path, kind, pairs) -> 
     assert compared > 15, compared
 
 
+def _random_words(kind: str, rng: random.Random, trial: int) -> list[str]:
+    """A pre-split text: pieces of a random text, some with inner spaces (whole words of
+    the word model, which has no token for a piece of one)."""
+    text = random_texts(kind, 1, seed=3000 + trial)[0]
+    if kind == "simple":
+        tokens = text.split()
+        cuts = sorted({0, len(tokens), *rng.sample(range(len(tokens) + 1), min(3, len(tokens)))})
+        return [" ".join(tokens[a:b]) for a, b in itertools.pairwise(cuts)]
+    cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.randrange(1, 8))))
+    return [text[a:b] for a, b in itertools.pairwise(cuts) if text[a:b].strip()]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pre_split_words_match_hf(make_tokenizer, tmp_path, kind) -> None:
+    """is_split_into_words: each word encoded on its own, under seeded random options
+    (pairs, truncation, padding, windows); the same keys, word_ids and sequence_ids."""
+    ours, hf = _with_hf(make_tokenizer, tmp_path, kind, add_bos=True, add_eos=True)
+    rng = random.Random(f"split-{kind}")
+    compared = 0
+    for trial in range(80):
+        n = rng.randrange(1, 4)
+        firsts = [_random_words(kind, rng, 10 * trial + k) for k in range(n)]
+        seconds = [_random_words(kind, rng, 10 * trial + 5 + k) for k in range(n)]
+        if rng.random() < 0.3:
+            firsts, seconds = firsts[0], seconds[0]
+        args = (firsts, seconds) if rng.random() < 0.4 else (firsts,)
+        if args[1:] == ([],):  # HF drops a lone empty text_pair, as in the pairs test
+            continue
+        kwargs = dict(
+            is_split_into_words=True,
+            padding=rng.choice([False, True]),
+            padding_side=rng.choice(["right", "left"]),
+            truncation=rng.choice([False, True, "only_first"]),
+            max_length=rng.choice([None, 12, 40]),
+            return_tensors=rng.choice([None, "np", "pt"]),
+            return_token_type_ids=True,
+        )
+        results = _both_results(
+            lambda: ours(*args, **kwargs),  # noqa: B023
+            lambda: hf(*args, **kwargs),  # noqa: B023
+            kwargs,
+            hf_errors=Exception,
+        )
+        if results is None:
+            continue
+        got, expected = results
+        assert list(got) == list(expected), kwargs
+        assert _all_lists(got) == _all_lists(expected), (args, kwargs)
+        one_text = all(isinstance(word, str) for word in args[0])
+        rows = 1 if one_text and kwargs["return_tensors"] is None else len(got["input_ids"])
+        for row in range(rows):
+            assert got.word_ids(row) == expected.word_ids(row), (args, kwargs, row)
+            assert got.sequence_ids(row) == expected.sequence_ids(row), (args, kwargs, row)
+        compared += 1
+    print("CMP", compared)
+    assert compared > 25, compared
+
+
 def test_pair_helpers_match_hf(make_tokenizer, tmp_path) -> None:
     for bos, eos in [(True, True), (True, False), (False, False)]:
         ours = make_tokenizer("simple", add_bos=bos, add_eos=eos, model_max_length=64)

@@ -7,13 +7,15 @@ template builds it (``[BOS] A [EOS]``, or ``[BOS] A [EOS] [BOS] B [EOS]`` for a 
 whichever of BOS/EOS the tokenizer adds; token type 0 on the first text's part and 1 on the
 second's), cut by the rules of HF ``tokenizers`` (below), and padded by ``pad``'s code.
 Pairs are what encoder suites pass (sentence-pair classification, cross-encoders, QA);
-windows are how long documents become rows of a fixed length. Rows are small, so this is
-plain Python over lists; a plain batch of single texts never comes here.
+windows are how long documents become rows of a fixed length; pre-split words
+(``is_split_into_words``) are what token-classification suites pass, each word encoded on
+its own, and their encodings say which word each token came from (``word_ids``). Rows are
+small, so this is plain Python over lists; a plain batch of single texts never comes here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ferrofix.errors import ConfigError
 
@@ -98,14 +100,32 @@ def encode_rows(
             f"max_length: must be at least {max(rows.num_special, 1)} (room for the "
             f"{rows.num_special} special tokens {what}), got {options.max_length}"
         )
-    firsts_ids = _content_rows(tokenizer, firsts, args[0])
-    seconds_ids = None if seconds is None else _content_rows(tokenizer, seconds, args[1])
+    first_texts = _contents(tokenizer, firsts, args[0], options.split)
+    second_texts = (
+        None if seconds is None else _contents(tokenizer, seconds, args[1], options.split)
+    )
     cutter = _Cutter(args, options, rows.num_special, tokenizer.truncation_side == "left")
-    for i, first in enumerate(firsts_ids):
-        second = None if seconds_ids is None else seconds_ids[i]
+    for i, first in enumerate(first_texts):
+        second = None if second_texts is None else second_texts[i]
         for first_kept, second_kept in cutter.cut(i, first, second):
             rows.add(i, first_kept, second_kept)
     return _padded(tokenizer, rows, options, single=single and not options.overflow)
+
+
+class _Text:
+    """One text's ids without special tokens and, for pre-split words, each id's word."""
+
+    __slots__ = ("ids", "words")
+
+    def __init__(self, ids: list[int], words: list[int] | None) -> None:
+        self.ids, self.words = ids, words
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def span(self, start: int, stop: int) -> _Text:
+        words = None if self.words is None else self.words[start:stop]
+        return _Text(self.ids[start:stop], words)
 
 
 class _Rows:
@@ -121,22 +141,31 @@ class _Rows:
             "special_tokens_mask": [],
         }
         self.sources: list[int] = []
+        # Each row's word of every token and the text (0 or 1 of a pair) it came from, None
+        # on special tokens, as HF's word_ids() and sequence_ids() read.
+        self.word_ids: list[list[int | None]] = []
+        self.sequence_ids: list[list[int | None]] = []
 
-    def add(self, source: int, first: list[int], second: list[int] | None) -> None:
+    def add(self, source: int, first: _Text, second: _Text | None) -> None:
         """A row of ``first`` (and ``second``) wrapped in the special tokens, from text
         ``source``."""
         parts = [first] if second is None else [first, second]
-        ids, types, special = [], [], []
+        ids, types, special, words, sequences = [], [], [], [], []
+        edges = [None] * len(self.before), [None] * len(self.after)
         for type_id, content in enumerate(parts):
-            part = [*self.before, *content, *self.after]
+            part = [*self.before, *content.ids, *self.after]
             ids += part
             types += [type_id] * len(part)
             special += [1] * len(self.before) + [0] * len(content) + [1] * len(self.after)
+            words += [*edges[0], *(content.words or [None] * len(content)), *edges[1]]
+            sequences += [*edges[0], *[type_id] * len(content), *edges[1]]
         self.features["input_ids"].append(ids)
         self.features["token_type_ids"].append(types)
         self.features["attention_mask"].append([1] * len(ids))
         self.features["special_tokens_mask"].append(special)
         self.sources.append(source)
+        self.word_ids.append(words)
+        self.sequence_ids.append(sequences)
 
 
 class _Cutter:
@@ -147,9 +176,7 @@ class _Cutter:
     ) -> None:
         self.args, self.options, self.num_special, self.left = args, options, num_special, left
 
-    def cut(
-        self, i: int, first: list[int], second: list[int] | None
-    ) -> list[tuple[list[int], list[int] | None]]:
+    def cut(self, i: int, first: _Text, second: _Text | None) -> list[tuple[_Text, _Text | None]]:
         """The ``(first, second)`` contents of the rows pair (or text) ``i`` becomes."""
         options, args = self.options, self.args
         total = len(first) + len(second or ()) + self.num_special
@@ -184,13 +211,13 @@ class _Cutter:
         return [(first, window) for window in self._windows(second, size, args[1], i, name)]
 
     def _windows(
-        self, ids: list[int], size: int, arg: str, i: int, pair: str | None = None
-    ) -> list[list[int]]:
+        self, text: _Text, size: int, arg: str, i: int, pair: str | None = None
+    ) -> list[_Text]:
         """``ids`` cut to ``size`` tokens, or into overflowing windows of that size."""
         if size < 1:
             self._cannot_fit(pair or f"{arg}[{i}]", i)
         if not self.options.overflow:
-            return [_cut(ids, size, self.left)]
+            return [_cut(text, size, self.left)]
         stride = self.options.stride
         if stride >= size:
             raise ConfigError(
@@ -198,7 +225,8 @@ class _Cutter:
                 f"holds (max_length={self.options.max_length} less the special tokens"
                 f"{' and the other text' if pair else ''}), got {stride}"
             )
-        return [ids[start:stop] for start, stop in window_ranges(len(ids), size, stride, self.left)]
+        spans = window_ranges(len(text), size, stride, self.left)
+        return [text.span(start, stop) for start, stop in spans]
 
     def _cannot_fit(self, name: str, i: int) -> None:
         options, args = self.options, self.args
@@ -210,10 +238,28 @@ class _Cutter:
         )
 
 
-def _content_rows(tokenizer: Tokenizer, texts: Sequence[str], arg: str) -> list[list[int]]:
-    """Each text's ids without special tokens, untruncated."""
+def _contents(tokenizer: Tokenizer, texts: Sequence[Any], arg: str, split: bool) -> list[_Text]:
+    """Each text's ids without special tokens, untruncated; with ``split`` each text is a
+    list of words, each encoded on its own (as HF does), and each id knows its word."""
+    if not split:
+        return [_Text(ids, None) for ids in _ids_of(tokenizer, texts, arg)]
+    words = [word for text in texts for word in text]
+    ids_of_words = iter(_ids_of(tokenizer, words, arg))
+    contents = []
+    for text in texts:
+        ids: list[int] = []
+        word_of: list[int] = []
+        for k in range(len(text)):
+            word_ids = next(ids_of_words)
+            ids += word_ids
+            word_of += [k] * len(word_ids)
+        contents.append(_Text(ids, word_of))
+    return contents
+
+
+def _ids_of(tokenizer: Tokenizer, texts: Sequence[str], arg: str) -> list[list[int]]:
     ids, _, lengths = tokenizer._encode_batch(
-        texts,
+        list(texts),
         max_length=None,
         truncation=False,
         width="longest",
@@ -225,9 +271,9 @@ def _content_rows(tokenizer: Tokenizer, texts: Sequence[str], arg: str) -> list[
     return [row[:n] for row, n in zip(ids.tolist(), lengths.tolist(), strict=True)]
 
 
-def _cut(ids: list[int], keep: int, from_left: bool) -> list[int]:
-    """``ids`` cut to ``keep`` tokens, from the start when ``from_left``."""
-    return ids[len(ids) - keep :] if from_left else ids[:keep]
+def _cut(text: _Text, keep: int, from_left: bool) -> _Text:
+    """``text`` cut to ``keep`` tokens, from the start when ``from_left``."""
+    return text.span(len(text) - keep, len(text)) if from_left else text.span(0, keep)
 
 
 def _padded(tokenizer: Tokenizer, rows: _Rows, options: _CallOptions, *, single: bool) -> Encoding:
@@ -264,8 +310,25 @@ def _padded(tokenizer: Tokenizer, rows: _Rows, options: _CallOptions, *, single:
     if options.return_tensors is not None:
         arrays = dict(encoding)
         arrays |= {key: np.array(value, dtype=np.int64) for key, value in extra.items()}
-        return _as_tensors(arrays, options.return_tensors)
-    if single:
-        encoding = Encoding({key: values[0] for key, values in encoding.items()})
-    encoding |= extra  # lists, for a single text too, as in HF
-    return encoding
+        out = _as_tensors(arrays, options.return_tensors)
+    else:
+        out = Encoding({key: values[0] for key, values in encoding.items()}) if single else encoding
+        out |= extra  # lists, for a single text too, as in HF
+    if options.split:
+        width = len(encoding["input_ids"][0]) if len(encoding["input_ids"]) else 0
+        left = options.pad and options.side == "left"
+        out._set_token_maps(
+            _padded_maps(rows.word_ids, width if options.pad else None, left),
+            _padded_maps(rows.sequence_ids, width if options.pad else None, left),
+        )
+    return out
+
+
+def _padded_maps(rows: list[list[int | None]], width: int | None, left: bool) -> list[list[Any]]:
+    """Per-token maps (word or sequence ids) padded with None as the ids were."""
+    if width is None:
+        return rows
+    return [
+        [None] * (width - len(row)) + row if left else row + [None] * (width - len(row))
+        for row in rows
+    ]

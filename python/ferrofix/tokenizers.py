@@ -127,6 +127,31 @@ class Encoding(dict):
     def data(self) -> dict[str, Any]:
         return self
 
+    def word_ids(self, batch_index: int = 0) -> list[int | None]:
+        """Which word of row ``batch_index`` each token came from (None on special tokens
+        and padding), as HF's; for encodings of pre-split words (``is_split_into_words``)."""
+        return self._token_map("word_ids", batch_index)
+
+    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
+        """Which text of a pair (0 or 1) each token of row ``batch_index`` came from (None on
+        special tokens and padding), as HF's; for encodings of pre-split words."""
+        return self._token_map("sequence_ids", batch_index)
+
+    def _set_token_maps(self, word_ids: list[list[Any]], sequence_ids: list[list[Any]]) -> None:
+        self.__dict__["_token_maps"] = {"word_ids": word_ids, "sequence_ids": sequence_ids}
+
+    def _token_map(self, name: str, batch_index: int) -> list[int | None]:
+        maps = self.__dict__.get("_token_maps")
+        if maps is None:
+            raise ConfigError(
+                f"{name}: ferrofix encodings map tokens back to words only for pre-split words; "
+                "call the tokenizer with is_split_into_words=True"
+            )
+        rows = maps[name]
+        if not rows:
+            raise ConfigError(f"{name}: the encoding has no rows")
+        return list(rows[integer("batch_index", batch_index, low=0, high=len(rows) - 1)])
+
     def to(self, device: Any, *, non_blocking: bool = False) -> Encoding:
         """Move every torch tensor to ``device``, in place; returns self (HF's signature).
 
@@ -570,9 +595,8 @@ class Tokenizer:
 
         HF's signature, in its order, so HF code's positional and keyword calls both read
         alike. What ferrofix tokenizers do not do is refused with a ConfigError rather than
-        ignored: pre-split words (``is_split_into_words``) and offsets
-        (``return_offsets_mapping``; ``is_fast`` is False). ``verbose`` is accepted and
-        ignored: ferrofix raises where HF would warn.
+        ignored: character offsets (``return_offsets_mapping``; ``is_fast`` is False).
+        ``verbose`` is accepted and ignored: ferrofix raises where HF would warn.
 
         ``padding``: False (no padding), True/"longest" (to the longest), "max_length" (to
         ``max_length``), rounded up to ``pad_to_multiple_of``, on ``padding_side`` (default:
@@ -604,6 +628,10 @@ class Tokenizer:
         and the other repeated. The rows come back as a batch, with
         ``overflow_to_sample_mapping`` (each row's text). Where HF panics (a stride as long
         as a window), ferrofix raises a ConfigError naming ``stride``.
+        ``is_split_into_words=True``: each text is a list of words (a batch, a list of such
+        lists), each word encoded on its own and the ids joined, as HF does; the encoding's
+        ``word_ids(i)`` and ``sequence_ids(i)`` then say which word and which text of a
+        pair each token of row ``i`` came from.
         """
         if not (
             type(stride) is int
@@ -612,14 +640,14 @@ class Tokenizer:
             and return_overflowing_tokens is False
             and return_offsets_mapping is False
         ):
-            overflow, stride = _window_options(
+            overflow, stride, split = _row_options(
                 stride=stride,
                 is_split_into_words=is_split_into_words,
                 return_overflowing_tokens=return_overflowing_tokens,
                 return_offsets_mapping=return_offsets_mapping,
             )
         else:
-            overflow = False
+            overflow = split = False
         if verbose is not True:
             flag("verbose", verbose)
         side = self._padding_side(padding_side)
@@ -657,6 +685,7 @@ class Tokenizer:
             return_length=return_length,
             overflow=overflow,
             stride=stride,
+            split=split,
         )
         if (
             text is not None
@@ -665,11 +694,12 @@ class Tokenizer:
             and text_pair_target is None
         ):
             # The usual call, one text or a batch and nothing paired with it, in fewer steps.
-            return self._encode_call(TEXT_ARGS, text, _batch_of("text", text), None, options)
-        texts, targets = _texts_and_targets(text, text_target)
-        pairs = _partner_batch("text_pair", text_pair, "text", text, texts)
+            texts = _batch_of("text", text, split)
+            return self._encode_call(TEXT_ARGS, text, texts, None, options)
+        texts, targets = _texts_and_targets(text, text_target, split)
+        pairs = _partner_batch("text_pair", text_pair, "text", text, texts, split)
         target_pairs = _partner_batch(
-            "text_pair_target", text_pair_target, "text_target", text_target, targets
+            "text_pair_target", text_pair_target, "text_target", text_target, targets, split
         )
         if texts is None:
             return self._encode_call(TARGET_ARGS, text_target, targets, target_pairs, options)
@@ -691,8 +721,8 @@ class Tokenizer:
         arguments named ``args`` (``texts`` as ``given``: one str or a list)."""
         import numpy as np
 
-        single = isinstance(given, str)
-        if pairs is not None or options.overflow:
+        single = _is_one(given, options.split)
+        if pairs is not None or options.overflow or options.split:
             from ferrofix._tokenizer_rows import encode_rows
 
             return encode_rows(self, args, texts, pairs, options, single=single)
@@ -1014,55 +1044,91 @@ class _CallOptions:
     # Overflowing windows: a text that does not fit becomes rows sharing `stride` tokens.
     overflow: bool
     stride: int
+    # Each text is a list of words (is_split_into_words), encoded word by word.
+    split: bool
 
 
-def _batch_of(name: str, value: Any) -> list[str] | tuple[str, ...]:
-    """``value`` (a str, or a list or tuple of them) as a batch of texts."""
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list | tuple):
-        raise DtypeError(f"{name}: expected str or a list of str, got {type(value).__name__}")
-    return value
+def _batch_of(name: str, value: Any, split: bool = False) -> Sequence[Any]:
+    """``value`` as a batch: of texts (from a str, or a list or tuple of them), or with
+    ``split``, of word lists (from one list of words, or a list of such lists)."""
+    if not split:
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list | tuple):
+            raise DtypeError(f"{name}: expected str or a list of str, got {type(value).__name__}")
+        return value
+    if isinstance(value, list | tuple):
+        if all(isinstance(word, str) for word in value):
+            return [value]
+        if all(isinstance(words, list | tuple) for words in value):
+            for i, words in enumerate(value):
+                for k, word in enumerate(words):
+                    if not isinstance(word, str):
+                        raise DtypeError(
+                            f"{name}[{i}][{k}]: expected str (a word), got {type(word).__name__}"
+                        )
+            return value
+    raise DtypeError(
+        f"{name}: with is_split_into_words, expected a list of words (str) or a list of such "
+        f"lists, got {_kind_name(value)}"
+    )
 
 
-def _texts_and_targets(text: Any, text_target: Any) -> tuple[Any, Any]:
+def _kind_name(value: Any) -> str:
+    if isinstance(value, list | tuple) and value:
+        return f"a {type(value).__name__} holding {type(value[0]).__name__}"
+    return type(value).__name__
+
+
+def _is_one(value: Any, split: bool) -> bool:
+    """Whether ``value`` is one text (a str, or with ``split`` one list of words)."""
+    if not split:
+        return isinstance(value, str)
+    return all(isinstance(word, str) for word in value)
+
+
+def _texts_and_targets(text: Any, text_target: Any, split: bool) -> tuple[Any, Any]:
     """``__call__``'s texts and targets as batches (None where not given), at least one;
     given both, they must pair up one to one."""
     if text is None and text_target is None:
         raise ConfigError("text: pass a str or a list of str (or text_target), got None")
     if text is None:
-        return None, _batch_of("text_target", text_target)
-    texts = _batch_of("text", text)
-    return texts, _partner_batch("text_target", text_target, "text", text, texts)
+        return None, _batch_of("text_target", text_target, split)
+    texts = _batch_of("text", text, split)
+    return texts, _partner_batch("text_target", text_target, "text", text, texts, split)
 
 
-def _partner_batch(name: str, value: Any, first_name: str, first: Any, firsts: Any) -> Any:
+def _partner_batch(
+    name: str, value: Any, first_name: str, first: Any, firsts: Any, split: bool
+) -> Any:
     """``value``, the batch that goes with ``first`` (given as ``firsts``), as a batch; None
     when not given. It must pair up with ``first`` one to one."""
     if value is None:
         return None
     if firsts is None:
         raise ConfigError(f"{name}: goes with {first_name}, which is None; pass both or neither")
-    batch = _batch_of(name, value)
-    if isinstance(first, str) != isinstance(value, str) or len(batch) != len(firsts):
+    batch = _batch_of(name, value, split)
+    if _is_one(first, split) != _is_one(value, split) or len(batch) != len(firsts):
         raise ConfigError(
-            f"{name}: must be the same kind as {first_name} (one str, or a list as long as "
-            f"{first_name}); got {_batch_kind(value)} for {_batch_kind(first)}"
+            f"{name}: must be the same kind as {first_name} (one text, or a list as long as "
+            f"{first_name}); got {_batch_kind(value, split)} for {_batch_kind(first, split)}"
         )
     return batch
 
 
-def _batch_kind(value: Any) -> str:
-    return "one str" if isinstance(value, str) else f"a list of {len(value)}"
+def _batch_kind(value: Any, split: bool) -> str:
+    if _is_one(value, split):
+        return "one list of words" if split else "one str"
+    return f"a list of {len(value)}"
 
 
-def _window_options(**given: object) -> tuple[bool, int]:
-    """``(return_overflowing_tokens, stride)`` checked; raises naming the first HF
-    ``__call__`` option set to something ferrofix tokenizers do not do (each is fine at its
-    default)."""
-    for name in ("is_split_into_words", "return_offsets_mapping"):
-        if flag(name, given[name]):
-            raise ConfigError(f"{name}: {_UNSUPPORTED_OPTIONS[name]}; pass False")
+def _row_options(**given: object) -> tuple[bool, int, bool]:
+    """``(return_overflowing_tokens, stride, is_split_into_words)`` checked; raises naming
+    ``return_offsets_mapping``, which ferrofix tokenizers do not do, unless False."""
+    if flag("return_offsets_mapping", given["return_offsets_mapping"]):
+        raise ConfigError(
+            "return_offsets_mapping: ferrofix tokenizers do not track character offsets; pass False"
+        )
     overflow = flag("return_overflowing_tokens", given["return_overflowing_tokens"])
     stride = integer("stride", given["stride"], low=0)
     if stride and not overflow:
@@ -1070,13 +1136,7 @@ def _window_options(**given: object) -> tuple[bool, int]:
             "stride: only applies to overflowing windows; pass return_overflowing_tokens=True "
             "or stride=0"
         )
-    return overflow, stride
-
-
-_UNSUPPORTED_OPTIONS = {
-    "is_split_into_words": "ferrofix tokenizers take whole texts; join the words first",
-    "return_offsets_mapping": "ferrofix tokenizers do not track character offsets",
-}
+    return overflow, stride, flag("is_split_into_words", given["is_split_into_words"])
 
 
 def _listed(name: str, value: Any, expected: str) -> list[Any]:
