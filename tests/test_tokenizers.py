@@ -263,6 +263,8 @@ def test_pre_split_words_by_hand(make_tokenizer) -> None:
     batch = t([["1", "2"], ["3"]], is_split_into_words=True, padding=True, padding_side="left")
     assert batch["input_ids"] == [[4, 8, 9, 3], [0, 4, 10, 3]]
     assert batch.word_ids(1) == [None, None, 0, None]
+    assert pickle.loads(pickle.dumps(batch)).word_ids(1) == [None, None, 0, None]  # to workers
+    assert copy.deepcopy(batch).sequence_ids(0) == [None, 0, 0, None]
     cut = t([["1", "2", "3 4"]], is_split_into_words=True, truncation=True, max_length=4)
     assert cut.word_ids(0) == [None, 0, 1, None]
     assert t([], is_split_into_words=True)["input_ids"] == [4, 3]  # one text of no words
