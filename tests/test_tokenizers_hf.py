@@ -446,6 +446,36 @@ def test_pre_split_words_match_hf(make_tokenizer, tmp_path, kind) -> None:
     assert compared > 25, compared
 
 
+def _aligned_labels(tokenizer, examples: list[list[str]], tags: list[list[int]]) -> list[dict]:
+    """The token-classification recipe: tokenize pre-split words, give each word's first
+    token its tag and every other token -100, found through word_ids."""
+    encoded = tokenizer(examples, is_split_into_words=True, truncation=True, max_length=6)
+    features = []
+    for i, row_tags in enumerate(tags):
+        labels, previous = [], None
+        for word in encoded.word_ids(i):
+            labels.append(-100 if word is None or word == previous else row_tags[word])
+            previous = word
+        features.append({"input_ids": encoded["input_ids"][i], "labels": labels})
+    return features
+
+
+def test_token_classification_recipe_matches_hf(make_tokenizer, tmp_path) -> None:
+    ours, hf = _with_hf(make_tokenizer, tmp_path, "char", add_bos=True, add_eos=True)
+    examples = [["ab", "c", "de"], ["f"], ["gh", "ij", "k", "l"]]
+    tags = [[1, 2, 3], [4], [5, 6, 7, 8]]
+    got, expected = (
+        transformers.DataCollatorForTokenClassification(tokenizer)(
+            _aligned_labels(tokenizer, examples, tags)
+        )
+        for tokenizer in (ours, hf)
+    )
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key
+    assert got["labels"][0].tolist() == [-100, 1, -100, 2, 3, -100]
+
+
 def test_pair_helpers_match_hf(make_tokenizer, tmp_path) -> None:
     for bos, eos in [(True, True), (True, False), (False, False)]:
         ours = make_tokenizer("simple", add_bos=bos, add_eos=eos, model_max_length=64)
