@@ -141,16 +141,14 @@ class _Rows:
             "special_tokens_mask": [],
         }
         self.sources: list[int] = []
-        # Each row's word of every token and the text (0 or 1 of a pair) it came from, None
-        # on special tokens, as HF's word_ids() and sequence_ids() read.
+        # Each row's word of every token, None on special tokens, as HF's word_ids() reads.
         self.word_ids: list[list[int | None]] = []
-        self.sequence_ids: list[list[int | None]] = []
 
     def add(self, source: int, first: _Text, second: _Text | None) -> None:
         """A row of ``first`` (and ``second``) wrapped in the special tokens, from text
         ``source``."""
         parts = [first] if second is None else [first, second]
-        ids, types, special, words, sequences = [], [], [], [], []
+        ids, types, special, words = [], [], [], []
         edges = [None] * len(self.before), [None] * len(self.after)
         for type_id, content in enumerate(parts):
             part = [*self.before, *content.ids, *self.after]
@@ -158,14 +156,21 @@ class _Rows:
             types += [type_id] * len(part)
             special += [1] * len(self.before) + [0] * len(content) + [1] * len(self.after)
             words += [*edges[0], *(content.words or [None] * len(content)), *edges[1]]
-            sequences += [*edges[0], *[type_id] * len(content), *edges[1]]
         self.features["input_ids"].append(ids)
         self.features["token_type_ids"].append(types)
         self.features["attention_mask"].append([1] * len(ids))
         self.features["special_tokens_mask"].append(special)
         self.sources.append(source)
         self.word_ids.append(words)
-        self.sequence_ids.append(sequences)
+
+    def sequence_ids(self) -> list[list[int | None]]:
+        """Each row's text of a pair (0 or 1) for every token, None on special tokens."""
+        return [
+            [None if special else type_id for type_id, special in zip(types, marks, strict=True)]
+            for types, marks in zip(
+                self.features["token_type_ids"], self.features["special_tokens_mask"], strict=True
+            )
+        ]
 
 
 class _Cutter:
@@ -319,7 +324,7 @@ def _padded(tokenizer: Tokenizer, rows: _Rows, options: _CallOptions, *, single:
         left = options.pad and options.side == "left"
         out._set_token_maps(
             _padded_maps(rows.word_ids, width if options.pad else None, left),
-            _padded_maps(rows.sequence_ids, width if options.pad else None, left),
+            _padded_maps(rows.sequence_ids(), width if options.pad else None, left),
         )
     return out
 
