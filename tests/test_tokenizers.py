@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import itertools
 import pickle
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -461,6 +463,46 @@ def test_batch_encode_takes_str_subclasses_and_leaves_the_list_alone(simple_toke
     np.testing.assert_array_equal(lengths, want_lengths)
     assert texts == ["1 2", "3", ""]
     assert type(texts[0]) is Text
+
+
+def test_batch_encode_keeps_no_reference_to_its_texts(simple_tokenizer) -> None:
+    """The strings are held only while the call runs, on success and on every error."""
+    texts = [" ".join(["1", str(i % 40)]) for i in range(3000)]
+    before = [sys.getrefcount(text) for text in texts]
+    simple_tokenizer.batch_encode(texts)
+    simple_tokenizer(texts, padding=True)
+    for bad in (7, "1 \ud800", "1 unknown"):
+        broken = [*texts[:2000], bad, *texts[2000:]]
+        with pytest.raises((errors.DtypeError, errors.ConfigError, errors.UnknownTokenError)):
+            simple_tokenizer.batch_encode(broken)
+        del broken
+    assert [sys.getrefcount(text) for text in texts] == before
+
+
+def test_batch_encode_reads_a_list_another_thread_keeps_rewriting(simple_tokenizer) -> None:
+    """With the GIL released, another thread replaces the list's strings (freeing the old
+    ones, which only the call's own references keep alive): every batch still encodes the
+    strings it started from."""
+    texts = [f"{i % 50} {(i * 7) % 50} {(i * 3) % 50}" for i in range(20_000)]
+    want, _, _ = simple_tokenizer.batch_encode(list(texts))
+    shared = list(texts)
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        while not stop.is_set():
+            for i in range(0, len(shared), 97):
+                shared[i] = "".join(texts[i])  # an equal string, a new object
+            shared[:] = [("x" + text)[1:] for text in texts]
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        for _ in range(30):
+            ids, _, _ = simple_tokenizer.batch_encode(shared)
+            np.testing.assert_array_equal(ids, want)
+    finally:
+        stop.set()
+        writer.join()
 
 
 def test_batch_encode_matches_single_encodes_for_every_model(make_tokenizer) -> None:
