@@ -603,6 +603,34 @@ def test_reused_batch_memory_holds_only_the_new_batch() -> None:
     assert release_batch_buffers() >= 2 * 16 * len(texts) * 8
 
 
+def test_pooled_lengths_are_reused_only_once_released_and_hold_the_new_batch() -> None:
+    """Lengths of a large batch come from the pool too: a kept view blocks reuse, and a
+    reused buffer holds only the new batch's lengths."""
+    from ferrofix.tokenizers import release_batch_buffers
+
+    release_batch_buffers()
+    t = SimpleTokenizer(WORDS)
+    gen = np.random.default_rng(7)
+    batches = [[" ".join(["1"] * int(k)) for k in gen.integers(0, 4, 50_000)] for _ in range(3)]
+    _, _, first = t.batch_encode(batches[0])
+    assert first.nbytes >= 256 << 10
+    kept, want = first[::7], first[::7].copy()
+    address = first.__array_interface__["data"][0]
+    del first
+    _, _, second = t.batch_encode(batches[1])
+    assert not np.shares_memory(second, kept)
+    np.testing.assert_array_equal(kept, want)
+    del kept
+    addresses = {second.__array_interface__["data"][0]}
+    for texts in batches[2], batches[0]:
+        _, _, lengths = t.batch_encode(texts)
+        np.testing.assert_array_equal(lengths, [len(text.split()) for text in texts])
+        addresses.add(lengths.__array_interface__["data"][0])
+        del lengths
+    assert address in addresses
+    release_batch_buffers()
+
+
 def test_token_id_buffers_are_kept_between_batches_until_released() -> None:
     from ferrofix import _native
     from ferrofix.tokenizers import release_batch_buffers
@@ -614,8 +642,10 @@ def test_token_id_buffers_are_kept_between_batches_until_released() -> None:
     again = t.batch_encode(texts)  # out of reused buffers: the same ids
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
+    assert _native.core().idle_length_bytes() >= 8 * len(texts)
     release_batch_buffers()
     assert _native.core().idle_token_id_bytes() == 0
+    assert _native.core().idle_length_bytes() == 0
 
 
 def test_text_views_are_kept_between_batches_until_released() -> None:
@@ -628,7 +658,8 @@ def test_text_views_are_kept_between_batches_until_released() -> None:
     assert _native.core().idle_text_view_bytes() == 0
     t = SimpleTokenizer(WORDS)
     t.batch_encode(_big_batch(3))
-    assert _native.core().idle_text_view_bytes() >= 16 * len(_big_batch(3))
+    # A view (16 bytes) and a held string's address (8) per text.
+    assert _native.core().idle_text_view_bytes() >= 24 * len(_big_batch(3))
     few = ["1 2", "3"]
     ids, _, lengths = t.batch_encode(few)
     np.testing.assert_array_equal(lengths, [2, 1])

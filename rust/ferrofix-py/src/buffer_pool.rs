@@ -22,17 +22,19 @@ use std::mem::MaybeUninit;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ferrofix_core::memory::{allocation_refused, try_huge_vec};
-use ferrofix_core::tokenizer::id_buffers::ID_BUFFERS;
+use ferrofix_core::tokenizer::id_buffers::{ID_BUFFERS, LENGTH_BUFFERS};
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{Element, PyArrayDyn};
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
-use crate::tokenizer::TEXT_VIEWS;
+use crate::tokenizer::{HELD_STRINGS, TEXT_VIEWS};
 use ferrofix_core::Error;
 
-/// Buffers smaller than this are cheap to allocate and are not pooled.
-const MIN_POOLED_BYTES: usize = 1 << 20;
+/// Buffers smaller than this are cheap to allocate and are not pooled. Larger ones came
+/// from the allocator as fresh pages on every call (the three 800 KB outputs of 100k
+/// one-word texts faulted in ~0.8 ms of a 7.8 ms call).
+const MIN_POOLED_BYTES: usize = 256 << 10;
 
 /// 8-byte words: aligned for every element type the outputs hold.
 type Memory = Vec<MaybeUninit<u64>>;
@@ -46,8 +48,9 @@ pub struct Pool {
 
 /// Gradients: one for the steady state of a training loop, one for a second shape in flight.
 pub static GRADIENTS: Pool = Pool::new(2);
-/// Tokenized batches: ids and mask of the steady state, and of a second shape in flight.
-pub static BATCHES: Pool = Pool::new(4);
+/// Tokenized batches: ids, mask and lengths of the steady state, and of a second shape in
+/// flight.
+pub static BATCHES: Pool = Pool::new(6);
 /// Packed batches: the five (rows, capacity) arrays of one batch. A loop that replaces its
 /// batch with the next still reuses them: the batch before the previous one is back by then.
 pub static PACKED_BATCHES: Pool = Pool::new(5);
@@ -177,11 +180,15 @@ fn idle_gradient_bytes() -> usize {
     GRADIENTS.idle_bytes()
 }
 
-/// Free the idle tokenized-batch buffers (the outputs', the core's content-id buffers and
-/// the text views'); returns how many bytes that released.
+/// Free the idle tokenized-batch buffers (the outputs', the core's content-id and length
+/// buffers, the text views' and the held strings'); returns how many bytes that released.
 #[pyfunction]
 fn release_batch_buffers() -> usize {
-    BATCHES.release() + ID_BUFFERS.release() + TEXT_VIEWS.release()
+    BATCHES.release()
+        + ID_BUFFERS.release()
+        + LENGTH_BUFFERS.release()
+        + TEXT_VIEWS.release()
+        + HELD_STRINGS.release()
 }
 
 /// Bytes waiting in the tokenized-batch output pool.
@@ -202,10 +209,16 @@ fn idle_packed_batch_bytes() -> usize {
     PACKED_BATCHES.idle_bytes()
 }
 
-/// Bytes waiting in the pool of text-view buffers.
+/// Bytes waiting in the pools of per-text buffers (views and held strings).
 #[pyfunction]
 fn idle_text_view_bytes() -> usize {
-    TEXT_VIEWS.idle_bytes()
+    TEXT_VIEWS.idle_bytes() + HELD_STRINGS.idle_bytes()
+}
+
+/// Bytes waiting in the core's pool of per-row length buffers.
+#[pyfunction]
+fn idle_length_bytes() -> usize {
+    LENGTH_BUFFERS.idle_bytes()
 }
 
 /// Bytes waiting in the core's pool of content-id buffers.
@@ -225,5 +238,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(idle_text_view_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(release_packed_batch_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(idle_packed_batch_bytes, m)?)?;
-    m.add_function(wrap_pyfunction!(idle_token_id_bytes, m)?)
+    m.add_function(wrap_pyfunction!(idle_token_id_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(idle_length_bytes, m)?)
 }

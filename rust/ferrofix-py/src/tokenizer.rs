@@ -6,7 +6,7 @@ use ferrofix_core::Error;
 use ferrofix_core::idle_buffers::IdleBuffers;
 use ferrofix_core::tokenizer::batch::{BatchOptions, Side, Width};
 use ferrofix_core::tokenizer::{Config, Role, Tokenizer};
-use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
@@ -405,7 +405,7 @@ impl PyTokenizer {
     ) -> PyResult<(
         Bound<'py, PyArrayDyn<i64>>,
         Bound<'py, PyArrayDyn<i64>>,
-        Bound<'py, PyArray1<i64>>,
+        Bound<'py, PyArrayDyn<i64>>,
     )> {
         let width = match width {
             "longest" => Width::Longest,
@@ -440,8 +440,9 @@ impl PyTokenizer {
             py.detach(|| self.inner.encode_texts(texts, &options))
         })?
         .map_err(to_py)?;
-        // The outputs come from the batch pool: in a loop that drops each batch before
-        // encoding the next, they reuse its memory instead of faulting in fresh pages.
+        // The outputs (lengths included) come from the batch pool: in a loop that drops
+        // each batch before encoding the next, they reuse its memory instead of faulting in
+        // fresh pages.
         let shape = [encoded.rows(), encoded.width()];
         check_outputs_fit(
             "padding",
@@ -462,11 +463,12 @@ impl PyTokenizer {
                 .map_err(|e| to_py(Error::invalid("batch", e.to_string())))?;
             py.detach(|| encoded.fill(ids, mask)).map_err(to_py)?;
         }
-        Ok((
-            input_ids,
-            attention_mask,
-            encoded.into_lengths().into_pyarray(py),
-        ))
+        let lengths = pooled_array::<i64>(py, &[encoded.rows()], &BATCHES)?;
+        // SAFETY: as above, a fresh C-contiguous array nothing else refers to yet.
+        unsafe { lengths.as_slice_mut() }
+            .map_err(|e| to_py(Error::invalid("batch", e.to_string())))?
+            .copy_from_slice(encoded.lengths());
+        Ok((input_ids, attention_mask, lengths))
     }
 }
 

@@ -4,7 +4,8 @@
 //! - Texts are encoded in fixed blocks on the crate's pool, then written into the
 //!   (rows x width) int64 outputs; results do not depend on the thread count.
 //! - `fill` writes every element of both outputs, so they may come from reused memory.
-//! - The blocks' id buffers come from, and on drop go back to, `id_buffers::ID_BUFFERS`.
+//! - The blocks' id buffers and the lengths come from, and on drop go back to, the pools
+//!   of `id_buffers`.
 //! - Truncation keeps the BOS/EOS that `add_special_tokens` adds and cuts the content.
 //! - A text longer than `max_length` without `truncation` is an error naming the text
 //!   (by its argument and index).
@@ -13,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::Tokenizer;
-use super::id_buffers::ID_BUFFERS;
+use super::id_buffers::{ID_BUFFERS, LENGTH_BUFFERS};
 use crate::error::{Error, Result};
 use crate::parallel;
 
@@ -142,11 +143,6 @@ impl EncodedBatch {
         &self.lengths
     }
 
-    /// Tokens per row, taking them out of the batch.
-    pub fn into_lengths(mut self) -> Vec<i64> {
-        std::mem::take(&mut self.lengths)
-    }
-
     /// The content ids of text `row`.
     fn content(&self, row: usize) -> &[u32] {
         let block = &self.blocks[row / BLOCK];
@@ -231,6 +227,7 @@ fn encode_work(texts: &[&str]) -> usize {
 impl Drop for EncodedBatch {
     fn drop(&mut self) {
         ID_BUFFERS.give_back(self.blocks.drain(..).map(|block| block.ids));
+        LENGTH_BUFFERS.give_back([std::mem::take(&mut self.lengths)]);
     }
 }
 
@@ -262,7 +259,7 @@ impl Tokenizer {
                     .collect()
             })?;
         let blocks = encoded.into_iter().collect::<Result<Vec<Block>>>()?;
-        let mut lengths = Vec::with_capacity(texts.len());
+        let mut lengths = LENGTH_BUFFERS.take(texts.len());
         for block in &blocks {
             let mut start = 0;
             for &end in &block.ends {
