@@ -642,10 +642,8 @@ def test_token_id_buffers_are_kept_between_batches_until_released() -> None:
     again = t.batch_encode(texts)  # out of reused buffers: the same ids
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert _native.core().idle_length_bytes() >= 8 * len(texts)
     release_batch_buffers()
     assert _native.core().idle_token_id_bytes() == 0
-    assert _native.core().idle_length_bytes() == 0
 
 
 def test_text_views_are_kept_between_batches_until_released() -> None:

@@ -22,7 +22,7 @@ use std::mem::MaybeUninit;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ferrofix_core::memory::{allocation_refused, try_huge_vec};
-use ferrofix_core::tokenizer::id_buffers::{ID_BUFFERS, LENGTH_BUFFERS};
+use ferrofix_core::tokenizer::id_buffers::ID_BUFFERS;
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{Element, PyArrayDyn};
 use pyo3::prelude::*;
@@ -180,15 +180,11 @@ fn idle_gradient_bytes() -> usize {
     GRADIENTS.idle_bytes()
 }
 
-/// Free the idle tokenized-batch buffers (the outputs', the core's content-id and length
-/// buffers, the text views' and the held strings'); returns how many bytes that released.
+/// Free the idle tokenized-batch buffers (the outputs', the core's content-id buffers, the
+/// text views' and the held strings'); returns how many bytes that released.
 #[pyfunction]
 fn release_batch_buffers() -> usize {
-    BATCHES.release()
-        + ID_BUFFERS.release()
-        + LENGTH_BUFFERS.release()
-        + TEXT_VIEWS.release()
-        + HELD_STRINGS.release()
+    BATCHES.release() + ID_BUFFERS.release() + TEXT_VIEWS.release() + HELD_STRINGS.release()
 }
 
 /// Bytes waiting in the tokenized-batch output pool.
@@ -215,12 +211,6 @@ fn idle_text_view_bytes() -> usize {
     TEXT_VIEWS.idle_bytes() + HELD_STRINGS.idle_bytes()
 }
 
-/// Bytes waiting in the core's pool of per-row length buffers.
-#[pyfunction]
-fn idle_length_bytes() -> usize {
-    LENGTH_BUFFERS.idle_bytes()
-}
-
 /// Bytes waiting in the core's pool of content-id buffers.
 #[pyfunction]
 fn idle_token_id_bytes() -> usize {
@@ -238,6 +228,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(idle_text_view_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(release_packed_batch_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(idle_packed_batch_bytes, m)?)?;
-    m.add_function(wrap_pyfunction!(idle_token_id_bytes, m)?)?;
-    m.add_function(wrap_pyfunction!(idle_length_bytes, m)?)
+    m.add_function(wrap_pyfunction!(idle_token_id_bytes, m)?)
 }

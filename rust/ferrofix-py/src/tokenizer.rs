@@ -436,13 +436,19 @@ impl PyTokenizer {
                     ))
                 })?,
         };
+        // The outputs come from the batch pool: in a loop that drops each batch before
+        // encoding the next, they reuse its memory instead of faulting in fresh pages. The
+        // lengths are written straight into theirs (a non-list is refused just below).
+        let rows = texts.cast::<PyList>().map_or(0, |list| list.len());
+        let lengths = pooled_array::<i64>(py, &[rows], &BATCHES)?;
+        // SAFETY: a fresh C-contiguous array nothing else refers to until it is returned, so
+        // this is its only view.
+        let lengths_out = unsafe { lengths.as_slice_mut() }
+            .map_err(|e| to_py(Error::invalid("batch", e.to_string())))?;
         let encoded = with_list_texts(texts, options.texts_arg, |texts| {
-            py.detach(|| self.inner.encode_texts(texts, &options))
+            py.detach(|| self.inner.encode_texts(texts, &options, lengths_out))
         })?
         .map_err(to_py)?;
-        // The outputs (lengths included) come from the batch pool: in a loop that drops
-        // each batch before encoding the next, they reuse its memory instead of faulting in
-        // fresh pages.
         let shape = [encoded.rows(), encoded.width()];
         check_outputs_fit(
             "padding",
@@ -463,11 +469,7 @@ impl PyTokenizer {
                 .map_err(|e| to_py(Error::invalid("batch", e.to_string())))?;
             py.detach(|| encoded.fill(ids, mask)).map_err(to_py)?;
         }
-        let lengths = pooled_array::<i64>(py, &[encoded.rows()], &BATCHES)?;
-        // SAFETY: as above, a fresh C-contiguous array nothing else refers to yet.
-        unsafe { lengths.as_slice_mut() }
-            .map_err(|e| to_py(Error::invalid("batch", e.to_string())))?
-            .copy_from_slice(encoded.lengths());
+        drop(encoded);
         Ok((input_ids, attention_mask, lengths))
     }
 }

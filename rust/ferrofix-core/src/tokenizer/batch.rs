@@ -4,8 +4,9 @@
 //! - Texts are encoded in fixed blocks on the crate's pool, then written into the
 //!   (rows x width) int64 outputs; results do not depend on the thread count.
 //! - `fill` writes every element of both outputs, so they may come from reused memory.
-//! - The blocks' id buffers and the lengths come from, and on drop go back to, the pools
-//!   of `id_buffers`.
+//! - The blocks' id buffers come from, and on drop go back to, `id_buffers::ID_BUFFERS`.
+//! - The lengths go straight into the caller's buffer (which may come from reused memory:
+//!   every element is written).
 //! - Truncation keeps the BOS/EOS that `add_special_tokens` adds and cuts the content.
 //! - A text longer than `max_length` without `truncation` is an error naming the text
 //!   (by its argument and index).
@@ -14,7 +15,7 @@
 use rayon::prelude::*;
 
 use super::Tokenizer;
-use super::id_buffers::{ID_BUFFERS, LENGTH_BUFFERS};
+use super::id_buffers::ID_BUFFERS;
 use crate::error::{Error, Result};
 use crate::parallel;
 
@@ -118,16 +119,17 @@ impl BatchOptions {
 
 /// Texts encoded and measured but not yet laid out: [`EncodedBatch::fill`] writes them into
 /// (rows x width) outputs, which the caller may take from anywhere (fresh or reused memory).
-pub struct EncodedBatch {
+pub struct EncodedBatch<'a> {
     blocks: Vec<Block>,
-    lengths: Vec<i64>,
+    /// Tokens per row, in the caller's buffer.
+    lengths: &'a [i64],
     width: usize,
     bos: Option<u32>,
     eos: Option<u32>,
     options: BatchOptions,
 }
 
-impl EncodedBatch {
+impl EncodedBatch<'_> {
     /// Number of texts.
     pub fn rows(&self) -> usize {
         self.lengths.len()
@@ -140,7 +142,7 @@ impl EncodedBatch {
 
     /// Tokens per row (after truncation).
     pub fn lengths(&self) -> &[i64] {
-        &self.lengths
+        self.lengths
     }
 
     /// The content ids of text `row`.
@@ -224,16 +226,27 @@ fn encode_work(texts: &[&str]) -> usize {
     total
 }
 
-impl Drop for EncodedBatch {
+impl Drop for EncodedBatch<'_> {
     fn drop(&mut self) {
         ID_BUFFERS.give_back(self.blocks.drain(..).map(|block| block.ids));
-        LENGTH_BUFFERS.give_back([std::mem::take(&mut self.lengths)]);
     }
 }
 
 impl Tokenizer {
-    /// Encode `texts` and measure the batch they make; [`EncodedBatch::fill`] lays it out.
-    pub fn encode_texts(&self, texts: &[&str], options: &BatchOptions) -> Result<EncodedBatch> {
+    /// Encode `texts` and measure the batch they make, writing each row's token count into
+    /// `lengths` (one per text); [`EncodedBatch::fill`] lays it out.
+    pub fn encode_texts<'a>(
+        &self,
+        texts: &[&str],
+        options: &BatchOptions,
+        lengths: &'a mut [i64],
+    ) -> Result<EncodedBatch<'a>> {
+        if lengths.len() != texts.len() {
+            return Err(Error::invalid(
+                "lengths",
+                format!("must hold {} elements, got {}", texts.len(), lengths.len()),
+            ));
+        }
         let (bos, eos) = if options.add_special_tokens {
             self.added_specials()
         } else {
@@ -259,11 +272,10 @@ impl Tokenizer {
                     .collect()
             })?;
         let blocks = encoded.into_iter().collect::<Result<Vec<Block>>>()?;
-        let mut lengths = LENGTH_BUFFERS.take(texts.len());
+        let mut row = 0;
         for block in &blocks {
             let mut start = 0;
             for &end in &block.ends {
-                let row = lengths.len();
                 let full = end - start + num_special;
                 start = end;
                 let kept = match options.max_length {
@@ -281,7 +293,8 @@ impl Tokenizer {
                     }
                     _ => full,
                 };
-                lengths.push(kept as i64);
+                lengths[row] = kept as i64;
+                row += 1;
             }
         }
         let mut width = match options.width {
@@ -293,7 +306,7 @@ impl Tokenizer {
         }
         Ok(EncodedBatch {
             blocks,
-            lengths,
+            lengths: &*lengths,
             width,
             bos,
             eos,
@@ -328,9 +341,11 @@ mod tests {
                 pad_id: 5,
                 texts_arg: "text",
             };
+            let mut lengths = [-9; 4];
             let encoded = tokenizer
-                .encode_texts(&texts, &options)
+                .encode_texts(&texts, &options, &mut lengths)
                 .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(encoded.lengths(), [4, 1, 3, 2]); // BOS + words
             assert_eq!((encoded.rows(), encoded.width()), (4, 6));
             // The same batch into zeroed and into junk-filled outputs.
             let mut zeroed = (vec![0; 24], vec![0; 24]);

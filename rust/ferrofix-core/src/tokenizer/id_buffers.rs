@@ -1,5 +1,5 @@
-//! The content-id buffers batch encoding fills before it lays out the padded batch, and its
-//! per-row lengths, kept between calls.
+//! The content-id buffers batch encoding fills before it lays out the padded batch, kept
+//! between calls.
 //!
 //! A batch of 100k texts writes ~8 MB of ids into a few hundred block buffers and frees
 //! them all once the batch is laid out; without the pool the next batch paid a page fault
@@ -9,7 +9,3 @@ use crate::idle_buffers::IdleBuffers;
 
 /// The pool batch encoding uses: idle capacity up to a batch of ~20M tokens.
 pub static ID_BUFFERS: IdleBuffers<u32> = IdleBuffers::new(80 << 20);
-
-/// The per-row lengths of a batch (800 KB for 100k texts, which came back from the
-/// allocator as fresh pages on every call): idle capacity up to two batches of 1M texts.
-pub static LENGTH_BUFFERS: IdleBuffers<i64> = IdleBuffers::new(16 << 20);
