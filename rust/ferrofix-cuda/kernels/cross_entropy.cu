@@ -11,7 +11,8 @@
 //   1. ce_count: one block checks every label and counts the contributing rows;
 //      counters = {valid rows, first bad label position or INT64_MAX}, also written to
 //      the host's mapped pinned copy.
-//   2. ce_onchip_*_c{1,2,4,8} (each row held in the shared memory of a cluster of blocks),
+//   2. ce_onchip_*_c{1,2,4,8} (each row held in the shared memory of a cluster of blocks;
+//      ce_onchip_plain_* when the call has no softcap, smoothing or z-loss),
 //      ce_fused_* (whole rows per block, each row read twice) for rows too wide for that,
 //      or for few rows of a large vocabulary ce_split_stats_* / ce_split_finish_* /
 //      ce_split_grad_* (several blocks per row).
@@ -701,13 +702,37 @@ __device__ __forceinline__ void onchip_row(const typename D::storage* logits,
                               gradient_scale(o, counters), o);
 }
 
-template <class D, int C>
+// Asks the copy engine to bring bytes [begin, end) into L2, one 16 KiB bulk prefetch per
+// thread from the first (sm_90 on; nothing before). Non-binding: the 16-byte granules
+// rounded out at either end lie on pages the row already occupies.
+__device__ __forceinline__ void prefetch_l2(const void* begin, const void* end) {
+#if __CUDA_ARCH__ >= 900
+    const unsigned long long CHUNK = 16384;
+    unsigned long long a = (unsigned long long)begin & ~15ull;
+    unsigned long long b = ((unsigned long long)end + 15ull) & ~15ull;
+    unsigned long long at = a + (unsigned long long)threadIdx.x * CHUNK;
+    if (at < b) {
+        unsigned size = (unsigned)(b - at < CHUNK ? b - at : CHUNK);
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(at), "r"(size) : "memory");
+    }
+#endif
+}
+
+// PLAIN: the call has no softcap, smoothing or z-loss, and the kernel is compiled knowing
+// it. The general kernel carries those paths' registers (80, with a few bytes spilled);
+// the plain one spills nothing.
+template <class D, int C, bool PLAIN>
 __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
                                             typename D::storage* grad, const void* labels,
                                             int labels_i64, i64 rows, i64 seq_len, int shift,
-                                            i64 ignore_index, int vocab, const Options& o,
+                                            i64 ignore_index, int vocab, Options o,
                                             const i64* counters, float* row_loss,
                                             float* lse_out) {
+    if (PLAIN) {
+        o.softcap = 0.0f;
+        o.smoothing = 0.0f;
+        o.z_scale = 0.0f;
+    }
     extern __shared__ __align__(16) unsigned char staging_bytes[];
     // Every cluster block's statistics, pushed by their owners; two sets used in turn, so a
     // block that runs ahead to its next row never overwrites a set a peer still reads.
@@ -730,6 +755,14 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
             if (grad) zero_span<D>(grad + row * (i64)vocab, begin, min(begin + width, vocab));
             continue;
         }
+        // Clusters hand their span to the copy engine at once (sm_90): the staging loads
+        // then mostly hit L2 instead of waiting on HBM a few packs at a time.
+        if (C > 1) {
+            const int width = (vocab + C - 1) / C;
+            const int begin = min((int)cluster_rank() * width, vocab);
+            const typename D::storage* in = logits + row * (i64)vocab;
+            prefetch_l2(in + begin, in + min(begin + width, vocab));
+        }
         if (o.softcap > 0.0f)
             onchip_row<D, C, true>(logits, grad, row, target, vocab, o, counters, row_loss,
                                    lse_out, staging, slots[turn]);
@@ -751,26 +784,38 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
 #endif
 #define CLUSTER_OF_1
 
-#define ONCHIP(NAME, D, C)                                                                  \
+#define ONCHIP(NAME, D, C, PLAIN)                                                           \
     extern "C" __global__ void __launch_bounds__(ONCHIP_MAX_THREADS, 3) CLUSTER_OF_##C NAME(\
         const D::storage* logits, D::storage* grad, const void* labels, int labels_i64,     \
         i64 rows, i64 seq_len, int shift, i64 ignore_index, int vocab, Options o,           \
         const i64* counters, float* row_loss, float* lse_out) {                             \
-        onchip_rows<D, C>(logits, grad, labels, labels_i64, rows, seq_len, shift,           \
-                          ignore_index, vocab, o, counters, row_loss, lse_out);             \
+        onchip_rows<D, C, PLAIN>(logits, grad, labels, labels_i64, rows, seq_len, shift,    \
+                                 ignore_index, vocab, o, counters, row_loss, lse_out);      \
     }
-ONCHIP(ce_onchip_f32_c1, F32, 1)
-ONCHIP(ce_onchip_f16_c1, F16, 1)
-ONCHIP(ce_onchip_bf16_c1, BF16, 1)
-ONCHIP(ce_onchip_f32_c2, F32, 2)
-ONCHIP(ce_onchip_f16_c2, F16, 2)
-ONCHIP(ce_onchip_bf16_c2, BF16, 2)
-ONCHIP(ce_onchip_f32_c4, F32, 4)
-ONCHIP(ce_onchip_f16_c4, F16, 4)
-ONCHIP(ce_onchip_bf16_c4, BF16, 4)
-ONCHIP(ce_onchip_f32_c8, F32, 8)
-ONCHIP(ce_onchip_f16_c8, F16, 8)
-ONCHIP(ce_onchip_bf16_c8, BF16, 8)
+ONCHIP(ce_onchip_f32_c1, F32, 1, false)
+ONCHIP(ce_onchip_f16_c1, F16, 1, false)
+ONCHIP(ce_onchip_bf16_c1, BF16, 1, false)
+ONCHIP(ce_onchip_f32_c2, F32, 2, false)
+ONCHIP(ce_onchip_f16_c2, F16, 2, false)
+ONCHIP(ce_onchip_bf16_c2, BF16, 2, false)
+ONCHIP(ce_onchip_f32_c4, F32, 4, false)
+ONCHIP(ce_onchip_f16_c4, F16, 4, false)
+ONCHIP(ce_onchip_bf16_c4, BF16, 4, false)
+ONCHIP(ce_onchip_f32_c8, F32, 8, false)
+ONCHIP(ce_onchip_f16_c8, F16, 8, false)
+ONCHIP(ce_onchip_bf16_c8, BF16, 8, false)
+ONCHIP(ce_onchip_plain_f32_c1, F32, 1, true)
+ONCHIP(ce_onchip_plain_f16_c1, F16, 1, true)
+ONCHIP(ce_onchip_plain_bf16_c1, BF16, 1, true)
+ONCHIP(ce_onchip_plain_f32_c2, F32, 2, true)
+ONCHIP(ce_onchip_plain_f16_c2, F16, 2, true)
+ONCHIP(ce_onchip_plain_bf16_c2, BF16, 2, true)
+ONCHIP(ce_onchip_plain_f32_c4, F32, 4, true)
+ONCHIP(ce_onchip_plain_f16_c4, F16, 4, true)
+ONCHIP(ce_onchip_plain_bf16_c4, BF16, 4, true)
+ONCHIP(ce_onchip_plain_f32_c8, F32, 8, true)
+ONCHIP(ce_onchip_plain_f16_c8, F16, 8, true)
+ONCHIP(ce_onchip_plain_bf16_c8, BF16, 8, true)
 
 // ---- 2b. vocabulary split: grid (rows, splits), a second reduction per row ----------
 

@@ -63,6 +63,11 @@ impl KernelOptions {
             num_items: options.num_items_in_batch.unwrap_or(0.0) as f32,
         }
     }
+
+    /// No softcap, smoothing or z-loss: the on-chip kernels have a build for that.
+    fn is_plain(&self) -> bool {
+        self.softcap <= 0.0 && self.smoothing == 0.0 && self.z_scale == 0.0
+    }
 }
 
 /// How the rows are spread over blocks.
@@ -416,7 +421,12 @@ pub unsafe fn launch(
                 ),
             ));
         }
-        let name = format!("ce_onchip_{kind}_c{}", plan.cluster);
+        let plain = if KernelOptions::new(options).is_plain() {
+            "plain_"
+        } else {
+            ""
+        };
+        let name = format!("ce_onchip_{plain}{kind}_c{}", plan.cluster);
         let onchip = function(&CROSS_ENTROPY, &name, device)?;
         guarded(OP, || {
             let attribute =
@@ -842,5 +852,31 @@ mod tests {
             (kernel.softcap, kernel.reduction, kernel.num_items),
             (30.0, 1, 0.0)
         );
+    }
+
+    #[test]
+    fn only_calls_without_softcap_smoothing_or_z_loss_are_plain() {
+        let plain = |options: LossOptions| KernelOptions::new(&options).is_plain();
+        let defaults = LossOptions::default();
+        assert!(plain(defaults));
+        // Reduction and the item count only scale the gradient: the plain build has them.
+        assert!(plain(LossOptions {
+            reduction: Reduction::Sum,
+            num_items_in_batch: Some(7.0),
+            ignore_index: 3,
+            ..defaults
+        }));
+        assert!(!plain(LossOptions {
+            softcap: Some(30.0),
+            ..defaults
+        }));
+        assert!(!plain(LossOptions {
+            label_smoothing: 0.1,
+            ..defaults
+        }));
+        assert!(!plain(LossOptions {
+            z_loss_scale: 1e-4,
+            ..defaults
+        }));
     }
 }
