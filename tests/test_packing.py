@@ -270,6 +270,29 @@ def test_pooled_batches_are_never_handed_out_while_viewed() -> None:
     assert _native.core().idle_packed_batch_bytes() >= 5 << 20  # five grids of over 1 MiB
 
 
+def test_large_pooled_arrays_start_on_a_huge_page_boundary() -> None:
+    """Grids from 4 MB start on a 2 MiB boundary (so every page of them can be a huge
+    page), fresh or reused, and still hold the right values."""
+    packing.release_batch_buffers()
+    gen = np.random.default_rng(6)
+    sequences = [gen.integers(1, 1000, int(n)) for n in gen.integers(1, 2000, 1200)]
+    expected = reference.packed_batch(
+        [s.tolist() for s in sequences],
+        pack([len(s) for s in sequences], 2048).bins(),
+        pack([len(s) for s in sequences], 2048).offset_in_bin.tolist(),
+        2048,
+    )
+    for _ in range(2):  # fresh buffers, then the same ones again
+        batch = pack_sequences(sequences, 2048)
+        large = [key for key in expected if batch[key].nbytes >= 4 << 20]
+        assert {"input_ids", "labels", "position_ids"} <= set(large)
+        for key in large:
+            assert batch[key].__array_interface__["data"][0] % (2 << 20) == 0, key
+        for key, value in expected.items():
+            np.testing.assert_array_equal(batch[key], value, err_msg=key)
+        del batch
+
+
 @pytest.mark.parametrize("labels", ["aligned", "shifted"])
 def test_reused_batch_memory_holds_only_the_new_batch(labels) -> None:
     """A pooled grid still holds the previous batch's values: every cell is rewritten,

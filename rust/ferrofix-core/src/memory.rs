@@ -13,8 +13,9 @@
 
 use crate::error::{Error, Result};
 
-/// Buffers smaller than this gain nothing from huge pages (they hold no aligned 2 MiB page).
-const HUGE_PAGE: usize = 2 << 20;
+/// The size (and alignment) of a transparent huge page on x86_64 and most aarch64 Linux:
+/// buffers smaller than this gain nothing from huge pages (they hold no aligned page).
+pub const HUGE_PAGE: usize = 2 << 20;
 
 /// Ask Linux to back `buffer`'s memory with transparent huge pages before it is first
 /// written. Contents are unchanged.
