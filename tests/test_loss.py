@@ -179,6 +179,39 @@ def test_nan_logits_propagate_and_negative_infinity_is_masked() -> None:
     assert np.isfinite(per_token[0, [0, 2]]).all()
 
 
+MASKED_BLOCKS = {"leading": (0, 4100), "middle": (2048, 6144), "all_but_last": (0, 10002)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", *HALF_DTYPES])
+@pytest.mark.parametrize("block", list(MASKED_BLOCKS.values()), ids=list(MASKED_BLOCKS))
+def test_masked_blocks_longer_than_a_chunk_are_dropped_not_nan(dtype, block) -> None:
+    # The core streams rows in 2048-entry chunks; a chunk that is all -inf must add nothing
+    # (it once made the whole row NaN when it came first).
+    start, stop = block
+    logits, labels = make_inputs(2, 5, 10003, seed=3)
+    labels[..., 0::2] = 10002
+    labels[..., 1::2] = 7000 if stop <= 7000 else 10002
+    labels[..., 3] = -100
+    logits[..., start:stop] = -np.inf
+    kept = np.delete(logits, np.s_[start:stop], axis=-1)
+    shifted_labels = np.where(labels >= stop, labels - (stop - start), labels)
+    rel, abs_ = 0.0, 1e-5
+    if dtype in HALF_DTYPES:
+        torch_dtype, rel, abs_ = HALF_DTYPES[dtype]
+        given = torch.from_numpy(logits).to(torch_dtype)
+        kept = torch.from_numpy(kept).to(torch_dtype).double().numpy()
+        got, grad = loss.causal_lm_loss_and_grad(given, torch.from_numpy(labels))
+        grad = grad.double().numpy()
+    else:
+        got, grad = loss.causal_lm_loss_and_grad(logits.astype(dtype), labels)
+    want, want_grad, _ = reference.causal_lm_loss_and_grad(kept, shifted_labels)
+    assert math.isfinite(got)
+    assert abs(got - want) < 5e-6
+    assert (grad[..., start:stop] == 0).all()
+    error = np.abs(np.delete(grad, np.s_[start:stop], axis=-1) - want_grad)
+    assert (error <= 1.01 * rel * np.abs(want_grad) + abs_ + 1e-9).all(), error.max()
+
+
 # --- gradient paths ----------------------------------------------------------------------
 
 

@@ -455,8 +455,18 @@ fn row_statistics<T: Logit>(
         };
         *slot = chunk_max;
         let chunk_max = chunk_max.to_f64();
-        if chunk_max > max {
-            sum_exp = sum_exp * (max - chunk_max).exp() + chunk_sum_exp;
+        // A chunk with max −inf (all masked, or NaN beside −inf) holds zeros (or NaN) and
+        // adds them unscaled: scaling by exp(−inf − −inf) would turn the row into NaN. While
+        // every chunk so far was −inf, the sum so far scales by 0 (no libm call needed).
+        if chunk_max == f64::NEG_INFINITY {
+            sum_exp += chunk_sum_exp;
+        } else if chunk_max > max {
+            let rescale = if max == f64::NEG_INFINITY {
+                0.0
+            } else {
+                (max - chunk_max).exp()
+            };
+            sum_exp = sum_exp * rescale + chunk_sum_exp;
             max = chunk_max;
         } else {
             sum_exp += chunk_sum_exp * (chunk_max - max).exp();
@@ -869,6 +879,50 @@ mod tests {
             "{} vs {expected}",
             out.loss
         );
+    }
+
+    #[test]
+    fn whole_chunks_of_negative_infinity_are_masked_not_nan() {
+        // Row 0 masks its first two chunks, row 1 a chunk in the middle, row 2 all but
+        // the target: each is the plain loss over its unmasked entries.
+        let vocab = CHUNK * 3 + 11;
+        let masks = [0..2 * CHUNK + 5, CHUNK..2 * CHUNK, 0..vocab - 1];
+        let labels = [2 * CHUNK + 7, 3, vocab - 1];
+        let mut logits: Vec<f32> = (0..vocab * 3)
+            .map(|i| ((i * 7919 % 1000) as f32 / 100.0) - 5.0)
+            .collect();
+        for (row, mask) in masks.iter().enumerate() {
+            logits[row * vocab..(row + 1) * vocab][mask.clone()].fill(f32::NEG_INFINITY);
+        }
+        let problem = Problem::new(&[3, vocab], &[3], false).unwrap();
+        let options = LossOptions {
+            reduction: Reduction::None,
+            ..LossOptions::default()
+        };
+        let mut grad = vec![0.0_f32; logits.len()];
+        let labels_i64 = labels.map(|label| label as i64);
+        let out = causal_lm_loss(
+            Gradient::Into(&logits, &mut grad),
+            &labels_i64,
+            &problem,
+            &options,
+        )
+        .unwrap();
+        for (row, mask) in masks.iter().enumerate() {
+            let kept: Vec<usize> = (0..vocab).filter(|j| !mask.contains(j)).collect();
+            let wide: Vec<f64> = kept
+                .iter()
+                .map(|&j| f64::from(logits[row * vocab + j]))
+                .collect();
+            let target = kept.iter().position(|&j| j == labels[row]).unwrap();
+            let (want, want_grad) = reference(&wide, kept.len(), target);
+            assert!((out.per_row[row] - want).abs() < 1e-5, "row {row}");
+            let row_grad = &grad[row * vocab..(row + 1) * vocab];
+            assert!(mask.clone().all(|j| row_grad[j] == 0.0), "row {row}");
+            for (&j, g) in kept.iter().zip(&want_grad) {
+                assert!((f64::from(row_grad[j]) - g).abs() < 1e-6, "row {row}, {j}");
+            }
+        }
     }
 
     #[test]
