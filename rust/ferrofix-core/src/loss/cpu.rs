@@ -736,7 +736,8 @@ pub fn causal_lm_loss<T: Logit, L: Copy + Into<i64>>(
                 .for_each(|block| run_block_dispatch(block, &config));
         })?;
     }
-    let total: f64 = losses.iter().sum();
+    // From +0.0: an empty f64 `sum()` is -0.0, which an empty batch would print as its loss.
+    let total = losses.iter().fold(0.0_f64, |total, &row| total + row);
     let loss = match options.reduction {
         Reduction::Mean => match options.num_items_in_batch {
             Some(items) => total / items,
