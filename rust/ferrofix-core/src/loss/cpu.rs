@@ -843,6 +843,29 @@ mod tests {
         (lse - logits[target], grad)
     }
 
+    /// Unshifted loss and gradient of `labels.len()` rows of `vocab` f32 logits.
+    fn loss_and_grad(
+        logits: &[f32],
+        labels: &[i64],
+        vocab: usize,
+        reduction: Reduction,
+    ) -> (LossOutput, Vec<f32>) {
+        let problem = Problem::new(&[labels.len(), vocab], &[labels.len()], false).unwrap();
+        let options = LossOptions {
+            reduction,
+            ..LossOptions::default()
+        };
+        let mut grad = vec![0.0_f32; logits.len()];
+        let out = causal_lm_loss(
+            Gradient::Into(logits, &mut grad),
+            labels,
+            &problem,
+            &options,
+        )
+        .unwrap();
+        (out, grad)
+    }
+
     #[test]
     fn matches_a_direct_computation_across_chunk_boundaries() {
         let vocab = CHUNK * 2 + 37;
@@ -850,19 +873,7 @@ mod tests {
             .map(|i| ((i * 7919 % 1000) as f32 / 100.0) - 5.0)
             .collect();
         let labels = [5_i64, vocab as i64 - 1, 9];
-        let problem = Problem::new(&[3, vocab], &[3], false).unwrap();
-        let options = LossOptions {
-            reduction: Reduction::Sum,
-            ..LossOptions::default()
-        };
-        let mut grad = vec![0.0_f32; logits.len()];
-        let out = causal_lm_loss(
-            Gradient::Into(&logits, &mut grad),
-            &labels,
-            &problem,
-            &options,
-        )
-        .unwrap();
+        let (out, grad) = loss_and_grad(&logits, &labels, vocab, Reduction::Sum);
         let mut expected = 0.0;
         for (row, &label) in labels.iter().enumerate() {
             let wide: Vec<f64> = logits[row * vocab..(row + 1) * vocab]
@@ -895,20 +906,12 @@ mod tests {
         for (row, mask) in masks.iter().enumerate() {
             logits[row * vocab..(row + 1) * vocab][mask.clone()].fill(f32::NEG_INFINITY);
         }
-        let problem = Problem::new(&[3, vocab], &[3], false).unwrap();
-        let options = LossOptions {
-            reduction: Reduction::None,
-            ..LossOptions::default()
-        };
-        let mut grad = vec![0.0_f32; logits.len()];
-        let labels_i64 = labels.map(|label| label as i64);
-        let out = causal_lm_loss(
-            Gradient::Into(&logits, &mut grad),
-            &labels_i64,
-            &problem,
-            &options,
-        )
-        .unwrap();
+        let (out, grad) = loss_and_grad(
+            &logits,
+            &labels.map(|label| label as i64),
+            vocab,
+            Reduction::None,
+        );
         for (row, mask) in masks.iter().enumerate() {
             let kept: Vec<usize> = (0..vocab).filter(|j| !mask.contains(j)).collect();
             let wide: Vec<f64> = kept
