@@ -276,11 +276,9 @@ def test_large_pooled_arrays_start_on_a_huge_page_boundary() -> None:
     packing.release_batch_buffers()
     gen = np.random.default_rng(6)
     sequences = [gen.integers(1, 1000, int(n)) for n in gen.integers(1, 2000, 1200)]
+    packed = pack([len(s) for s in sequences], 2048)
     expected = reference.packed_batch(
-        [s.tolist() for s in sequences],
-        pack([len(s) for s in sequences], 2048).bins(),
-        pack([len(s) for s in sequences], 2048).offset_in_bin.tolist(),
-        2048,
+        [s.tolist() for s in sequences], packed.bins(), packed.offset_in_bin.tolist(), 2048
     )
     for _ in range(2):  # fresh buffers, then the same ones again
         batch = pack_sequences(sequences, 2048)

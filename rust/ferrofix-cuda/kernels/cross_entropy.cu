@@ -591,6 +591,14 @@ __device__ __forceinline__ unsigned cluster_rank() {
 #endif
 }
 
+// The part [begin, end) of each row of `vocab` entries that this block of a cluster of C
+// owns (empty for the last ranks of a narrow row).
+template <int C> __device__ __forceinline__ void cluster_span(int vocab, int* begin, int* end) {
+    const int width = (vocab + C - 1) / C;
+    *begin = min((int)cluster_rank() * width, vocab);
+    *end = min(*begin + width, vocab);
+}
+
 // Index of this block's cluster and how many clusters the grid holds.
 template <int C> __device__ __forceinline__ void cluster_position(i64* index, i64* count) {
 #if HAS_CLUSTERS
@@ -658,8 +666,8 @@ __device__ __forceinline__ void onchip_row(const typename D::storage* logits,
                                            typename D::storage* staging, Stats* slots) {
     typedef typename D::storage S;
     const unsigned rank = cluster_rank();
-    const int width = (vocab + C - 1) / C;
-    const int begin = min((int)rank * width, vocab), end = min(begin + width, vocab);
+    int begin, end;
+    cluster_span<C>(vocab, &begin, &end);
     const S* in = logits + row * (i64)vocab;
     S* out = grad ? grad + row * (i64)vocab : 0;
     // `local[i]` is element i of the row: the staging buffer shifted so that the span's
@@ -742,26 +750,24 @@ __device__ __forceinline__ void onchip_rows(const typename D::storage* logits,
     if (counters[1] != NO_BAD_LABEL) return;
     i64 first, clusters;
     cluster_position<C>(&first, &clusters);
+    int begin, end;
+    cluster_span<C>(vocab, &begin, &end);
     int turn = 0;
     for (i64 row = first; row < rows; row += clusters) {
         i64 target = target_of(labels, labels_i64, row, seq_len, shift, ignore_index, vocab);
         if (target < 0) {  // the same answer in every block of the cluster
-            const int width = (vocab + C - 1) / C;
-            const int begin = min((int)cluster_rank() * width, vocab);
             if (cluster_rank() == 0 && threadIdx.x == 0) {
                 row_loss[row] = 0.0f;
                 lse_out[row] = NAN;
             }
-            if (grad) zero_span<D>(grad + row * (i64)vocab, begin, min(begin + width, vocab));
+            if (grad) zero_span<D>(grad + row * (i64)vocab, begin, end);
             continue;
         }
         // Clusters hand their span to the copy engine at once (sm_90): the staging loads
         // then mostly hit L2 instead of waiting on HBM a few packs at a time.
         if (C > 1) {
-            const int width = (vocab + C - 1) / C;
-            const int begin = min((int)cluster_rank() * width, vocab);
             const typename D::storage* in = logits + row * (i64)vocab;
-            prefetch_l2(in + begin, in + min(begin + width, vocab));
+            prefetch_l2(in + begin, in + end);
         }
         if (o.softcap > 0.0f)
             onchip_row<D, C, true>(logits, grad, row, target, vocab, o, counters, row_loss,
