@@ -81,14 +81,45 @@ def _formulas(schedule: NoiseSchedule) -> dict[str, Any]:
         return table
     if kind in ("cosine", "cosine_squared"):
         eps = first
-        if kind == "cosine":
-            alpha = lambda t: eps + (1.0 - eps) * torch.cos(_HALF_PI * t)  # noqa: E731
-            rate = lambda t: _HALF_PI * (1.0 - eps) * torch.sin(_HALF_PI * t) / alpha(t)  # noqa: E731
-            mask = lambda t: (1.0 - eps) * (2.0 * torch.sin(_HALF_PI * t * 0.5) ** 2)  # noqa: E731
-        else:
-            alpha = lambda t: eps + (1.0 - eps) * torch.cos(_HALF_PI * t) ** 2  # noqa: E731
-            rate = lambda t: _HALF_PI * (1.0 - eps) * torch.sin(math.pi * t) / alpha(t)  # noqa: E731
-            mask = lambda t: (1.0 - eps) * torch.sin(_HALF_PI * t) ** 2  # noqa: E731
+        squared = kind == "cosine_squared"
+
+        def half_turn(t: Any) -> tuple[Any, Any, Any]:
+            # (sin θ, cos θ, 1 - cos θ) of θ = πt/2 from a quarter angle q in [0, π/8], as
+            # the core's HalfTurn: q = πt/4, or π(1 - t)/4 above t = 1/2 (sin and cos swap).
+            upper = t > 0.5
+            q = (math.pi / 4) * torch.where(upper, 1.0 - t, t)
+            s, c = torch.sin(q), torch.cos(q)
+            sin_2q, versine_2q = 2.0 * s * c, 2.0 * s * s
+            cos_2q = 1.0 - versine_2q
+            return (
+                torch.where(upper, cos_2q, sin_2q),
+                torch.where(upper, sin_2q, cos_2q),
+                torch.where(upper, 1.0 - sin_2q, versine_2q),
+            )
+
+        def alpha(t: Any) -> Any:
+            cos = half_turn(t)[1]
+            return eps + (1.0 - eps) * (cos * cos if squared else cos)
+
+        def rate(t: Any) -> Any:
+            sin, cos, _ = half_turn(t)
+            return _HALF_PI * (1.0 - eps) * (2.0 * sin * cos if squared else sin) / alpha(t)
+
+        def mask(t: Any) -> Any:
+            sin, _, one_minus_cos = half_turn(t)
+            return (1.0 - eps) * (sin * sin if squared else one_minus_cos)
+
+        def total(t: Any) -> Any:
+            # -ln1p(-m) while α is near 1 (α rounds m's digits away), -ln α beyond.
+            m = mask(t)
+            return torch.where(m < 0.5, -torch.log1p(-m), -torch.log(alpha(t))) + 0.0
+
+        def weight(t: Any) -> Any:
+            # σ'·α/(1 - α) with eps cancelled: (π/2)·cot(πt/4), or π·cot(πt/2).
+            if squared:
+                sin, cos, _ = half_turn(t)
+                return math.pi * cos / sin
+            return _HALF_PI / torch.tan((math.pi / 4) * t)
 
         def from_total(x: Any) -> Any:
             m = -torch.expm1(-x) / (1.0 - eps)
@@ -106,11 +137,11 @@ def _formulas(schedule: NoiseSchedule) -> dict[str, Any]:
             return theta / _HALF_PI
 
         table = {
-            "total_noise": lambda t: -torch.log(alpha(t)),
+            "total_noise": total,
             "noise_rate": rate,
             "alpha": alpha,
             "mask_probability": mask,
-            "loss_weight": loss_weight,
+            "loss_weight": weight,
             "t_from_total_noise": from_total,
             "t_from_noise_rate": from_rate,
         }

@@ -1,18 +1,38 @@
 """Slow float64 numpy references of the noise schedules and forward processes.
 
-Schedules are the published formulas written the plain way (σ, σ', α = exp(-σ)); the
-forward processes redo every decision token by token with the Philox reference.
+Schedules are the published formulas written the plain way (σ, σ', α = exp(-σ)). The
+cosine family's σ and σ' are evaluated in mpmath instead: in float64, α rounds to 1 near
+t = 0 (exactly 1 below t ≈ 1e-8, so σ = -log α keeps none of its digits), and cos of the
+rounded πt/2 is 6e-17 at t = 1, not 0 (70 ulp of σ(1) at eps = 1e-3). The forward
+processes redo every decision token by token with the Philox reference.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
+import mpmath
 import numpy as np
 
 from tests.reference import philox
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 HALF_PI = math.pi / 2
+DIGITS = 40
+
+
+def in_mpmath(formula: Callable[[mpmath.mpf], mpmath.mpf]) -> Callable[[np.ndarray], np.ndarray]:
+    """``formula`` of each element (an exact float64) at ``DIGITS`` digits, rounded to float64."""
+
+    def evaluate(t: np.ndarray) -> np.ndarray:
+        with mpmath.workdps(DIGITS):
+            values = [float(formula(mpmath.mpf(float(x)))) for x in np.ravel(t)]
+        return np.array(values, dtype=np.float64).reshape(np.shape(t))
+
+    return evaluate
 
 
 def schedule(kind: str, first: float, second: float = 0.0) -> dict[str, object]:
@@ -32,30 +52,28 @@ def schedule(kind: str, first: float, second: float = 0.0) -> dict[str, object]:
             "noise_rate": lambda t: np.full_like(t, second - first),
             "t_from_total_noise": lambda x: (x - first) / (second - first),
         }
-    if kind == "cosine":
-        eps = first
+    if kind in ("cosine", "cosine_squared"):
+        eps = mpmath.mpf(first)
+        power = 2 if kind == "cosine_squared" else 1
 
-        def alpha(t: np.ndarray) -> np.ndarray:
-            return eps + (1.0 - eps) * np.cos(HALF_PI * t)
+        def alpha(t: mpmath.mpf) -> mpmath.mpf:
+            return eps + (1 - eps) * mpmath.cospi(t / 2) ** power
 
-        return {
-            "total_noise": lambda t: -np.log(alpha(t)),
-            "noise_rate": lambda t: HALF_PI * (1.0 - eps) * np.sin(HALF_PI * t) / alpha(t),
-            "t_from_total_noise": lambda x: np.arccos((np.exp(-x) - eps) / (1.0 - eps)) / HALF_PI,
-        }
-    if kind == "cosine_squared":
-        eps = first
+        def rate(t: mpmath.mpf) -> mpmath.mpf:
+            # d/dt cos^p(πt/2) = -p·cos^(p-1)·sin·π/2
+            c, s = mpmath.cospi(t / 2), mpmath.sinpi(t / 2)
+            return (1 - eps) * power * c ** (power - 1) * s * mpmath.pi / 2 / alpha(t)
 
-        def alpha2(t: np.ndarray) -> np.ndarray:
-            c = np.cos(HALF_PI * t)
-            return eps + (1.0 - eps) * (c * c)
+        def from_total(x: np.ndarray) -> np.ndarray:
+            kept = (np.exp(-x) - first) / (1.0 - first)
+            return np.arccos(kept if power == 1 else np.sqrt(kept)) / HALF_PI
 
         return {
-            "total_noise": lambda t: -np.log(alpha2(t)),
-            "noise_rate": lambda t: HALF_PI * (1.0 - eps) * np.sin(math.pi * t) / alpha2(t),
-            "t_from_total_noise": lambda x: (
-                np.arccos(np.sqrt((np.exp(-x) - eps) / (1.0 - eps))) / HALF_PI
-            ),
+            "total_noise": in_mpmath(lambda t: -mpmath.log(alpha(t))),
+            "noise_rate": in_mpmath(rate),
+            # σ'/expm1(σ), expm1(σ) = 1/α - 1 (+inf at t = 0, where σ = 0).
+            "loss_weight": in_mpmath(lambda t: rate(t) / (1 / alpha(t) - 1) if t else mpmath.inf),
+            "t_from_total_noise": from_total,
         }
     assert kind == "geometric"
     log_ratio = math.log(second) - math.log(first)

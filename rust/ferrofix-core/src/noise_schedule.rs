@@ -9,18 +9,21 @@
 //!   (`polynomial`, vectorised) within 1e-15 relative of the libm formulas, so the rounded
 //!   result is the formula's rounding or, within 1e-15 of a tie, its neighbour;
 //! - each schedule uses the numerically stable form of its formulas (log1p/expm1, α and 1 − α
-//!   written directly instead of through exp(−σ)), so nothing cancels near t = 0 or t = 1;
+//!   written directly instead of through exp(−σ), σ from whichever of them is not near 1,
+//!   the cosine ELBO weights as cotangents), so nothing cancels near t = 0 or t = 1;
 //! - t outside [0, 1] (or NaN) is an error naming `t`, the first bad index and its value; an
 //!   inverse takes values in the schedule's range (widened by [`INVERSE_TOLERANCE`] for
 //!   rounded inputs) and returns t clamped to [0, 1];
 //! - an element depends only on its own input, so results are identical for any thread count.
 
 mod bit_select;
+mod cosine;
 pub mod masking;
 mod polynomial;
 
 use rayon::prelude::*;
 
+use self::cosine::{HalfTurn, neg_ln_alpha};
 use crate::error::{Error, Result};
 use crate::{memory, parallel};
 
@@ -237,7 +240,7 @@ impl Schedule {
                 sigma_min,
                 sigma_max,
             } => sigma_min + t * (sigma_max - sigma_min),
-            Self::Cosine { .. } | Self::CosineSquared { .. } => -self.alpha(t).ln() + 0.0,
+            Self::Cosine { .. } | Self::CosineSquared { .. } => self.rate_and_total(t).1,
             Self::Geometric {
                 sigma_min,
                 sigma_max,
@@ -254,10 +257,7 @@ impl Schedule {
                 sigma_min,
                 sigma_max,
             } => sigma_max - sigma_min,
-            Self::Cosine { eps } => HALF_PI * (1.0 - eps) * (HALF_PI * t).sin() / self.alpha(t),
-            Self::CosineSquared { eps } => {
-                HALF_PI * (1.0 - eps) * (std::f64::consts::PI * t).sin() / self.alpha(t)
-            }
+            Self::Cosine { .. } | Self::CosineSquared { .. } => self.rate_and_total(t).0,
             Self::Geometric {
                 sigma_min,
                 sigma_max,
@@ -266,23 +266,13 @@ impl Schedule {
     }
 
     /// (σ'(t), σ(t)) in one go, bit for bit [`Self::noise_rate`] and [`Self::total_noise`],
-    /// sharing what the two have in common (cos and α for the cosine schedule, σ for the
-    /// geometric one).
+    /// sharing what the two have in common (sin, cos and α for the cosine family, σ for the
+    /// geometric schedule).
     #[inline]
     pub fn rate_and_total(&self, t: f64) -> (f64, f64) {
         match *self {
-            Self::Cosine { eps } => {
-                let theta = HALF_PI * t;
-                let alpha = eps + (1.0 - eps) * theta.cos();
-                (
-                    HALF_PI * (1.0 - eps) * theta.sin() / alpha,
-                    -alpha.ln() + 0.0,
-                )
-            }
-            Self::CosineSquared { eps } => {
-                let alpha = self.alpha(t);
-                let rate = HALF_PI * (1.0 - eps) * (std::f64::consts::PI * t).sin() / alpha;
-                (rate, -alpha.ln() + 0.0)
+            Self::Cosine { eps } | Self::CosineSquared { eps } => {
+                self.cosine_rate_and_total(eps, HalfTurn::at(t, f64::sin_cos), f64::ln)
             }
             Self::Geometric {
                 sigma_min,
@@ -297,27 +287,36 @@ impl Schedule {
         }
     }
 
+    /// (σ', σ) of the cosine family from θ = πt/2's pieces, with `log` for σ:
+    /// σ' = (π/2)·(1 − eps)·sin θ / α, or with sin(πt) = 2·sin θ·cos θ for cosine-squared.
+    #[inline(always)]
+    fn cosine_rate_and_total(&self, eps: f64, h: HalfTurn, log: impl Fn(f64) -> f64) -> (f64, f64) {
+        let squared = matches!(self, Self::CosineSquared { .. });
+        let alpha = eps + (1.0 - eps) * if squared { h.cos * h.cos } else { h.cos };
+        let mask = (1.0 - eps)
+            * if squared {
+                h.sin * h.sin
+            } else {
+                h.one_minus_cos
+            };
+        let slope = if squared { 2.0 * h.sin * h.cos } else { h.sin };
+        (
+            HALF_PI * (1.0 - eps) * slope / alpha,
+            neg_ln_alpha(alpha, mask, log),
+        )
+    }
+
     /// [`Self::rate_and_total`] from the branch-free polynomials of [`polynomial`], which
     /// the compiler vectorises: within 1e-15 relative of it, for outputs narrower than f64.
     #[inline(always)]
     fn rate_and_total_polynomial(&self, t: f64) -> (f64, f64) {
         match *self {
             Self::LogLinear { a } => (a / (1.0 - a * t), -polynomial::ln_1p(-a * t) + 0.0),
-            Self::Cosine { eps } => {
-                let (sin, cos) = polynomial::sin_cos_quarter_turn(HALF_PI * t);
-                let alpha = eps + (1.0 - eps) * cos;
-                (
-                    HALF_PI * (1.0 - eps) * sin / alpha,
-                    -polynomial::ln(alpha) + 0.0,
-                )
-            }
-            // sin(πt) = 2·sin(πt/2)·cos(πt/2).
-            Self::CosineSquared { eps } => {
-                let (sin, cos) = polynomial::sin_cos_quarter_turn(HALF_PI * t);
-                let alpha = eps + (1.0 - eps) * (cos * cos);
-                let rate = HALF_PI * (1.0 - eps) * (2.0 * sin * cos) / alpha;
-                (rate, -polynomial::ln(alpha) + 0.0)
-            }
+            Self::Cosine { eps } | Self::CosineSquared { eps } => self.cosine_rate_and_total(
+                eps,
+                HalfTurn::at(t, polynomial::sin_cos_eighth_turn),
+                polynomial::ln,
+            ),
             // σmin^(1−t)·σmax^t = exp((1−t)·ln σmin + t·ln σmax).
             Self::Geometric {
                 sigma_min,
@@ -336,9 +335,9 @@ impl Schedule {
     pub fn alpha(&self, t: f64) -> f64 {
         match *self {
             Self::LogLinear { a } => 1.0 - a * t,
-            Self::Cosine { eps } => eps + (1.0 - eps) * (HALF_PI * t).cos(),
+            Self::Cosine { eps } => eps + (1.0 - eps) * HalfTurn::at(t, f64::sin_cos).cos,
             Self::CosineSquared { eps } => {
-                let c = (HALF_PI * t).cos();
+                let c = HalfTurn::at(t, f64::sin_cos).cos;
                 eps + (1.0 - eps) * (c * c)
             }
             Self::Linear { .. } | Self::Geometric { .. } => (-self.total_noise(t)).exp(),
@@ -350,13 +349,9 @@ impl Schedule {
     pub fn mask_probability(&self, t: f64) -> f64 {
         match *self {
             Self::LogLinear { a } => a * t,
-            // 1 − cos θ = 2·sin²(θ/2).
-            Self::Cosine { eps } => {
-                let s = (HALF_PI * t * 0.5).sin();
-                (1.0 - eps) * (2.0 * s * s)
-            }
+            Self::Cosine { eps } => (1.0 - eps) * HalfTurn::at(t, f64::sin_cos).one_minus_cos,
             Self::CosineSquared { eps } => {
-                let s = (HALF_PI * t).sin();
+                let s = HalfTurn::at(t, f64::sin_cos).sin;
                 (1.0 - eps) * (s * s)
             }
             Self::Linear { .. } | Self::Geometric { .. } => -(-self.total_noise(t)).exp_m1(),
@@ -364,10 +359,21 @@ impl Schedule {
     }
 
     /// σ'(t) / expm1(σ(t)): exactly 1/t for log-linear; +inf where σ(t) = 0 (its limit).
+    ///
+    /// For the cosine family expm1(σ) = (1 − α)/α, and eps cancels from σ'·α/(1 − α):
+    /// (π/2)·cot(πt/4) for cosine and π·cot(πt/2) for cosine-squared, with no cancellation
+    /// as t → 0 (where the quotient of σ' and expm1(σ) loses digits, then divides by 0).
+    /// At t = 0 both are +inf (π/2 over tan 0, or π·1 over sin 0).
     #[inline]
     pub fn loss_weight(&self, t: f64) -> f64 {
-        if let Self::LogLinear { .. } = self {
-            return 1.0 / t;
+        match *self {
+            Self::LogLinear { .. } => return 1.0 / t,
+            Self::Cosine { .. } => return HALF_PI / (std::f64::consts::FRAC_PI_4 * t).tan(),
+            Self::CosineSquared { .. } => {
+                let h = HalfTurn::at(t, f64::sin_cos);
+                return std::f64::consts::PI * h.cos / h.sin;
+            }
+            Self::Linear { .. } | Self::Geometric { .. } => {}
         }
         let denominator = self.total_noise(t).exp_m1();
         if denominator == 0.0 {
@@ -775,6 +781,42 @@ mod tests {
                     assert!((back - t).abs() < 1e-9, "{s:?} noise rate at {t}: {back}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn cosine_family_sigma_and_weight_keep_their_digits_near_zero() {
+        // As t → 0 both schedules have m = 1 − α ≈ (1 − eps)·(πt)²/8 (cosine) or
+        // (1 − eps)·(πt)²/4 (cosine-squared), σ = m + m²/2 + ..., and weight ≈ 2/t − O(t).
+        let eps = 1e-3;
+        for (s, quarter) in [
+            (Schedule::new("cosine", eps, 0.0).unwrap(), 8.0),
+            (Schedule::new("cosine_squared", eps, 0.0).unwrap(), 4.0),
+        ] {
+            for t in [1e-12_f64, 1e-9, 1e-7, 1e-5] {
+                let m = (1.0 - eps) * (std::f64::consts::PI * t).powi(2) / quarter;
+                let sigma = m + m * m / 2.0;
+                let relative = (s.total_noise(t) - sigma).abs() / sigma;
+                assert!(relative < 1e-9, "{s:?} sigma({t}): {relative:e}");
+                let (_, total) = s.rate_and_total_polynomial(t);
+                assert!(
+                    (total - sigma).abs() / sigma < 1e-9,
+                    "{s:?} polynomial at {t}"
+                );
+                let weight = s.loss_weight(t) * t;
+                assert!(
+                    (weight - 2.0).abs() < 1e-9,
+                    "{s:?} weight({t}) t = {weight}"
+                );
+            }
+            // Away from 0 the cotangent is the published quotient, and σ its −ln α.
+            for t in [0.2, 0.5, 0.8, 1.0] {
+                let quotient = s.noise_rate(t) / s.total_noise(t).exp_m1();
+                assert!((s.loss_weight(t) - quotient).abs() <= 1e-13 * quotient.max(1e-3));
+                assert!((s.total_noise(t) + s.alpha(t).ln()).abs() < 1e-14);
+            }
+            assert_eq!(s.loss_weight(0.0), f64::INFINITY);
+            assert_eq!(s.total_noise(0.0).to_bits(), 0.0_f64.to_bits());
         }
     }
 
