@@ -109,7 +109,9 @@ def schedule_rows(n: int, repeats: int) -> list[list[str]]:
         t = np.random.default_rng(2).random(n).astype(dtype)  # (n,)
         for name, schedule in schedules.items():
             expected = numpy_table[name](t.astype(np.float64))[1]
-            np.testing.assert_allclose(schedule.total_noise(t), expected, rtol=1e-5)
+            # The anchors' plain cosine σ = -log α cancels near t = 0 (α rounds to 1), where
+            # ferrofix's does not: the two agree to 1e-16 absolute there.
+            np.testing.assert_allclose(schedule.total_noise(t), expected, rtol=1e-5, atol=1e-15)
             label = f"{name} σ and σ', {np.dtype(dtype).name}"
             rows.append(
                 schedule_row(label, t, repeats, schedule, numpy_table[name], torch_table[name])
