@@ -105,13 +105,14 @@ def ends() -> np.ndarray:
     return np.concatenate([[0.0], near, 1.0 - near, [1.0]])
 
 
-@pytest.mark.parametrize("kind", ["cosine", "cosine_squared"])
+@pytest.mark.parametrize("kind", ["loglinear", "cosine", "cosine_squared"])
 @pytest.mark.parametrize("quantity", ["total_noise", "noise_rate", "loss_weight"])
-def test_cosine_family_keeps_its_digits_at_both_ends(kind: str, quantity: str) -> None:
+def test_schedules_keep_their_digits_at_both_ends(kind: str, quantity: str) -> None:
     """σ, σ' and the ELBO weight against mpmath where the plain formulas cancel: α rounds
-    to 1 as t -> 0 (σ was 0 and the weight inf below t ≈ 1e-8) and cos of the rounded πt/2
-    is 6e-17 at t = 1. float32 inputs get the exact value rounded (within 1 ulp), and so
-    do tensors that need autograd (the torch formulas)."""
+    to 1 as t -> 0 (cosine's σ was 0 and its weight inf below t ≈ 1e-8), and near t = 1
+    a rounding inside α ≈ eps is large relative to it (cos of the rounded πt/2 is 6e-17 at
+    t = 1; log-linear's σ' was 488 ulp off). float32 inputs get the exact value rounded
+    (within 1 ulp), and tensors that need autograd (the torch formulas) agree too."""
     schedule, ref = build(kind)
     t = ends()
     expected = ref[quantity](t)

@@ -57,6 +57,13 @@ def _check(schedule: NoiseSchedule, quantity: str, x: Any) -> None:
         raise ConfigError(f"{name}: must be in {described}, got {_number(value)} at index {index}")
 
 
+def _neg_ln_alpha(alpha: Any, mask: Any) -> Any:
+    """σ = -ln α from α and m = 1 - α: -ln1p(-m) while α is near 1 (where α has rounded
+    m's digits away), -ln α beyond; ``+ 0.0`` turns σ(0) = -0.0 into +0.0."""
+    torch = _torch.loaded_torch()
+    return torch.where(mask < 0.5, -torch.log1p(-mask), -torch.log(alpha)) + 0.0
+
+
 def _formulas(schedule: NoiseSchedule) -> dict[str, Any]:
     """The quantity -> float64 tensor function table of ``schedule``."""
     torch = _torch.loaded_torch()
@@ -69,10 +76,12 @@ def _formulas(schedule: NoiseSchedule) -> dict[str, Any]:
 
     if kind in ("loglinear", "loglinear_sigma_max"):
         a = 1.0 - first if kind == "loglinear" else -math.expm1(-first)
+        # α = 1 - a·t as (1 - t) + (1 - a)·t, which does not cancel near t = 1 (as the core).
+        alpha = lambda t: (1.0 - t) + (1.0 - a) * t  # noqa: E731
         table = {
-            "total_noise": lambda t: -torch.log1p(-a * t),
-            "noise_rate": lambda t: a / (1.0 - a * t),
-            "alpha": lambda t: 1.0 - a * t,
+            "total_noise": lambda t: _neg_ln_alpha(alpha(t), a * t),
+            "noise_rate": lambda t: a / alpha(t),
+            "alpha": alpha,
             "mask_probability": lambda t: a * t,
             "loss_weight": lambda t: 1.0 / t,
             "t_from_total_noise": lambda x: -torch.expm1(-x) / a,
@@ -109,11 +118,6 @@ def _formulas(schedule: NoiseSchedule) -> dict[str, Any]:
             sin, _, one_minus_cos = half_turn(t)
             return (1.0 - eps) * (sin * sin if squared else one_minus_cos)
 
-        def total(t: Any) -> Any:
-            # -ln1p(-m) while α is near 1 (α rounds m's digits away), -ln α beyond.
-            m = mask(t)
-            return torch.where(m < 0.5, -torch.log1p(-m), -torch.log(alpha(t))) + 0.0
-
         def weight(t: Any) -> Any:
             # σ'·α/(1 - α) with eps cancelled: (π/2)·cot(πt/4), or π·cot(πt/2).
             if squared:
@@ -137,7 +141,7 @@ def _formulas(schedule: NoiseSchedule) -> dict[str, Any]:
             return theta / _HALF_PI
 
         table = {
-            "total_noise": total,
+            "total_noise": lambda t: _neg_ln_alpha(alpha(t), mask(t)),
             "noise_rate": rate,
             "alpha": alpha,
             "mask_probability": mask,

@@ -1,10 +1,11 @@
 """Slow float64 numpy references of the noise schedules and forward processes.
 
 Schedules are the published formulas written the plain way (σ, σ', α = exp(-σ)). The
-cosine family's σ and σ' are evaluated in mpmath instead: in float64, α rounds to 1 near
-t = 0 (exactly 1 below t ≈ 1e-8, so σ = -log α keeps none of its digits), and cos of the
-rounded πt/2 is 6e-17 at t = 1, not 0 (70 ulp of σ(1) at eps = 1e-3). The forward
-processes redo every decision token by token with the Philox reference.
+log-linear and cosine family's σ and σ' are evaluated in mpmath instead, where float64
+cancels: α rounds to 1 near t = 0 (for cosine exactly 1 below t ≈ 1e-8, so σ = -log α
+keeps none of its digits), and near t = 1 a rounding inside α ≈ eps is large relative to
+it (cos of the rounded πt/2 is 6e-17 at t = 1, not 0; 1 - a·t carries a·t's rounding).
+The forward processes redo every decision token by token with the Philox reference.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def schedule(kind: str, first: float, second: float = 0.0) -> dict[str, object]:
     inverses where the issue states them."""
     if kind == "loglinear":
         a = 1.0 - first
+        exact_a = mpmath.mpf(a)  # the float slope the schedule holds, exactly
         return {
-            "total_noise": lambda t: -np.log1p(-a * t),
-            "noise_rate": lambda t: a / (1.0 - a * t),
+            "total_noise": in_mpmath(lambda t: -mpmath.log(1 - exact_a * t)),
+            "noise_rate": in_mpmath(lambda t: exact_a / (1 - exact_a * t)),
+            "loss_weight": in_mpmath(lambda t: 1 / t if t else mpmath.inf),
             "t_from_total_noise": lambda x: -np.expm1(-x) / a,
             "t_from_noise_rate": lambda x: 1.0 / a - 1.0 / x,
         }

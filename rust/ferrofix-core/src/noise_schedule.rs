@@ -17,13 +17,13 @@
 //! - an element depends only on its own input, so results are identical for any thread count.
 
 mod bit_select;
-mod cosine;
 pub mod masking;
 mod polynomial;
+mod stable_forms;
 
 use rayon::prelude::*;
 
-use self::cosine::{HalfTurn, neg_ln_alpha};
+use self::stable_forms::{HalfTurn, neg_ln_alpha};
 use crate::error::{Error, Result};
 use crate::{memory, parallel};
 
@@ -235,7 +235,7 @@ impl Schedule {
     pub fn total_noise(&self, t: f64) -> f64 {
         match *self {
             // `+ 0.0` turns σ(0) = −0.0 into +0.0.
-            Self::LogLinear { a } => -(-a * t).ln_1p() + 0.0,
+            Self::LogLinear { a } => neg_ln_alpha(self.alpha(t), a * t, f64::ln),
             Self::Linear {
                 sigma_min,
                 sigma_max,
@@ -252,7 +252,7 @@ impl Schedule {
     #[inline]
     pub fn noise_rate(&self, t: f64) -> f64 {
         match *self {
-            Self::LogLinear { a } => a / (1.0 - a * t),
+            Self::LogLinear { a } => a / self.alpha(t),
             Self::Linear {
                 sigma_min,
                 sigma_max,
@@ -311,7 +311,10 @@ impl Schedule {
     #[inline(always)]
     fn rate_and_total_polynomial(&self, t: f64) -> (f64, f64) {
         match *self {
-            Self::LogLinear { a } => (a / (1.0 - a * t), -polynomial::ln_1p(-a * t) + 0.0),
+            Self::LogLinear { a } => {
+                let alpha = self.alpha(t);
+                (a / alpha, neg_ln_alpha(alpha, a * t, polynomial::ln))
+            }
             Self::Cosine { eps } | Self::CosineSquared { eps } => self.cosine_rate_and_total(
                 eps,
                 HalfTurn::at(t, polynomial::sin_cos_eighth_turn),
@@ -334,7 +337,10 @@ impl Schedule {
     #[inline]
     pub fn alpha(&self, t: f64) -> f64 {
         match *self {
-            Self::LogLinear { a } => 1.0 - a * t,
+            // 1 − a·t = (1 − t) + (1 − a)·t: near t = 1 the plain form cancels the rounding
+            // of a·t (250 ulp of α at eps = 1e-3), while here 1 − t and 1 − a (a ≥ 1/2) are
+            // exact and the two terms add without cancelling.
+            Self::LogLinear { a } => (1.0 - t) + (1.0 - a) * t,
             Self::Cosine { eps } => eps + (1.0 - eps) * HalfTurn::at(t, f64::sin_cos).cos,
             Self::CosineSquared { eps } => {
                 let c = HalfTurn::at(t, f64::sin_cos).cos;

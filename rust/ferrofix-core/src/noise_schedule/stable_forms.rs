@@ -1,9 +1,11 @@
-//! The cosine family's trigonometry and logarithm without cancellation at either end of t.
+//! Forms of α, 1 − α and σ = −ln α that keep their digits at both ends of t.
 //!
-//! The plain formulas lose digits twice: α = eps + (1 − eps)·cos(πt/2) rounds to 1 as
-//! t → 0, so σ = −ln α keeps none of σ's digits below t ≈ 1e-8; and cos of the rounded πt/2
-//! is 6e-17 at t = 1, not 0, which is 70 ulp of σ(1) at eps = 1e-3. Both evaluation paths
-//! (libm for f64 outputs, the polynomials for narrower ones) build on these helpers.
+//! The plain formulas lose them twice. Near t = 0, α rounds to 1 (exactly 1 below
+//! t ≈ 1e-8 for cosine), so σ = −ln α keeps none of σ's digits. Near t = 1, a rounding
+//! inside α is large relative to α ≈ eps: cos of the rounded πt/2 is 6e-17 at t = 1, not 0
+//! (70 ulp of σ(1) at eps = 1e-3), and log-linear's 1 − a·t carries a·t's rounding
+//! (250 ulp of α). Both evaluation paths (libm for f64 outputs, the polynomials for
+//! narrower ones) build on these helpers.
 
 /// sin θ, cos θ and 1 − cos θ of θ = πt/2, each to a few ulp of its own value on all of
 /// [0, 1].
