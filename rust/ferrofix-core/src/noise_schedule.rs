@@ -10,7 +10,8 @@
 //!   result is the formula's rounding or, within 1e-15 of a tie, its neighbour;
 //! - each schedule uses the numerically stable form of its formulas (log1p/expm1, α and 1 − α
 //!   written directly instead of through exp(−σ), σ from whichever of them is not near 1,
-//!   the cosine ELBO weights as cotangents), so nothing cancels near t = 0 or t = 1;
+//!   the cosine ELBO weights as cotangents; see `stable_forms`), so nothing cancels near
+//!   t = 0 or t = 1;
 //! - t outside [0, 1] (or NaN) is an error naming `t`, the first bad index and its value; an
 //!   inverse takes values in the schedule's range (widened by [`INVERSE_TOLERANCE`] for
 //!   rounded inputs) and returns t clamped to [0, 1];
