@@ -235,7 +235,6 @@ impl Schedule {
     #[inline]
     pub fn total_noise(&self, t: f64) -> f64 {
         match *self {
-            // `+ 0.0` turns σ(0) = −0.0 into +0.0.
             Self::LogLinear { a } => neg_ln_alpha(self.alpha(t), a * t, f64::ln),
             Self::Linear {
                 sigma_min,
