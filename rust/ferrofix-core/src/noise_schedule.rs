@@ -267,8 +267,9 @@ impl Schedule {
 
     /// (σ'(t), σ(t)) in one go, bit for bit [`Self::noise_rate`] and [`Self::total_noise`],
     /// sharing what the two have in common (sin, cos and α for the cosine family, σ for the
-    /// geometric schedule).
-    #[inline]
+    /// geometric schedule). Always inlined: inside a loop over elements the per-schedule
+    /// constants (the geometric ln σmax − ln σmin) are then computed once, not per element.
+    #[inline(always)]
     pub fn rate_and_total(&self, t: f64) -> (f64, f64) {
         match *self {
             Self::Cosine { eps } | Self::CosineSquared { eps } => {
