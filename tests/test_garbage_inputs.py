@@ -17,7 +17,8 @@ SIMPLE = tokenizers.SimpleTokenizer.for_numbers(10)
 BYTE = tokenizers.ByteTokenizer()
 
 # Wrong kinds, edge sizes and the shapes that trip numpy: ragged lists, 0-d arrays and
-# tensors, non-contiguous views, bools, NaN, huge ints, unhashable and non-iterable objects.
+# tensors, non-contiguous views, tensors behind torch's neg bit (which .numpy() refuses),
+# bools, NaN, huge ints, unhashable and non-iterable objects.
 POOL = [
     None, 0, 1, -1, 3, 2**40, 0.5, float("nan"), "x", "1 2", b"x", True, np.int64(3),
     np.float32(0.5), [], [1, 2], [[1, 2], [3]], [[1, 2], [3, 4]], ["1", "2"], [1.5], [None],
@@ -25,7 +26,8 @@ POOL = [
     np.array([0.1, 0.9]), np.array([True, False]), np.array(["a"]),
     np.zeros((2, 3, 4), np.float32), np.array(3), np.arange(6).reshape(2, 3)[:, ::2],
     torch.tensor([1, 2]), torch.tensor([[0.1, 0.2]]), torch.zeros(2, 3, 4), torch.tensor(True),
-    torch.empty(0), object(), {1, 2}, {"a": 1}, slice(1),
+    torch.empty(0), torch._neg_view(torch.tensor([-1, -2])),
+    torch._neg_view(torch.tensor([[-0.1, -0.2]])), object(), {1, 2}, {"a": 1}, slice(1),
 ]  # fmt: skip
 
 LOGITS = np.zeros((1, 3, 4), np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ferrofix import _native
+from ferrofix import _native, _torch
 from ferrofix.errors import DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -63,7 +63,9 @@ def shape_of(name: str, value: Any) -> tuple[int, ...]:
 
 def rectangular(name: str, value: Any) -> np.ndarray:
     """``np.asarray(value)``, with nested lists of different lengths (which numpy refuses
-    with a bare ValueError about "an inhomogeneous shape") as a ShapeError naming ``name``."""
+    with a bare ValueError about "an inhomogeneous shape") as a ShapeError naming ``name``,
+    and tensors torch will not share while a negation is pending (``x.conj().imag``) read
+    as the values they stand for, also inside lists."""
     import numpy as np
 
     try:
@@ -72,6 +74,12 @@ def rectangular(name: str, value: Any) -> np.ndarray:
         raise ShapeError(
             f"{name}: expected an array; got nested sequences of different lengths"
         ) from None
+    except RuntimeError:
+        if _torch.is_tensor(value):
+            return _torch.host_array(value)
+        if isinstance(value, list | tuple):
+            return rectangular(name, [rectangular(name, item) for item in value])
+        raise
 
 
 def reject_bool_items(name: str, value: list[Any] | tuple[Any, ...]) -> None:

@@ -102,7 +102,8 @@ def _labels_on(labels: Any, device: Any) -> Any:
         )
     if labels.dtype not in (torch.int32, torch.int64):
         labels = labels.to(torch.int64)
-    return labels.to(device, non_blocking=True).contiguous()
+    # The kernels read raw memory, which under torch's neg bit holds the other sign.
+    return labels.to(device, non_blocking=True).contiguous().resolve_neg()
 
 
 def _bad_label_error(labels: Any, position: int, vocab: int, ignore_index: int) -> ConfigError:
@@ -151,9 +152,10 @@ def causal_lm_loss(
     device = logits.device
     index = _device_index(device)
     source = logits.detach()
-    if in_place and not source.is_contiguous():
-        raise ConfigError("logits: must be contiguous for an in-place gradient")
-    source = source.contiguous()
+    if in_place:
+        _torch.check_in_place(source)
+    # The kernels read raw memory, which under torch's neg bit holds the other sign.
+    source = source.contiguous().resolve_neg()
     label_tensor = _labels_on(labels, device)
     vocab = source.shape[-1] if source.dim() else 0
     rows = source.numel() // vocab if vocab else 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, optional_flag
-from ferrofix._arrays import reject_bool_items
+from ferrofix._arrays import rectangular, reject_bool_items
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 from ferrofix.tokenizers import (
@@ -209,7 +209,7 @@ def _padded_lists(rows: list[list[Any]], width: int, fill: int, left: bool, key:
         padding = [fill] * (width - len(row))
         lists.append(padding + row if left else row + padding)
     try:
-        array = np.array(lists)
+        array = rectangular(key, lists)
         if array.size == 0:
             return np.zeros((len(rows), width), dtype=np.int64)
         _check_id_dtype(array, key)

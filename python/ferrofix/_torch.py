@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ferrofix.errors import ConfigError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -41,13 +43,59 @@ def numpy_view(tensor: Any, name: str | None = None) -> np.ndarray:
 
     numpy has no bfloat16, so bf16 (and, for one code path, f16) tensors are viewed as
     uint16 and the native layer reinterprets the bits. ``name``: the tensor's
-    :func:`dtype_name`, when the caller already has it.
+    :func:`dtype_name`, when the caller already has it. A tensor with a pending sign (see
+    :func:`host_array`) is resolved into a copy: callers that write into the view must
+    refuse such tensors first (:func:`has_pending_sign`).
     """
     import numpy as np
 
     if tensor.requires_grad:
         tensor = tensor.detach()
-    if (name or dtype_name(tensor)) in ("bfloat16", "float16"):
-        torch = loaded_torch()
-        return tensor.view(torch.int16).numpy().view(np.uint16)
-    return tensor.numpy()
+    try:
+        if (name or dtype_name(tensor)) in ("bfloat16", "float16"):
+            return tensor.view(loaded_torch().int16).numpy().view(np.uint16)
+        return tensor.numpy()
+    except RuntimeError:
+        if not has_pending_sign(tensor):
+            raise
+    return numpy_view(tensor.resolve_neg().resolve_conj(), name)
+
+
+def host_array(tensor: Any) -> np.ndarray:
+    """A tensor's values as a numpy array: detached, copied to the host from a device, and
+    otherwise sharing a CPU tensor's memory.
+
+    torch negates some views (``x.conj().imag``, ``torch._neg_view(x)``) and conjugates
+    complex ones lazily, as a bit on the tensor over memory that still holds the other sign;
+    ``.numpy()`` refuses those, so they are resolved into a copy first. The check runs only
+    when ``.numpy()`` refuses, so plain tensors pay nothing for it.
+    """
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    if tensor.device.type != "cpu":
+        tensor = tensor.cpu()
+    try:
+        return tensor.numpy()
+    except RuntimeError:
+        if not has_pending_sign(tensor):
+            raise
+    return tensor.resolve_neg().resolve_conj().numpy()
+
+
+def has_pending_sign(tensor: Any) -> bool:
+    """Whether torch has yet to apply a negation or conjugation to ``tensor``'s memory, so
+    that writing into that memory would not give the values written (see :func:`host_array`)."""
+    return bool(tensor.is_neg() or tensor.is_conj())
+
+
+def check_in_place(tensor: Any) -> None:
+    """Refuse logits the loss cannot overwrite with their gradient: memory that is not
+    contiguous, or that holds the other sign of the values (a pending negation)."""
+    if not tensor.is_contiguous():
+        raise ConfigError("logits: must be contiguous for an in-place gradient")
+    if has_pending_sign(tensor):
+        raise ConfigError(
+            "logits: torch has yet to apply a negation to this tensor's memory (its neg bit, "
+            "as on x.conj().imag), so an in-place gradient would read back negated; pass "
+            "logits.resolve_neg() or use in_place=False"
+        )

@@ -130,7 +130,7 @@ def _integer_mismatches(actual: Any, expected: Any, shape: tuple[int, ...]) -> l
 
     def host(value: Any) -> np.ndarray:
         if _torch.is_tensor(value):
-            value = value.detach().cpu().numpy()
+            value = _torch.host_array(value)
         return np.asarray(value).reshape(-1)
 
     a, e = host(actual), host(expected)
@@ -305,7 +305,7 @@ def assert_finite(value: Any, name: str = "tensor") -> None:
     if _torch.is_tensor(value):
         tensor = value.detach().cpu()
         # bfloat16 has no numpy dtype; complex keeps its imaginary part.
-        array = (tensor if tensor.is_complex() else tensor.double()).numpy()
+        array = _torch.host_array(tensor if tensor.is_complex() else tensor.double())
     else:
         array = rectangular(name, value)
         if array.dtype.kind not in "biufc":

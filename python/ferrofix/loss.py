@@ -124,11 +124,7 @@ def _numpy_labels(labels: Any) -> np.ndarray:
 
     if type(labels) is np.ndarray and labels.dtype in (np.int64, np.int32):
         return np.ascontiguousarray(labels)
-    if _torch.is_tensor(labels):
-        on_cpu = labels if labels.device.type == "cpu" else labels.cpu()
-        array = (on_cpu.detach() if on_cpu.requires_grad else on_cpu).numpy()
-    else:
-        array = as_array("labels", labels)
+    array = _torch.host_array(labels) if _torch.is_tensor(labels) else as_array("labels", labels)
     if array.dtype.kind in "iu" and array.dtype not in (np.int32, np.int64):
         array = array.astype(np.int64)
     return np.ascontiguousarray(array)
@@ -255,8 +251,8 @@ def causal_lm_loss_and_grad(
         return _cuda_loss_and_grad(logits, labels, options, in_place)
     if is_tensor:
         source = logits.detach()
-        if in_place and not source.is_contiguous():
-            raise ConfigError("logits: must be contiguous for an in-place gradient")
+        if in_place:
+            _torch.check_in_place(source)
         tensor = source if in_place else source.contiguous()
         array, dtype = _torch.numpy_view(tensor), _torch.dtype_name(tensor)
     elif in_place:

@@ -410,8 +410,7 @@ class _Ids:
                 self._to_tensor = from_numpy
             else:
                 self._to_tensor = lambda result: from_numpy(result).to(device)
-                input_ids = input_ids.detach().cpu()
-            input_ids = input_ids.numpy()  # a CPU tensor's memory, shared as it is
+            input_ids = _torch.host_array(input_ids)  # a CPU tensor's memory, shared
         array = input_ids if type(input_ids) is np.ndarray else as_array("input_ids", input_ids)
         array = native_byte_order(array)
         if array.dtype.kind in "iu" and array.dtype.itemsize < 4:
@@ -427,11 +426,9 @@ def _probabilities(name: str, value: Any) -> np.ndarray:
 
     given = value
     if _torch.is_tensor(value):
-        value = value.detach().cpu()
         # Floats of any width to float64 (numpy has no bfloat16); bools stay bools, refused.
-        value = (
-            value.numpy() if value.dtype == _torch.loaded_torch().bool else value.double().numpy()
-        )
+        is_bool = value.dtype == _torch.loaded_torch().bool
+        value = _torch.host_array(value if is_bool else value.double())
     try:
         array = np.asarray(value)
     except (TypeError, ValueError):
@@ -448,7 +445,7 @@ def _protect(protect: Any) -> tuple[np.ndarray | None, list[int] | None]:
     if protect is None:
         return None, None
     if _torch.is_tensor(protect):
-        protect = protect.detach().cpu().numpy()
+        protect = _torch.host_array(protect)
     if isinstance(protect, (set, frozenset)):
         protect = sorted(protect)
     array = as_array("protect", protect)
