@@ -17,8 +17,9 @@ SIMPLE = tokenizers.SimpleTokenizer.for_numbers(10)
 BYTE = tokenizers.ByteTokenizer()
 
 # Wrong kinds, edge sizes and the shapes that trip numpy: ragged lists, 0-d arrays and
-# tensors, non-contiguous views, tensors behind torch's neg bit (which .numpy() refuses),
-# bools, NaN, huge ints, unhashable and non-iterable objects.
+# tensors, non-contiguous views, tensors numpy cannot view (behind torch's neg bit, sparse,
+# on the meta device, float8), complex and uint16 tensors, bools, NaN, huge ints,
+# unhashable and non-iterable objects.
 POOL = [
     None, 0, 1, -1, 3, 2**40, 0.5, float("nan"), "x", "1 2", b"x", True, np.int64(3),
     np.float32(0.5), [], [1, 2], [[1, 2], [3]], [[1, 2], [3, 4]], ["1", "2"], [1.5], [None],
@@ -27,7 +28,10 @@ POOL = [
     np.zeros((2, 3, 4), np.float32), np.array(3), np.arange(6).reshape(2, 3)[:, ::2],
     torch.tensor([1, 2]), torch.tensor([[0.1, 0.2]]), torch.zeros(2, 3, 4), torch.tensor(True),
     torch.empty(0), torch._neg_view(torch.tensor([-1, -2])),
-    torch._neg_view(torch.tensor([[-0.1, -0.2]])), object(), {1, 2}, {"a": 1}, slice(1),
+    torch._neg_view(torch.tensor([[-0.1, -0.2]])), torch.tensor([1, 2]).to_sparse(),
+    torch.empty(2, 3, device="meta"), torch.tensor([1.0, 2.0]).to(torch.float8_e4m3fn),
+    torch.tensor([1 + 2j]), torch.tensor([1, 2], dtype=torch.uint16), object(), {1, 2},
+    {"a": 1}, slice(1),
 ]  # fmt: skip
 
 LOGITS = np.zeros((1, 3, 4), np.float32)

@@ -1,11 +1,12 @@
-"""Tensors whose memory torch has yet to negate or conjugate.
+"""Tensors numpy cannot view as they are.
 
 torch applies the negation of some views (``x.conj().imag``, ``torch._neg_view(x)``) and
 the conjugation of complex tensors lazily: a bit on the tensor, over memory that still
 holds the other sign. ``.numpy()`` refuses such tensors and raw pointers read the wrong
 sign, so every entry point that reads tensor memory must resolve them first. Each call
 below is made on a plain tensor and on a twin holding the same values behind the neg bit,
-and must give identical results.
+and must give identical results. Sparse and meta-device twins hold no memory numpy can
+read, and float8 has no numpy dtype: those are ferrofix errors naming the argument.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ferrofix import assertions, ddpm, loss, noise, packing, tokenizers
-from ferrofix.errors import ConfigError
+from ferrofix.errors import ConfigError, DtypeError
 
 from tests.test_loss import make_inputs
 
@@ -144,6 +145,31 @@ CALLS = {
 def test_a_pending_negation_reads_as_the_values_it_stands_for(name: str) -> None:
     call, value = CALLS[name]
     assert_identical(call(negated_twin(value)), call(value))
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+@pytest.mark.parametrize("kind", ["sparse", "meta"])
+def test_tensors_without_readable_memory_are_refused_by_name(name: str, kind: str) -> None:
+    call, value = CALLS[name]
+    twin = value.to_sparse() if kind == "sparse" else value.to("meta")
+    expected = "expected a dense \\(strided\\) tensor" if kind == "sparse" else "meta"
+    with pytest.raises((DtypeError, ConfigError), match=expected):
+        call(twin)
+
+
+def test_float8_is_compared_exactly_and_refused_as_ids() -> None:
+    for dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+        values = LOGITS.to(dtype)
+        widened = values.float()
+        assert assertions.compare_tensors(values, widened).max_abs == 0.0
+        assert assertions.compare_tensors(values, LOGITS).max_abs > 0.0
+        assertions.assert_close(values, widened)
+        with pytest.raises(DtypeError, match="lengths: numpy has no float8"):
+            packing.pack(torch.tensor([3.0, 2.0]).to(dtype), 10)
+        with pytest.raises(DtypeError, match="causal_lm_loss does not support dtype float8"):
+            loss.causal_lm_loss_and_grad(values, LABELS)
+    with pytest.raises(DtypeError, match="token_ids: numpy has no bfloat16"):
+        TOKENIZER.decode(torch.tensor([7.0], dtype=torch.bfloat16))
 
 
 def test_assertions_see_the_values_not_the_memory() -> None:

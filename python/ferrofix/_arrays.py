@@ -74,9 +74,9 @@ def rectangular(name: str, value: Any) -> np.ndarray:
         raise ShapeError(
             f"{name}: expected an array; got nested sequences of different lengths"
         ) from None
-    except RuntimeError:
+    except (RuntimeError, TypeError, NotImplementedError):  # what torch raises refusing .numpy()
         if _torch.is_tensor(value):
-            return _torch.host_array(value)
+            return _torch.host_array(value, name)
         if isinstance(value, list | tuple):
             return rectangular(name, [rectangular(name, item) for item in value])
         raise

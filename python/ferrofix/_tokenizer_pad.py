@@ -166,7 +166,7 @@ def pad_features(
 
     if return_tensors is None:
         lists = {
-            k: (v.tolist() if isinstance(v, np.ndarray) else _plain(v)) for k, v in out.items()
+            k: (v.tolist() if isinstance(v, np.ndarray) else _plain(v, k)) for k, v in out.items()
         }
         return Encoding({k: v[0] for k, v in lists.items()} if single else lists)
     arrays = {}
@@ -222,11 +222,12 @@ def _padded_lists(rows: list[list[Any]], width: int, fill: int, left: bool, key:
     return array.astype(np.int64, copy=False)
 
 
-def _plain(values: list[Any]) -> list[Any]:
+def _plain(values: list[Any], key: str) -> list[Any]:
     """Lists of lists of ints from rows that may be arrays or tensors."""
     out = []
     for value in values:
         if _torch.is_tensor(value):
+            _torch.check_has_values(value, key)
             value = value.detach().cpu()
         out.append(value.tolist() if hasattr(value, "tolist") else value)
     return out
@@ -234,7 +235,7 @@ def _plain(values: list[Any]) -> list[Any]:
 
 def _array(values: list[Any], key: str) -> np.ndarray:
     try:
-        return np.asarray(_plain(values))
+        return np.asarray(_plain(values, key))
     except ValueError as error:
         raise ConfigError(
             f"encoded_inputs: '{key}' cannot be stacked into one array ({error})"

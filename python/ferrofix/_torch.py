@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ferrofix.errors import ConfigError
+from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,48 +38,79 @@ def dtype_name(tensor: Any) -> str:
     return name
 
 
-def numpy_view(tensor: Any, name: str | None = None) -> np.ndarray:
-    """A zero-copy numpy view of a CPU tensor's memory; 16-bit floats as their uint16 bits.
+def numpy_view(tensor: Any, arg: str, name: str | None = None) -> np.ndarray:
+    """A zero-copy numpy view of a CPU tensor's memory (made contiguous first; a device
+    tensor is copied to the host); 16-bit floats as their uint16 bits.
 
     numpy has no bfloat16, so bf16 (and, for one code path, f16) tensors are viewed as
-    uint16 and the native layer reinterprets the bits. ``name``: the tensor's
-    :func:`dtype_name`, when the caller already has it. A tensor with a pending sign (see
-    :func:`host_array`) is resolved into a copy: callers that write into the view must
-    refuse such tensors first (:func:`has_pending_sign`).
+    uint16 and the native layer reinterprets the bits. ``arg``: the argument's name for
+    errors; ``name``: the tensor's :func:`dtype_name`, when the caller already has it. A
+    tensor with a pending sign (see :func:`host_array`) is resolved into a copy: callers
+    that write into the view must refuse such tensors first (:func:`check_in_place`).
     """
     import numpy as np
 
-    if tensor.requires_grad:
-        tensor = tensor.detach()
     try:
+        if tensor.requires_grad:
+            tensor = tensor.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()
+        tensor = tensor.contiguous()
         if (name or dtype_name(tensor)) in ("bfloat16", "float16"):
             return tensor.view(loaded_torch().int16).numpy().view(np.uint16)
         return tensor.numpy()
-    except RuntimeError:
-        if not has_pending_sign(tensor):
-            raise
-    return numpy_view(tensor.resolve_neg().resolve_conj(), name)
+    except _REFUSALS as error:
+        return numpy_view(_readable(tensor, arg, error), arg, name)
 
 
-def host_array(tensor: Any) -> np.ndarray:
+def host_array(tensor: Any, arg: str) -> np.ndarray:
     """A tensor's values as a numpy array: detached, copied to the host from a device, and
-    otherwise sharing a CPU tensor's memory.
+    otherwise sharing a CPU tensor's memory. ``arg``: the argument's name for errors.
 
     torch negates some views (``x.conj().imag``, ``torch._neg_view(x)``) and conjugates
     complex ones lazily, as a bit on the tensor over memory that still holds the other sign;
-    ``.numpy()`` refuses those, so they are resolved into a copy first. The check runs only
-    when ``.numpy()`` refuses, so plain tensors pay nothing for it.
+    ``.numpy()`` refuses those, so they are resolved into a copy first. Tensors no array can
+    hold (sparse, on the meta device, float8) are ferrofix errors naming ``arg``. Both
+    checks run only when torch refuses, so plain tensors pay nothing for them.
     """
-    if tensor.requires_grad:
-        tensor = tensor.detach()
-    if tensor.device.type != "cpu":
-        tensor = tensor.cpu()
     try:
+        if tensor.requires_grad:
+            tensor = tensor.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()
         return tensor.numpy()
-    except RuntimeError:
-        if not has_pending_sign(tensor):
-            raise
-    return tensor.resolve_neg().resolve_conj().numpy()
+    except _REFUSALS as error:
+        return host_array(_readable(tensor, arg, error), arg)
+
+
+# What torch raises when it cannot hand a tensor's memory to numpy.
+_REFUSALS = (RuntimeError, TypeError, NotImplementedError)
+
+
+def _readable(tensor: Any, arg: str, error: Exception) -> Any:
+    """``tensor`` with its pending negation or conjugation applied, after torch refused to
+    convert it with ``error``; or the ferrofix error saying why no array can hold it."""
+    check_has_values(tensor, arg)
+    if has_pending_sign(tensor):
+        return tensor.resolve_neg().resolve_conj()
+    if "unsupported ScalarType" in str(error):
+        raise DtypeError(
+            f"{arg}: numpy has no {dtype_name(tensor)}, so ferrofix cannot read it; convert "
+            "it to a dtype numpy has first (.float(), .long())"
+        ) from None
+    raise error
+
+
+def check_has_values(tensor: Any, arg: str) -> None:
+    """Refuse tensors whose values ferrofix cannot read or index: sparse layouts and the
+    meta device (shapes only)."""
+    layout = tensor.layout
+    if layout != loaded_torch().strided:
+        raise DtypeError(
+            f"{arg}: expected a dense (strided) tensor, got layout {layout}; pass {arg}.to_dense()"
+        )
+    if tensor.device.type == "meta":
+        raise ConfigError(f"{arg}: a tensor on the meta device holds no values to read")
 
 
 def has_pending_sign(tensor: Any) -> bool:

@@ -85,14 +85,14 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
 
     if _torch.is_tensor(value):
         tensor = value.detach()
-        if tensor.device.type != "cpu":
-            tensor = tensor.cpu()
         name = _torch.dtype_name(tensor)
         if tensor.is_complex():  # .double() would drop the imaginary part without a word
             raise DtypeError(_unsupported(arg, name))
         if not tensor.is_floating_point():
             tensor, name = tensor.double(), "float64"
-        return np.ascontiguousarray(_torch.numpy_view(tensor.contiguous())), name
+        elif name.startswith("float8"):  # numpy has no float8; float32 holds it exactly
+            tensor, name = tensor.float(), "float32"
+        return np.ascontiguousarray(_torch.numpy_view(tensor, arg)), name
     array = rectangular(arg, value)
     if array.dtype.kind in "biu":
         array = array.astype(np.float64)
@@ -108,7 +108,8 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
 def _unsupported(arg: str, dtype: object) -> str:
     message = (
         f"{arg}: compare_tensors supports float64, float32, float16 and bfloat16 (torch) "
-        f"data, and integers and bools read as float64; got {dtype}"
+        f"data, float8 (torch) read as float32, and integers and bools read as float64; "
+        f"got {dtype}"
     )
     if "complex" in str(dtype):
         message += "; compare torch.view_as_real(x) (or np.stack([x.real, x.imag], -1))"
@@ -128,12 +129,12 @@ def _integer_mismatches(actual: Any, expected: Any, shape: tuple[int, ...]) -> l
     """The exact comparison of integer data: a line per differing element shown."""
     import numpy as np
 
-    def host(value: Any) -> np.ndarray:
+    def host(value: Any, arg: str) -> np.ndarray:
         if _torch.is_tensor(value):
-            value = _torch.host_array(value)
+            value = _torch.host_array(value, arg)
         return np.asarray(value).reshape(-1)
 
-    a, e = host(actual), host(expected)
+    a, e = host(actual, "actual"), host(expected, "expected")
     differ = np.flatnonzero(a != e)
     lines = []
     for flat in differ[:WORST_SHOWN]:
@@ -303,9 +304,9 @@ def assert_finite(value: Any, name: str = "tensor") -> None:
     import numpy as np
 
     if _torch.is_tensor(value):
-        tensor = value.detach().cpu()
+        tensor = value.detach()
         # bfloat16 has no numpy dtype; complex keeps its imaginary part.
-        array = _torch.host_array(tensor if tensor.is_complex() else tensor.double())
+        array = _torch.host_array(tensor if tensor.is_complex() else tensor.double(), name)
     else:
         array = rectangular(name, value)
         if array.dtype.kind not in "biufc":
@@ -349,6 +350,8 @@ def _check_batch(name: str, value: Any) -> None:
     if not (_torch.is_tensor(value) or isinstance(value, np.ndarray)) or value.ndim == 0:
         what = f"a {value.ndim}-d array" if hasattr(value, "ndim") else type(value).__name__
         raise DtypeError(f"{name}: expected a torch tensor or numpy array of a batch, got {what}")
+    if _torch.is_tensor(value):
+        _torch.check_has_values(value, name)
 
 
 def assert_batch_independence(
@@ -465,13 +468,11 @@ def _first_difference(a: Any, b: Any, path: str) -> str | None:
             return f"{path} types {type(a).__name__} vs {type(b).__name__}"
         if a.dtype != b.dtype:  # zeros of int32 and float32 have the same bytes
             return f"{path} dtypes {a.dtype} vs {b.dtype}"
-        x = a.detach().cpu() if _torch.is_tensor(a) else a
-        y = b.detach().cpu() if _torch.is_tensor(b) else b
-        if tuple(x.shape) != tuple(y.shape):
-            return f"{path} shapes {tuple(x.shape)} vs {tuple(y.shape)}"
-        if _torch.is_tensor(x):
-            x = _torch.numpy_view(x.contiguous())
-            y = _torch.numpy_view(y.contiguous())
+        if tuple(a.shape) != tuple(b.shape):
+            return f"{path} shapes {tuple(a.shape)} vs {tuple(b.shape)}"
+        x, y = a, b
+        if _torch.is_tensor(a):
+            x, y = _torch.numpy_view(a, path), _torch.numpy_view(b, path)
         bytes_x, bytes_y = np.asarray(x).tobytes(), np.asarray(y).tobytes()
         if bytes_x != bytes_y:
             # Bit for bit, per element: -0.0 is not 0.0, and NaN is NaN.

@@ -182,7 +182,7 @@ class DDPMSchedule:
         import numpy as np
 
         if _torch.is_tensor(timesteps):
-            timesteps = _torch.host_array(timesteps)
+            timesteps = _torch.host_array(timesteps, "timesteps")
         steps = as_array("timesteps", timesteps)
         if steps.dtype.kind not in "iu":
             raise DtypeError(f"timesteps: must be integers, got dtype {steps.dtype}")

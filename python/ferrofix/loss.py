@@ -124,7 +124,8 @@ def _numpy_labels(labels: Any) -> np.ndarray:
 
     if type(labels) is np.ndarray and labels.dtype in (np.int64, np.int32):
         return np.ascontiguousarray(labels)
-    array = _torch.host_array(labels) if _torch.is_tensor(labels) else as_array("labels", labels)
+    is_tensor = _torch.is_tensor(labels)
+    array = _torch.host_array(labels, "labels") if is_tensor else as_array("labels", labels)
     if array.dtype.kind in "iu" and array.dtype not in (np.int32, np.int64):
         array = array.astype(np.int64)
     return np.ascontiguousarray(array)
@@ -250,11 +251,11 @@ def causal_lm_loss_and_grad(
     if is_tensor and _check_device(logits) == "cuda":
         return _cuda_loss_and_grad(logits, labels, options, in_place)
     if is_tensor:
-        source = logits.detach()
+        tensor = logits.detach()
+        dtype = _cpu_tensor_dtype(tensor)
         if in_place:
-            _torch.check_in_place(source)
-        tensor = source if in_place else source.contiguous()
-        array, dtype = _torch.numpy_view(tensor), _torch.dtype_name(tensor)
+            _torch.check_in_place(tensor)
+        array = _torch.numpy_view(tensor, "logits", dtype)
     elif in_place:
         import numpy as np
 
@@ -300,8 +301,8 @@ def _gradient_like_tensor(tensor: Any, name: str) -> tuple[np.ndarray, Any]:
     torch = _torch.loaded_torch()
     core = _native.core()
     if tensor.nbytes < core.MIN_POOLED_BYTES:  # torch's allocator is quicker for small ones
-        grad = torch.empty_like(tensor)  # contiguous, as `tensor` is
-        return _torch.numpy_view(grad, name), grad
+        grad = torch.empty_like(tensor, memory_format=torch.contiguous_format)
+        return _torch.numpy_view(grad, "grad", name), grad
     sixteen_bit = name in _SIXTEEN_BIT
     array = core.gradient_buffer(tuple(tensor.shape), "uint16" if sixteen_bit else name)
     if not sixteen_bit:
@@ -327,11 +328,18 @@ def _check_device(tensor: Any) -> str:
     return kind
 
 
+def _cpu_tensor_dtype(tensor: Any) -> str:
+    """The dtype name of CPU logits, refused unless the CPU kernels take it."""
+    name = _torch.dtype_name(tensor)
+    if name not in ("float32", "float64", "float16", "bfloat16"):
+        raise DtypeError(f"causal_lm_loss does not support dtype {name}; supported: {_SUPPORTED}")
+    return name
+
+
 def _torch_loss(logits: Any, labels: Any, options: _Options, return_lse: bool) -> Any:
     torch = _torch.loaded_torch()
-    name = _torch.dtype_name(logits)
-    if _check_device(logits) == "cpu" and name not in ("float32", "float64", "float16", "bfloat16"):
-        raise DtypeError(f"causal_lm_loss does not support dtype {name}; supported: {_SUPPORTED}")
+    if _check_device(logits) == "cpu":
+        _cpu_tensor_dtype(logits)
     wants_grad = logits.requires_grad and torch.is_grad_enabled()
     if wants_grad:
         loss, lse = _autograd_function().apply(logits, labels, options, return_lse)
@@ -347,12 +355,13 @@ def _torch_forward(
     if logits.device.type == "cuda":
         return _cuda_forward(logits, labels, options, return_lse, with_grad=with_grad)
     torch = _torch.loaded_torch()
-    source = logits.detach().contiguous()
+    source = logits.detach()
     name = _torch.dtype_name(source)
+    array = _torch.numpy_view(source, "logits", name)
     label_array = _numpy_labels(labels)
     grad_array, grad = _gradient_like_tensor(source, name) if with_grad else (None, None)
     loss, per_row, lse, _ = _native_call(
-        _torch.numpy_view(source, name),
+        array,
         name,
         label_array,
         options,

@@ -149,10 +149,12 @@ class NoiseSchedule:
         if t.device.type != "cpu" or needs_grad:
             from ferrofix import _noise_torch
 
+            _torch.check_has_values(t, "t")
+
             return _noise_torch.evaluate(self, quantities, t)
         dtype = _torch.dtype_name(t)
         results = _native.core().noise_schedule_eval(
-            self._kind, *self._params, quantities, _torch.numpy_view(t.contiguous()), dtype
+            self._kind, *self._params, quantities, _torch.numpy_view(t, "t"), dtype
         )
         if dtype in _SIXTEEN_BIT:
             import numpy as np
@@ -410,7 +412,7 @@ class _Ids:
                 self._to_tensor = from_numpy
             else:
                 self._to_tensor = lambda result: from_numpy(result).to(device)
-            input_ids = _torch.host_array(input_ids)  # a CPU tensor's memory, shared
+            input_ids = _torch.host_array(input_ids, "input_ids")  # a CPU tensor's memory, shared
         array = input_ids if type(input_ids) is np.ndarray else as_array("input_ids", input_ids)
         array = native_byte_order(array)
         if array.dtype.kind in "iu" and array.dtype.itemsize < 4:
@@ -428,7 +430,7 @@ def _probabilities(name: str, value: Any) -> np.ndarray:
     if _torch.is_tensor(value):
         # Floats of any width to float64 (numpy has no bfloat16); bools stay bools, refused.
         is_bool = value.dtype == _torch.loaded_torch().bool
-        value = _torch.host_array(value if is_bool else value.double())
+        value = _torch.host_array(value if is_bool else value.double(), name)
     try:
         array = np.asarray(value)
     except (TypeError, ValueError):
@@ -445,7 +447,7 @@ def _protect(protect: Any) -> tuple[np.ndarray | None, list[int] | None]:
     if protect is None:
         return None, None
     if _torch.is_tensor(protect):
-        protect = _torch.host_array(protect)
+        protect = _torch.host_array(protect, "protect")
     if isinstance(protect, (set, frozenset)):
         protect = sorted(protect)
     array = as_array("protect", protect)

@@ -74,7 +74,7 @@ def _integer_array(name: str, value: Any, *, ndim: int | None = 1) -> np.ndarray
     import numpy as np
 
     if _torch.is_tensor(value):
-        value = _torch.host_array(value)
+        value = _torch.host_array(value, name)
     array = as_array(name, value)
     if array.dtype == np.bool_ or array.dtype.kind not in "iu":
         if array.size == 0 and array.dtype.kind == "f":  # np.asarray([]) is float64
@@ -365,7 +365,7 @@ def _grid(
         return None
     array = batch[name]
     if _torch.is_tensor(array):
-        array = _torch.host_array(array)
+        array = _torch.host_array(array, name)
     array = rectangular(name, array)
     if array.dtype == np.bool_ and name == "attention_mask":  # a bool mask is a mask
         array = array.astype(np.int64)
@@ -462,9 +462,7 @@ def check_packing(
     mask = batch.get("attention_mask")
     mask_ndim = None if mask is None else len(shape_of("attention_mask", mask))
     if mask_ndim is not None and mask_ndim >= 3:
-        dense = rectangular(
-            "attention_mask", _torch.host_array(mask) if _torch.is_tensor(mask) else mask
-        )
+        dense = rectangular("attention_mask", mask)  # tensors on any device too
         if dense.ndim == 4 and dense.shape[1] == 1:
             dense = dense[:, 0]
         if dense.shape != (*shape, shape[1]):

@@ -220,7 +220,7 @@ def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
     import numpy as np
 
     if _torch.is_tensor(ids):
-        ids = _torch.host_array(ids)
+        ids = _torch.host_array(ids, arg)
     if isinstance(ids, int | np.integer) and not isinstance(ids, bool):
         ids = [int(ids)]
     try:
@@ -869,7 +869,7 @@ class Tokenizer:
         import numpy as np
 
         if _torch.is_tensor(sequences):
-            sequences = _torch.host_array(sequences)
+            sequences = _torch.host_array(sequences, "sequences")
         if isinstance(sequences, np.ndarray) and sequences.ndim != 2:
             sequences = sequences.tolist()
         if not isinstance(sequences, np.ndarray) and not isinstance(sequences, Sequence):
