@@ -263,6 +263,11 @@ def test_seed_none_uses_the_current_seed() -> None:
             "mask_tokens does not support dtype float32; supported: int32, int64",
         ),
         (
+            lambda ids: mask_tokens(np.array([[7, 2**63]], np.uint64), 0.5, 0, seed=0),
+            ConfigError,
+            "input_ids: id 9223372036854775808 is past int64, so no token has it",
+        ),
+        (
             lambda ids: mask_tokens(ids, 0.5, 0, seed=-1),
             ConfigError,
             "seed: must be in [0, 2**64), got -1",
@@ -331,3 +336,30 @@ def test_bad_inputs(call, error: type[Exception], message: str) -> None:
     with pytest.raises(error) as raised:
         call(ids_grid(2, 5))
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("dtype", "returned"),
+    [
+        (np.int8, np.int32),
+        (np.uint8, np.int32),
+        (np.int16, np.int32),
+        (np.uint16, np.int32),
+        (np.uint32, np.int64),
+        (np.uint64, np.int64),
+    ],
+)
+def test_other_integer_ids_mask_like_int64(dtype, returned) -> None:
+    """Datasets store ids as uint16 or uint32 (vocabularies past 65,535); any integer type
+    masks and corrupts the same tokens as int64 ids, in a dtype that holds every id."""
+    ids = np.arange(7, 7 + 2 * 40).reshape(2, 40) % 120
+    want_ids, want_mask = mask_tokens(ids, 0.4, 2, seed=5)
+    got_ids, got_mask = mask_tokens(ids.astype(dtype), 0.4, 2, seed=5)
+    assert got_ids.dtype == returned
+    assert np.array_equal(got_ids, want_ids)
+    assert np.array_equal(got_mask, want_mask)
+    want = uniform_corrupt(ids, 0.4, vocab_size=120, seed=5)
+    got = uniform_corrupt(torch.from_numpy(ids.astype(dtype)), 0.4, vocab_size=120, seed=5)
+    assert got[0].dtype == getattr(torch, np.dtype(returned).name)
+    assert np.array_equal(got[0].numpy(), want[0])
+    assert np.array_equal(got[1].numpy(), want[1])

@@ -417,6 +417,10 @@ class _Ids:
         array = native_byte_order(array)
         if array.dtype.kind in "iu" and array.dtype.itemsize < 4:
             array = array.astype(np.int32)
+        elif array.dtype.kind == "u":  # uint32 fits int64 exactly; uint64 when its ids do
+            if array.size and int(array.max()) >= 2**63:
+                raise ConfigError(f"input_ids: id {array.max()} is past int64, so no token has it")
+            array = array.astype(np.int64)
         self.array = np.ascontiguousarray(array)
 
     def back(self, result: np.ndarray) -> Any:
@@ -507,8 +511,9 @@ def mask_tokens(
     1 masks every unprotected token, and the result is identical for any thread count.
 
     Args:
-        input_ids: int32/int64 ids, ``(B, L)`` or ``(L,)``; numpy, nested lists or a torch
-            tensor (CUDA tensors are processed on the CPU and moved back).
+        input_ids: Integer ids, ``(B, L)`` or ``(L,)``; numpy, nested lists or a torch
+            tensor (CUDA tensors are processed on the CPU and moved back). int32 and int64
+            come back as they are, narrower types as int32, uint32 and uint64 as int64.
         mask_prob: Masking probability in [0, 1]: a scalar, one per row (``(B,)`` or
             ``(B, 1)``, e.g. ``schedule.mask_probability(t)``), or one per token.
         mask_token_id: The id written at masked positions; must fit the ids' dtype.
