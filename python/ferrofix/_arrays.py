@@ -31,12 +31,15 @@ def dtype_name(array: np.ndarray) -> str:
 
 
 def c_contiguous(array: np.ndarray) -> np.ndarray:
-    """``array`` in C order, copied only when it is not. Unlike ``np.ascontiguousarray`` it
-    keeps 0-d arrays 0-d, and unlike ``np.require`` it costs nothing when there is nothing
-    to do (``np.require`` takes ~2 us)."""
-    import numpy as np
-
-    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
+    """``array`` as the native layer reads it, in C order and aligned to its item size,
+    copied only when it is not. Unlike ``np.ascontiguousarray`` it keeps 0-d arrays 0-d and
+    copies contiguous data at an odd address (``np.frombuffer`` at an offset, a memory map
+    past an odd-sized header), and unlike ``np.require`` it costs nothing when there is
+    nothing to do (``np.require`` takes ~2 us)."""
+    flags = array.flags
+    if flags.c_contiguous and flags.aligned:
+        return array
+    return array.copy(order="C")
 
 
 def as_array(name: str, value: Any) -> np.ndarray:

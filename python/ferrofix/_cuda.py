@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from ferrofix import _native, _torch
-from ferrofix._arrays import as_array
+from ferrofix._arrays import as_array, c_contiguous
 from ferrofix.errors import ConfigError, CudaUnavailableError, DtypeError
 
 _CUDA_DTYPES = ("float32", "bfloat16", "float16")
@@ -95,7 +95,7 @@ def _labels_on(labels: Any, device: Any) -> Any:
             raise DtypeError(
                 f"causal_lm_loss labels: expected an integer array, got {array.dtype.name}"
             )
-        labels = torch.from_numpy(np.ascontiguousarray(array.astype(np.int64, copy=False)))
+        labels = torch.from_numpy(c_contiguous(array.astype(np.int64, copy=False)))
     elif labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise DtypeError(
             f"causal_lm_loss labels: expected an integer tensor, got {_torch.dtype_name(labels)}"

@@ -101,7 +101,7 @@ def _host(value: Any, arg: str) -> tuple[np.ndarray, str]:
     if name not in ("float64", "float32", "float16"):
         raise DtypeError(_unsupported(arg, array.dtype))
     if name == "float16":
-        return np.ascontiguousarray(array).view(np.uint16), name
+        return c_contiguous(array).view(np.uint16), name
     return c_contiguous(array), name
 
 

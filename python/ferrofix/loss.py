@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, flag, integer, number, optional_number
-from ferrofix._arrays import as_array, dtype_name, native_byte_order, rectangular, shape_of
+from ferrofix._arrays import (
+    as_array,
+    c_contiguous,
+    dtype_name,
+    native_byte_order,
+    rectangular,
+    shape_of,
+)
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -106,7 +113,7 @@ _known_options: dict[tuple[tuple[object, ...], tuple[type, ...]], _Options] = {}
 def _numpy_logits(logits: Any) -> tuple[np.ndarray, str]:
     import numpy as np
 
-    if type(logits) is np.ndarray and logits.flags.c_contiguous and logits.dtype.isnative:
+    if type(logits) is np.ndarray and logits.dtype.isnative and c_contiguous(logits) is logits:
         name = dtype_name(logits)
         if name in ("float32", "float64"):
             return logits, name  # the common case, without the checks and copies below
@@ -116,19 +123,19 @@ def _numpy_logits(logits: Any) -> tuple[np.ndarray, str]:
         array = array.view(np.uint16)
     elif name not in ("float32", "float64"):
         raise DtypeError(f"causal_lm_loss does not support dtype {name}; supported: {_SUPPORTED}")
-    return np.ascontiguousarray(array), name
+    return c_contiguous(array), name
 
 
 def _numpy_labels(labels: Any) -> np.ndarray:
     import numpy as np
 
     if type(labels) is np.ndarray and labels.dtype in (np.int64, np.int32):
-        return np.ascontiguousarray(labels)
+        return c_contiguous(labels)
     is_tensor = _torch.is_tensor(labels)
     array = _torch.host_array(labels, "labels") if is_tensor else as_array("labels", labels)
     if array.dtype.kind in "iu" and array.dtype not in (np.int32, np.int64):
         array = array.astype(np.int64)
-    return np.ascontiguousarray(array)
+    return c_contiguous(array)
 
 
 def _per_token(per_row: np.ndarray, labels_shape: tuple[int, ...], shift: bool) -> np.ndarray:

@@ -421,7 +421,7 @@ class _Ids:
             if array.size and int(array.max()) >= 2**63:
                 raise ConfigError(f"input_ids: id {array.max()} is past int64, so no token has it")
             array = array.astype(np.int64)
-        self.array = np.ascontiguousarray(array)
+        self.array = c_contiguous(array)
 
     def back(self, result: np.ndarray) -> Any:
         return result if self._to_tensor is None else self._to_tensor(result)
@@ -456,7 +456,7 @@ def _protect(protect: Any) -> tuple[np.ndarray | None, list[int] | None]:
         protect = sorted(protect)
     array = as_array("protect", protect)
     if array.dtype == np.bool_:
-        return np.ascontiguousarray(array), None
+        return c_contiguous(array), None
     if array.size == 0:
         return None, []
     if array.dtype.kind in "iu" and array.ndim <= 1:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, flag, integer, number
-from ferrofix._arrays import as_array, rectangular, reject_bool_items, shape_of
+from ferrofix._arrays import as_array, c_contiguous, rectangular, reject_bool_items, shape_of
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -90,7 +90,7 @@ def _integer_array(name: str, value: Any, *, ndim: int | None = 1) -> np.ndarray
     if ndim is not None and array.ndim != ndim:
         want = "(N,)" if ndim == 1 else "(B, C)"
         raise ShapeError(f"{name}: expected shape {want}, got {array.shape}")
-    return np.ascontiguousarray(array)
+    return c_contiguous(array)
 
 
 class Packing:
@@ -221,7 +221,7 @@ def _documents(sequences: Any) -> tuple[np.ndarray, np.ndarray]:
             )
         tokens = _integer_array("sequences", sequences[0]).astype(np.int64, copy=False)
         lengths = _integer_array("lengths", sequences[1]).astype(np.int64, copy=False)
-        return np.ascontiguousarray(tokens), np.ascontiguousarray(lengths)
+        return c_contiguous(tokens), c_contiguous(lengths)
     if not isinstance(sequences, list):
         raise ConfigError(
             "sequences: must be a list of token sequences or a (flat_ids, lengths) tuple, "
@@ -372,7 +372,7 @@ def _grid(
     array = _integer_array(name, array, ndim=None).astype(np.int64, copy=False)
     if array.shape != shape:
         raise ShapeError(f"{name}: expected shape {shape} like {like}, got {array.shape}")
-    return np.ascontiguousarray(array)
+    return c_contiguous(array)
 
 
 def _derived_document_ids(position_ids: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

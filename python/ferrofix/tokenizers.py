@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, flag, integer, optional_flag, optional_integer
-from ferrofix._arrays import as_array
+from ferrofix._arrays import as_array, c_contiguous
 from ferrofix._memory import check_outputs_fit
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
@@ -234,7 +234,7 @@ def _ids_array(ids: Any, arg: str = "ids") -> np.ndarray:
         array = array.reshape(1)
     if array.ndim != 1:
         raise ShapeError(f"{arg}: expected shape (L,), got {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.int64)
+    return c_contiguous(array.astype(np.int64, copy=False))
 
 
 def release_batch_buffers() -> int:
@@ -882,7 +882,7 @@ class Tokenizer:
                 raise DtypeError(f"sequences: expected integer ids, got dtype {sequences.dtype}")
             _check_id_dtype(sequences, "sequences")
             rows, width = sequences.shape
-            flat = np.ascontiguousarray(sequences, dtype=np.int64).reshape(-1)
+            flat = c_contiguous(np.asarray(sequences).astype(np.int64, copy=False)).reshape(-1)
             lengths = np.full(rows, width, dtype=np.int64)
         else:
             flat, lengths = self._flat_rows(sequences)

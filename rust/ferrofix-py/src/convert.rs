@@ -2,7 +2,9 @@
 
 use ferrofix_core::Error;
 use numpy::ndarray::Dimension;
-use numpy::{Element, PyReadonlyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyReadonlyArray, PyReadonlyArrayDyn, PyReadwriteArray, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
 use crate::errors::to_py;
@@ -56,12 +58,30 @@ impl<'py> IntArray<'py> {
     }
 }
 
-/// The array's data as one slice; a non-contiguous array is a `ConfigError` naming `arg`.
+/// The array's data as one slice; an array not in C order or not aligned to its element
+/// size is a `ConfigError` naming `arg` (the Python layer copies both kinds first).
 pub fn contiguous<'a, T: Element, D: Dimension>(
     array: &'a PyReadonlyArray<'_, T, D>,
     arg: &'static str,
 ) -> PyResult<&'a [T]> {
+    // `as_slice` also takes Fortran order, whose slice holds a 2-D array transposed.
+    if !array.is_c_contiguous() {
+        return Err(to_py(Error::invalid(arg, "must be C-contiguous")));
+    }
     array
         .as_slice()
-        .map_err(|_| to_py(Error::invalid(arg, "must be C-contiguous")))
+        .map_err(|_| to_py(Error::invalid(arg, "must be aligned to its element size")))
+}
+
+/// A writable array's data as one slice, under the same rules as [`contiguous`].
+pub fn writable_slice<'a, T: Element, D: Dimension>(
+    array: &'a mut PyReadwriteArray<'_, T, D>,
+    arg: &'static str,
+) -> PyResult<&'a mut [T]> {
+    if !array.is_c_contiguous() {
+        return Err(to_py(Error::invalid(arg, "must be C-contiguous")));
+    }
+    array
+        .as_slice_mut()
+        .map_err(|_| to_py(Error::invalid(arg, "must be aligned to its element size")))
 }

@@ -10,7 +10,7 @@ use half::{bf16, f16};
 use numpy::{Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::convert::{IntArray, IntSlice, contiguous};
+use crate::convert::{IntArray, IntSlice, contiguous, writable_slice};
 use crate::errors::to_py;
 
 const OP: &str = "causal_lm_loss";
@@ -92,9 +92,7 @@ fn run_typed<T: Stored>(
                 "must be writable for an in-place gradient",
             ))
         })?;
-        let data = writable
-            .as_slice_mut()
-            .map_err(|_| to_py(Error::invalid("logits", "must be C-contiguous")))?;
+        let data = writable_slice(&mut writable, "logits")?;
         let data = T::view_mut(data);
         py.detach(|| compute(Gradient::InPlace(data)))
     } else {
@@ -107,9 +105,7 @@ fn run_typed<T: Stored>(
                 let mut writable = grad
                     .try_readwrite()
                     .map_err(|_| to_py(Error::invalid("grad", "must be a writable array")))?;
-                let out = writable
-                    .as_slice_mut()
-                    .map_err(|_| to_py(Error::invalid("grad", "must be C-contiguous")))?;
+                let out = writable_slice(&mut writable, "grad")?;
                 let out = T::view_mut(out);
                 py.detach(|| compute(Gradient::Into(data, out)))
             }
