@@ -232,6 +232,36 @@ def test_in_place_gradient_equals_out_of_place() -> None:
     assert torch.equal(tensor, torch_grad)
 
 
+def test_in_place_gradient_is_an_in_place_write_to_autograd() -> None:
+    """Overwriting logits that an operation saved for backward (tanh saves its output)
+    must make that backward raise, as torch's own in-place operations do, not feed it the
+    gradient as if it were the saved values."""
+    logits, labels = (torch.from_numpy(a) for a in make_inputs(2, 5, 11))
+    z = logits.clone().requires_grad_()
+    saved = torch.tanh(z)
+    before = saved._version
+    loss.causal_lm_loss_and_grad(saved, labels, in_place=True)
+    assert saved._version > before
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.sum().backward()
+    # A matmul saves its inputs, not its output: the intended use, overwriting the logits
+    # and backpropagating the gradient into the weights, still works.
+    hidden, weight = torch.randn(2, 5, 3), torch.randn(3, 11, requires_grad=True)
+    out = hidden @ weight
+    reference_weight = weight.detach().clone().requires_grad_()
+    want = loss.causal_lm_loss(hidden @ reference_weight, labels)
+    want.backward()
+    value, grad = loss.causal_lm_loss_and_grad(out, labels, in_place=True)
+    assert grad is out
+    assert value == pytest.approx(want.item(), rel=1e-6)  # the tensor is float32
+    out.backward(grad)
+    torch.testing.assert_close(weight.grad, reference_weight.grad)
+    leaf = logits.clone().requires_grad_()
+    with pytest.raises(ConfigError, match="a leaf tensor that requires grad"):
+        loss.causal_lm_loss_and_grad(leaf, labels, in_place=True)
+    assert torch.equal(leaf.detach(), logits)
+
+
 def pooled_inputs(seed: int = 0):
     """Inputs whose gradient (2.1 MB in float32) is large enough to come from the pool."""
     return make_inputs(2, 64, 4099, seed)

@@ -150,6 +150,17 @@ def test_in_place_gradient_overwrites_the_logits() -> None:
     assert torch.equal(buffer, want_grad)
 
 
+def test_in_place_gradient_is_an_in_place_write_to_autograd() -> None:
+    logits, labels = make_inputs(2, 5, 11)
+    z = torch.from_numpy(logits).cuda().requires_grad_()
+    saved = torch.tanh(z)
+    loss.causal_lm_loss_and_grad(saved, torch.from_numpy(labels).cuda(), in_place=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.sum().backward()
+    with pytest.raises(ConfigError, match="a leaf tensor that requires grad"):
+        loss.causal_lm_loss_and_grad(z, torch.from_numpy(labels).cuda(), in_place=True)
+
+
 def test_out_of_range_label_raises_and_leaves_the_logits_untouched() -> None:
     logits, labels = make_inputs(2, 5, 50)
     labels[1, 3] = 50

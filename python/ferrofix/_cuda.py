@@ -153,7 +153,7 @@ def causal_lm_loss(
     index = _device_index(device)
     source = logits.detach()
     if in_place:
-        _torch.check_in_place(source)
+        _torch.check_in_place(logits)
     # The kernels read raw memory, which under torch's neg bit holds the other sign.
     source = source.contiguous().resolve_neg()
     label_tensor = _labels_on(labels, device)

@@ -121,7 +121,14 @@ def has_pending_sign(tensor: Any) -> bool:
 
 def check_in_place(tensor: Any) -> None:
     """Refuse logits the loss cannot overwrite with their gradient: memory that is not
-    contiguous, or that holds the other sign of the values (a pending negation)."""
+    contiguous or that holds the other sign of the values (a pending negation), and a leaf
+    that requires grad, which torch's own in-place operations refuse too."""
+    if tensor.requires_grad and tensor.is_leaf:
+        raise ConfigError(
+            "logits: a leaf tensor that requires grad cannot be overwritten in place (torch "
+            "refuses in-place operations on one too); use in_place=False, or pass "
+            "logits.detach() if its values are no longer needed"
+        )
     if not tensor.is_contiguous():
         raise ConfigError("logits: must be contiguous for an in-place gradient")
     if has_pending_sign(tensor):
@@ -130,3 +137,10 @@ def check_in_place(tensor: Any) -> None:
             "as on x.conj().imag), so an in-place gradient would read back negated; pass "
             "logits.resolve_neg() or use in_place=False"
         )
+
+
+def mark_overwritten(tensor: Any) -> None:
+    """Tell autograd that ``tensor``'s memory was rewritten behind its back, as torch's own
+    in-place operations do: a backward through an operation that saved the old values
+    (``tanh`` saves its output) then raises instead of silently using the new ones."""
+    loaded_torch().autograd.graph.increment_version(tensor)

@@ -244,7 +244,9 @@ def causal_lm_loss_and_grad(
     no autograd). The gradient has the logits' shape and dtype and is already scaled by
     the reduction (for ``"none"``, each row's unscaled gradient). ``in_place=True``
     overwrites ``logits`` with the gradient and returns it, for callers that no longer
-    need the logits (the logits must then be contiguous and writable).
+    need the logits (the logits must then be contiguous and writable, and a tensor not a
+    leaf that requires grad). As with torch's in-place operations, autograd learns of the
+    write: a later backward through an operation that saved the logits raises.
 
     Returns:
         ``(loss, grad)``; the loss as :func:`causal_lm_loss` returns it for numpy input,
@@ -261,7 +263,7 @@ def causal_lm_loss_and_grad(
         tensor = logits.detach()
         dtype = _cpu_tensor_dtype(tensor)
         if in_place:
-            _torch.check_in_place(tensor)
+            _torch.check_in_place(logits)
         array = _torch.numpy_view(tensor, "logits", dtype)
     elif in_place:
         import numpy as np
@@ -277,6 +279,8 @@ def causal_lm_loss_and_grad(
         grad_array = array
         loss, per_row, _, _ = _native_call(array, dtype, label_array, options, in_place=True)
         grad: Any = logits
+        if is_tensor:
+            _torch.mark_overwritten(logits)
     else:
         if is_tensor:
             grad_array, grad = _gradient_like_tensor(tensor, dtype)
@@ -412,6 +416,8 @@ def _cuda_loss_and_grad(logits: Any, labels: Any, options: _Options, in_place: b
     from ferrofix import _cuda
 
     loss, _, grad = _cuda.causal_lm_loss(logits, labels, options, with_grad=True, in_place=in_place)
+    if in_place:
+        _torch.mark_overwritten(logits)
     return _cuda_shaped(loss, logits, options), logits if in_place else grad
 
 
