@@ -335,6 +335,27 @@ def test_autograd_gradcheck_in_float64(options, reduction) -> None:
     assert torch.autograd.gradcheck(fn, (logits,), eps=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_a_second_derivative_raises_instead_of_vanishing(reduction) -> None:
+    """A gradient penalty differentiates the loss's gradient again. The second derivative
+    is not computed, so that must raise: a gradient without a graph would make the
+    penalty a constant and its term would silently drop out of the total."""
+    logits = torch.randn(2, 4, 7, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([[1, 2, -100, 4], [6, 0, 3, 5]])
+    value = loss.causal_lm_loss(logits, labels, reduction=reduction).sum()
+    (grad,) = torch.autograd.grad(value, logits, create_graph=True)
+    shifted = F.cross_entropy(
+        logits[:, :-1].reshape(-1, 7), labels[:, 1:].reshape(-1), reduction=reduction
+    ).sum()
+    (want,) = torch.autograd.grad(shifted, logits)
+    torch.testing.assert_close(grad.detach(), want)
+    penalty = value + (grad**2).sum()
+    with pytest.raises(ConfigError, match=r"second derivatives .* are not supported"):
+        penalty.backward()
+    with pytest.raises(ConfigError, match="second derivatives"):
+        torch.autograd.gradgradcheck(lambda x: loss.causal_lm_loss(x, labels), (logits,))
+
+
 def test_none_reduction_backward_weights_each_token() -> None:
     logits, labels = make_inputs(2, 6, 40)
     ours = torch.from_numpy(logits).double().requires_grad_()

@@ -426,12 +426,31 @@ def _autograd_function() -> type:
     """The torch.autograd.Function, built on first use so importing this module needs no torch."""
     torch = _torch.loaded_torch()
 
+    class FirstOrderOnly(torch.autograd.Function):
+        """Passes the loss's gradient through under ``create_graph=True`` and raises if
+        anything backpropagates through it: its second derivative is not computed, and
+        without this the gradient would come out as a constant, so a gradient penalty's
+        term would silently vanish."""
+
+        @staticmethod
+        def forward(ctx: Any, grad: Any, logits: Any) -> Any:  # type: ignore[override]
+            return grad.view_as(grad)
+
+        @staticmethod
+        def backward(ctx: Any, _upstream: Any) -> Any:  # type: ignore[override]
+            raise ConfigError(
+                "causal_lm_loss: second derivatives (a backward through a gradient taken "
+                "with create_graph=True) are not supported; use F.cross_entropy there"
+            )
+
     class CausalLMLossFunction(torch.autograd.Function):
         """Forward computes the gradient too; backward scales it by grad_output.
 
         The first backward hands the fused gradient over (so autograd can take it as the
         leaf's ``.grad`` without a copy). A re-entrant backward (``retain_graph``,
-        gradcheck) recomputes it from the saved logits.
+        gradcheck) recomputes it from the saved logits. The gradient is not differentiable
+        again: a double backward (``create_graph=True``, a gradient penalty) raises rather
+        than silently leaving the second-order term out.
         """
 
         @staticmethod
@@ -444,6 +463,13 @@ def _autograd_function() -> type:
 
         @staticmethod
         def backward(ctx: Any, grad_output: Any, _grad_lse: Any = None):  # type: ignore[override]
+            grad = CausalLMLossFunction.first_order(ctx, grad_output)
+            if torch.is_grad_enabled():  # create_graph=True
+                grad = FirstOrderOnly.apply(grad, ctx.saved_tensors[0])
+            return grad, None, None, None
+
+        @staticmethod
+        def first_order(ctx: Any, grad_output: Any) -> Any:
             grad, ctx.grad = ctx.grad, None
             if grad is None:
                 (logits,) = ctx.saved_tensors
@@ -452,15 +478,15 @@ def _autograd_function() -> type:
                 rows = grad_output.to(grad.dtype)
                 if ctx.options.kwargs["shift"]:  # each last position has no loss entry
                     rows = torch.nn.functional.pad(rows, (0, 1))
-                return grad.mul_(rows.unsqueeze(-1)), None, None, None
+                return grad.mul_(rows.unsqueeze(-1))
             if grad.is_cuda:
                 from ferrofix import _cuda
 
-                return _cuda.scale_gradient(grad, grad_output), None, None, None
+                return _cuda.scale_gradient(grad, grad_output)
             scale = grad_output.item()
             if scale != 1.0:
                 grad.mul_(scale)
-            return grad, None, None, None
+            return grad
 
     return CausalLMLossFunction
 
