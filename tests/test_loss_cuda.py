@@ -161,6 +161,17 @@ def test_in_place_gradient_is_an_in_place_write_to_autograd() -> None:
         loss.causal_lm_loss_and_grad(z, torch.from_numpy(labels).cuda(), in_place=True)
 
 
+def test_return_lse_is_differentiable_as_on_the_cpu() -> None:
+    logits, labels = make_inputs(2, 5, 300)
+    grads = []
+    for device in ("cpu", "cuda"):
+        x = torch.from_numpy(logits).to(device).requires_grad_()
+        value, lse = loss.causal_lm_loss(x, torch.from_numpy(labels).to(device), return_lse=True)
+        (value + 1e-2 * (torch.nan_to_num(lse) ** 2).sum()).backward()
+        grads.append(x.grad.cpu())
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)
+
+
 def test_out_of_range_label_raises_and_leaves_the_logits_untouched() -> None:
     logits, labels = make_inputs(2, 5, 50)
     labels[1, 3] = 50

@@ -195,7 +195,8 @@ def causal_lm_loss(
         num_items_in_batch: Divisor of the summed loss instead of the number of
             contributing tokens (``reduction="mean"`` only).
         return_lse: Also return each row's log-sum-exp (float32, shaped like the labels;
-            NaN where the row contributes nothing).
+            NaN where the row contributes nothing). For torch logits it is differentiable
+            (a term built on it, such as a hand-written z-loss, gets its gradient).
 
     Returns:
         numpy in: a float (``mean``/``sum``) or an array (``none``; float32, or float64 for
@@ -422,6 +423,27 @@ def _cuda_loss_and_grad(logits: Any, labels: Any, options: _Options, in_place: b
 
 
 @functools.cache
+def _with_lse_gradient(grad: Any, logits: Any, lse: Any, grad_lse: Any, options: _Options) -> Any:
+    """``grad`` (None: zero) plus the gradient through the returned lse: each scored row's
+    softmax of the (softcapped) logits times its upstream gradient, through the softcap's
+    ``1 - tanh²``; rows whose lse is NaN (nothing scored there) contribute nothing. Torch
+    operations in float32 (float64 for float64 logits), rounded once to the logits' dtype."""
+    torch = _torch.loaded_torch()
+    compute = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    x = logits.detach().to(compute)
+    softcap = options.kwargs["softcap"]
+    if softcap is not None:
+        squashed = torch.tanh(x / softcap)
+        x = softcap * squashed
+    weight = torch.where(torch.isnan(lse), 0.0, grad_lse.to(compute)).to(compute)
+    total = torch.softmax(x, dim=-1).mul_(weight.unsqueeze(-1))
+    if softcap is not None:
+        total.mul_(1.0 - squashed * squashed)
+    if grad is not None:
+        total.add_(grad)
+    return total.to(logits.dtype)
+
+
 def _autograd_function() -> type:
     """The torch.autograd.Function, built on first use so importing this module needs no torch."""
     torch = _torch.loaded_torch()
@@ -448,23 +470,30 @@ def _autograd_function() -> type:
 
         The first backward hands the fused gradient over (so autograd can take it as the
         leaf's ``.grad`` without a copy). A re-entrant backward (``retain_graph``,
-        gradcheck) recomputes it from the saved logits. The gradient is not differentiable
-        again: a double backward (``create_graph=True``, a gradient penalty) raises rather
-        than silently leaving the second-order term out.
+        gradcheck) recomputes it from the saved logits. The returned lse is differentiable
+        too (softmax times its upstream gradient, computed in backward only when used).
+        The gradient is not differentiable again: a double backward (``create_graph=True``,
+        a gradient penalty) raises rather than silently leaving the second-order term out.
         """
 
         @staticmethod
         def forward(ctx: Any, logits: Any, labels: Any, options: _Options, return_lse: bool):  # type: ignore[override]
             loss, lse, grad = _torch_forward(logits, labels, options, return_lse, with_grad=True)
-            ctx.save_for_backward(logits)
+            ctx.save_for_backward(logits, *([lse] if lse is not None else []))
             ctx.grad, ctx.labels, ctx.options = grad, labels, options
-            ctx.mark_non_differentiable(*([lse] if lse is not None else []))
+            ctx.set_materialize_grads(False)  # an unused output's gradient stays None
             return loss, lse
 
         @staticmethod
-        def backward(ctx: Any, grad_output: Any, _grad_lse: Any = None):  # type: ignore[override]
-            grad = CausalLMLossFunction.first_order(ctx, grad_output)
-            if torch.is_grad_enabled():  # create_graph=True
+        def backward(ctx: Any, grad_output: Any, grad_lse: Any = None):  # type: ignore[override]
+            grad = None
+            if grad_output is not None:
+                grad = CausalLMLossFunction.first_order(ctx, grad_output)
+            ctx.grad = None
+            if grad_lse is not None:  # the caller backpropagates through the returned lse
+                logits, lse = ctx.saved_tensors
+                grad = _with_lse_gradient(grad, logits, lse, grad_lse, ctx.options)
+            if grad is not None and torch.is_grad_enabled():  # create_graph=True
                 grad = FirstOrderOnly.apply(grad, ctx.saved_tensors[0])
             return grad, None, None, None
 
