@@ -359,7 +359,14 @@ def test_other_integer_ids_mask_like_int64(dtype, returned) -> None:
     assert np.array_equal(got_ids, want_ids)
     assert np.array_equal(got_mask, want_mask)
     want = uniform_corrupt(ids, 0.4, vocab_size=120, seed=5)
-    got = uniform_corrupt(torch.from_numpy(ids.astype(dtype)), 0.4, vocab_size=120, seed=5)
+    got = uniform_corrupt(ids.astype(dtype), 0.4, vocab_size=120, seed=5)
+    assert got[0].dtype == returned
+    assert np.array_equal(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
+    try:  # torch before 2.3 has no uint16, uint32 or uint64 tensors
+        tensor = torch.from_numpy(ids.astype(dtype))
+    except TypeError:
+        return
+    got = uniform_corrupt(tensor, 0.4, vocab_size=120, seed=5)
     assert got[0].dtype == getattr(torch, np.dtype(returned).name)
     assert np.array_equal(got[0].numpy(), want[0])
-    assert np.array_equal(got[1].numpy(), want[1])
