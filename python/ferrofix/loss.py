@@ -435,7 +435,7 @@ def _with_lse_gradient(grad: Any, logits: Any, lse: Any, grad_lse: Any, options:
     if softcap is not None:
         squashed = torch.tanh(x / softcap)
         x = softcap * squashed
-    weight = torch.where(torch.isnan(lse), 0.0, grad_lse.to(compute)).to(compute)
+    weight = torch.where(torch.isnan(lse), 0.0, grad_lse.to(compute))
     total = torch.softmax(x, dim=-1).mul_(weight.unsqueeze(-1))
     if softcap is not None:
         total.mul_(1.0 - squashed * squashed)

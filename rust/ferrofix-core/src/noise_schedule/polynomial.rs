@@ -119,13 +119,15 @@ pub fn exp(y: f64) -> f64 {
     p * scale(half) * scale(k - half)
 }
 
+/// Relative difference of `a` from `b` (0 when equal): the tests' measure of digits kept.
+#[cfg(test)]
+pub(super) fn relative(a: f64, b: f64) -> f64 {
+    if a == b { 0.0 } else { ((a - b) / b).abs() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn relative(a: f64, b: f64) -> f64 {
-        if a == b { 0.0 } else { ((a - b) / b).abs() }
-    }
 
     #[test]
     fn split_constants_add_up() {

@@ -59,11 +59,8 @@ pub fn neg_ln_alpha(alpha: f64, mask: f64, log: impl Fn(f64) -> f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::polynomial::relative;
     use super::*;
-
-    fn relative(a: f64, b: f64) -> f64 {
-        if a == b { 0.0 } else { ((a - b) / b).abs() }
-    }
 
     #[test]
     fn half_turn_matches_libm_and_keeps_cos_near_one() {
