@@ -513,6 +513,38 @@ def test_each_planted_bug_is_reported_as_its_kind_alone(kind, packed_batch) -> N
     assert report.num_violations == expected, str(report)
 
 
+def test_a_document_missing_from_the_batch_is_lost(packed_batch) -> None:
+    """Every segment in the batch is intact; one source document has none."""
+    sequences = [list(s) for s in packed_batch.sequences]
+    missing = len(sequences) // 2
+    kept = sequences[:missing] + sequences[missing + 1 :]
+    batch = pack_sequences(kept, packed_batch.capacity)
+    batch["document_ids"][batch["document_ids"] >= missing] += 1  # renumber to the sources
+    report = check_packing(batch, sequences, packed_batch.capacity)
+    assert [(v.kind, v.row, v.position) for v in report.violations] == [("token_lost", -1, -1)]
+    assert report.violations[0].detail == (
+        f"document {missing} ({len(sequences[missing])} tokens) is missing"
+    ), str(report)
+
+
+def test_a_document_packed_twice_in_full_is_duplicated(packed_batch) -> None:
+    """Both copies are the whole document token for token, in different rows."""
+    sequences = [list(s) for s in packed_batch.sequences]
+    twice = 0
+    batch = pack_sequences([*sequences, sequences[twice]], packed_batch.capacity)
+    copy = batch["document_ids"] == len(sequences)
+    rows_of_copies = {*np.nonzero(copy)[0], *np.nonzero(batch["document_ids"] == twice)[0]}
+    assert len(rows_of_copies) == 2  # else the row check also sees a split document
+    batch["document_ids"][copy] = twice
+    report = check_packing(batch, sequences, packed_batch.capacity)
+    assert report.kinds() == {"token_duplicated"}, str(report)
+    assert report.num_violations == 1
+    length = len(sequences[twice])
+    assert report.violations[0].detail == (
+        f"document {twice} has {2 * length} tokens in the batch, the source has {length}"
+    )
+
+
 CHANGEABLE = ["input_ids", "labels", "position_ids", "document_ids", "attention_mask"]
 
 

@@ -201,21 +201,21 @@ pub fn check_packing(
     let documents = sources.map(|s| s.lengths.len());
     let cells = batch.rows.saturating_mul(batch.width);
     parallel::install_sized(cells, NS_PER_CELL, || {
-        let rows: Vec<(Report, Vec<Segment>)> = (0..batch.rows)
+        let tasks: Vec<Checked> = (0..batch.rows)
             .into_par_iter()
             // Small tasks: a worker that wakes late (milliseconds on a busy VM) can still
             // take half of what is left; with a few big ones the caller has begun them all.
-            .with_max_len(ROWS_PER_TASK)
-            .map(|row| {
+            .fold_chunks(ROWS_PER_TASK, Checked::default, |mut checked, row| {
                 let sources = sources.zip(source_starts.as_deref());
-                check_row(&batch, row, documents, sources, expect)
+                check_row(&batch, row, documents, sources, expect, &mut checked);
+                checked
             })
             .collect();
         let mut report = Report::default();
-        let mut segments = Vec::new();
-        for (row_report, row_segments) in rows {
-            report.merge(row_report);
-            segments.extend(row_segments);
+        let mut segments = Vec::with_capacity(tasks.iter().map(|t| t.segments.len()).sum());
+        for task in tasks {
+            report.merge(task.report);
+            segments.extend(task.segments);
         }
         check_boundaries(&batch, &segments, &mut report);
         if let (Some(sources), Some(starts)) = (sources, source_starts) {
@@ -292,25 +292,45 @@ fn source_starts(sources: Sources<'_>) -> Result<Vec<usize>> {
     Ok(starts)
 }
 
+/// What checking a run of rows found, appended row by row: one allocation per task of rows
+/// instead of several per row, which the serial merge afterwards had to free.
+#[derive(Default)]
+struct Checked {
+    /// Violations, in row order.
+    report: Report,
+    /// The rows' segments, in row-major order.
+    segments: Vec<Segment>,
+    /// Scratch: one row's (document, start) pairs.
+    by_document: Vec<(i64, usize)>,
+}
+
 fn check_row(
     batch: &BatchView<'_>,
     row: usize,
     documents: Option<usize>,
     sources: Option<(Sources<'_>, &[usize])>,
     expect: Expectations,
-) -> (Report, Vec<Segment>) {
-    let mut report = Report::default();
+    checked: &mut Checked,
+) {
+    let Checked {
+        report,
+        segments: all_segments,
+        by_document,
+    } = checked;
     let span = row * batch.width..(row + 1) * batch.width;
     let ids = &batch.input_ids[span.clone()];
     let docs = &batch.document_ids[span.clone()];
     let (r, w) = (row as i64, batch.width);
 
-    let clean = clean_row::clean_row_segments(batch, row, sources, expect);
-    let is_clean = clean.is_some();
-    let segments =
-        clean.unwrap_or_else(|| find_segments(batch, row, documents, sources, &mut report));
-    let mut by_document: Vec<(i64, usize)> =
-        segments.iter().map(|s| (s.document, s.start)).collect();
+    let first = all_segments.len();
+    let is_clean = clean_row::clean_row_segments(batch, row, sources, expect, all_segments);
+    if !is_clean {
+        all_segments.truncate(first);
+        find_segments(batch, row, documents, sources, report, all_segments);
+    }
+    let segments = &all_segments[first..];
+    by_document.clear();
+    by_document.extend(segments.iter().map(|s| (s.document, s.start)));
     by_document.sort_unstable();
     for pair in by_document.windows(2) {
         if pair[0].0 == pair[1].0 {
@@ -378,9 +398,9 @@ fn check_row(
     }
 
     if is_clean {
-        return (report, segments);
+        return;
     }
-    for s in &segments {
+    for s in segments {
         let range = s.start..s.start + s.length;
         if let Some(positions) = batch.position_ids {
             let positions = &positions[span.start + range.start..span.start + range.end];
@@ -460,22 +480,22 @@ fn check_row(
             });
         }
     }
-    (report, segments)
 }
 
-/// The row's segments (maximal runs of one document id), reporting ids out of range.
+/// Append the row's segments (maximal runs of one document id) to `segments`, reporting ids
+/// out of range.
 fn find_segments(
     batch: &BatchView<'_>,
     row: usize,
     documents: Option<usize>,
     sources: Option<(Sources<'_>, &[usize])>,
     report: &mut Report,
-) -> Vec<Segment> {
+    segments: &mut Vec<Segment>,
+) {
     let span = row * batch.width..(row + 1) * batch.width;
     let ids = &batch.input_ids[span.clone()];
     let docs = &batch.document_ids[span];
     let (r, w) = (row as i64, batch.width);
-    let mut segments: Vec<Segment> = Vec::new();
     let mut p = 0;
     while p < w {
         let document = docs[p];
@@ -504,7 +524,6 @@ fn find_segments(
         }
         p = end;
     }
-    segments
 }
 
 /// cu_seqlens and max_seqlen against the segments, in row-major order.
@@ -566,14 +585,27 @@ fn check_tokens(
     sources: Sources<'_>,
     starts: &[usize],
 ) -> Report {
-    let mut of_document: Vec<Vec<Segment>> = vec![Vec::new(); sources.lengths.len()];
+    let documents = sources.lengths.len();
+    // Where each document's segments start in `grouped`.
+    let mut offsets = vec![0usize; documents + 1];
     for s in segments {
-        of_document[s.document as usize].push(*s);
+        offsets[s.document as usize + 1] += 1;
     }
-    let reports: Vec<Report> = of_document
-        .par_iter()
-        .enumerate()
-        .map(|(document, pieces)| {
+    // The common case: every document is one segment that the row pass already found equal
+    // to its source, and there is nothing more to read.
+    if offsets[1..].iter().all(|&count| count == 1) && segments.iter().all(|s| s.whole_source) {
+        return Report::default();
+    }
+    for d in 0..documents {
+        offsets[d + 1] += offsets[d];
+    }
+    // Stable: a document's segments stay in row-major order.
+    let mut grouped = segments.to_vec();
+    grouped.sort_by_key(|s| s.document);
+    let reports: Vec<Report> = (0..documents)
+        .into_par_iter()
+        .map(|document| {
+            let pieces = &grouped[offsets[document]..offsets[document + 1]];
             let length = sources.lengths[document] as usize;
             let source = &sources.tokens[starts[document]..starts[document] + length];
             let mut report = Report::default();

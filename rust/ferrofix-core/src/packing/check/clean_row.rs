@@ -25,20 +25,22 @@ struct Row<'a> {
     mask: Option<&'a [i64]>,
 }
 
-/// The row's segments when every per-position check passes and, with sources, every segment
-/// is its whole source document token for token; `None` when anything is off.
+/// Whether every per-position check of the row passes and, with sources, every segment is
+/// its whole source document token for token. The row's segments are appended to
+/// `segments` as they are found (the caller drops them when the row is not clean).
 pub(super) fn clean_row_segments(
     batch: &BatchView<'_>,
     row: usize,
     sources: Option<(Sources<'_>, &[usize])>,
     expect: Expectations,
-) -> Option<Vec<Segment>> {
+    segments: &mut Vec<Segment>,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the running CPU supports AVX2, checked just above.
-        return unsafe { clean_row_segments_avx2(batch, row, sources, expect) };
+        return unsafe { clean_row_segments_avx2(batch, row, sources, expect, segments) };
     }
-    clean_row_segments_portable(batch, row, sources, expect)
+    clean_row_segments_portable(batch, row, sources, expect, segments)
 }
 
 /// [`clean_row_segments_portable`] compiled with AVX2, whose 64-bit compares the baseline
@@ -53,8 +55,9 @@ unsafe fn clean_row_segments_avx2(
     row: usize,
     sources: Option<(Sources<'_>, &[usize])>,
     expect: Expectations,
-) -> Option<Vec<Segment>> {
-    clean_row_segments_portable(batch, row, sources, expect)
+    segments: &mut Vec<Segment>,
+) -> bool {
+    clean_row_segments_portable(batch, row, sources, expect, segments)
 }
 
 #[inline(always)]
@@ -63,7 +66,8 @@ fn clean_row_segments_portable(
     row: usize,
     sources: Option<(Sources<'_>, &[usize])>,
     expect: Expectations,
-) -> Option<Vec<Segment>> {
+    segments: &mut Vec<Segment>,
+) -> bool {
     let span = row * batch.width..(row + 1) * batch.width;
     let arrays = Row {
         ids: &batch.input_ids[span.clone()],
@@ -72,30 +76,33 @@ fn clean_row_segments_portable(
         positions: batch.position_ids.map(|a| &a[span.clone()]),
         mask: batch.attention_mask.map(|a| &a[span.clone()]),
     };
-    let mut segments = Vec::new();
     let mut p = 0;
     while p < batch.width {
         let document = arrays.docs[p];
         let end = run_end(arrays.docs, p);
         if document == -1 {
             if !padding_clean(&arrays, p..end, expect) {
-                return None;
+                return false;
             }
         } else {
             let source = match sources {
                 None if document >= 0 => None,
-                None => return None,
+                None => return false,
                 Some((sources, starts)) => {
-                    let d = usize::try_from(document).ok()?;
-                    let length = *sources.lengths.get(d)? as usize;
-                    if length != end - p {
-                        return None;
+                    let length = usize::try_from(document)
+                        .ok()
+                        .and_then(|d| sources.lengths.get(d));
+                    match length {
+                        Some(&length) if length as usize == end - p => {
+                            let start = starts[document as usize];
+                            Some(&sources.tokens[start..start + end - p])
+                        }
+                        _ => return false,
                     }
-                    Some(&sources.tokens[starts[d]..starts[d] + length])
                 }
             };
             if !segment_clean(&arrays, p..end, source, expect) {
-                return None;
+                return false;
             }
             segments.push(Segment {
                 row,
@@ -107,7 +114,7 @@ fn clean_row_segments_portable(
         }
         p = end;
     }
-    Some(segments)
+    true
 }
 
 /// The end of the run of equal values that starts at `start`.
