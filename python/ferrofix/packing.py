@@ -73,6 +73,12 @@ def _integer_array(name: str, value: Any, *, ndim: int | None = 1) -> np.ndarray
     """An int32/int64 numpy array (other integer types widen to int64)."""
     import numpy as np
 
+    if (
+        type(value) is np.ndarray
+        and value.dtype in (np.int32, np.int64)  # native byte order only
+        and (ndim is None or value.ndim == ndim)
+    ):
+        return c_contiguous(value)  # the common case, without the checks below
     if _torch.is_tensor(value):
         value = _torch.host_array(value, name)
     array = as_array(name, value)
@@ -361,9 +367,11 @@ def _grid(
 ) -> np.ndarray | None:
     import numpy as np
 
-    if batch.get(name) is None:
+    array = batch.get(name)
+    if array is None:
         return None
-    array = batch[name]
+    if type(array) is np.ndarray and array.dtype == np.int64 and array.shape == shape:
+        return c_contiguous(array)  # what pack_sequences returns, without the checks below
     if _torch.is_tensor(array):
         array = _torch.host_array(array, name)
     array = rectangular(name, array)
@@ -492,12 +500,12 @@ def check_packing(
             max_seqlen = None
     starts = batch.get("document_starts")
     if starts is not None:
-        starts = _integer_array("document_starts", starts, ndim=2).astype(np.int64)
+        starts = _integer_array("document_starts", starts, ndim=2).astype(np.int64, copy=False)
         if starts.shape[0] != shape[0]:
             raise ShapeError(f"document_starts: expected shape ({shape[0]}, S), got {starts.shape}")
     seq_lengths = batch.get("seq_lengths")
     if seq_lengths is not None:
-        seq_lengths = _integer_array("seq_lengths", seq_lengths).astype(np.int64)
+        seq_lengths = _integer_array("seq_lengths", seq_lengths).astype(np.int64, copy=False)
     tokens = source_lengths = None
     if sequences is not None:
         tokens, source_lengths = _documents(sequences)
