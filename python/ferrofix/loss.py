@@ -422,7 +422,6 @@ def _cuda_loss_and_grad(logits: Any, labels: Any, options: _Options, in_place: b
     return _cuda_shaped(loss, logits, options), logits if in_place else grad
 
 
-@functools.cache
 def _with_lse_gradient(grad: Any, logits: Any, lse: Any, grad_lse: Any, options: _Options) -> Any:
     """``grad`` (None: zero) plus the gradient through the returned lse: each scored row's
     softmax of the (softcapped) logits times its upstream gradient, through the softcap's
@@ -444,6 +443,7 @@ def _with_lse_gradient(grad: Any, logits: Any, lse: Any, grad_lse: Any, options:
     return total.to(logits.dtype)
 
 
+@functools.cache
 def _autograd_function() -> type:
     """The torch.autograd.Function, built on first use so importing this module needs no torch."""
     torch = _torch.loaded_torch()
