@@ -372,9 +372,12 @@ def test_numpy_gradients_reuse_the_pool_too() -> None:
     np.testing.assert_allclose(grad, want, atol=1e-6)
 
 
+@pytest.mark.parametrize("return_lse", [False, True], ids=["loss", "loss_with_lse_returned"])
 @pytest.mark.parametrize("options", list(OPTION_CASES.values())[:4], ids=list(OPTION_CASES)[:4])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_autograd_gradcheck_in_float64(options, reduction) -> None:
+def test_autograd_gradcheck_in_float64(options, reduction, return_lse) -> None:
+    """gradcheck backpropagates through one graph many times (a re-entrant backward
+    recomputes the gradient from what forward saved, the lse too when it is returned)."""
     if "num_items_in_batch" in options and reduction != "mean":
         pytest.skip("num_items_in_batch only applies to the mean")
     generator = torch.Generator().manual_seed(0)
@@ -382,6 +385,10 @@ def test_autograd_gradcheck_in_float64(options, reduction) -> None:
     labels = torch.tensor([[1, 2, -100, 4], [6, 0, 3, 5]])
 
     def fn(x):
+        if return_lse:
+            return loss.causal_lm_loss(x, labels, reduction=reduction, return_lse=True, **options)[
+                0
+            ]
         return loss.causal_lm_loss(x, labels, reduction=reduction, **options)
 
     assert torch.autograd.gradcheck(fn, (logits,), eps=1e-6, atol=1e-7)
@@ -440,10 +447,12 @@ def test_no_grad_and_non_leaf_paths() -> None:
     np.testing.assert_allclose(tensor.grad.numpy(), want, atol=1e-5)
 
 
-def test_repeated_backward_through_the_same_graph_rescales_correctly() -> None:
+@pytest.mark.parametrize("return_lse", [False, True], ids=["loss", "loss_with_lse_returned"])
+def test_repeated_backward_through_the_same_graph_rescales_correctly(return_lse) -> None:
     logits, labels = make_inputs(1, 5, 30)
     tensor = torch.from_numpy(logits).requires_grad_()
-    out = loss.causal_lm_loss(tensor, torch.from_numpy(labels))
+    out = loss.causal_lm_loss(tensor, torch.from_numpy(labels), return_lse=return_lse)
+    out = out[0] if return_lse else out
     want = reference.causal_lm_loss_and_grad(logits, labels)[1]
     for scale in (0.5, 0.5, 3.0, 1.0):
         tensor.grad = None

@@ -500,8 +500,8 @@ def _autograd_function() -> type:
         @staticmethod
         def first_order(ctx: Any, grad_output: Any) -> Any:
             grad, ctx.grad = ctx.grad, None
-            if grad is None:
-                (logits,) = ctx.saved_tensors
+            if grad is None:  # lse, when returned, is saved after the logits
+                logits = ctx.saved_tensors[0]
                 grad = _torch_forward(logits, ctx.labels, ctx.options, False, with_grad=True)[2]
             if ctx.options.reduction == "none":
                 rows = grad_output.to(grad.dtype)
