@@ -3,7 +3,9 @@ assert_close presets and messages, the model assertions, and the bad-input table
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -276,6 +278,75 @@ def test_assert_causal_changes_the_last_token_within_the_vocabulary(ids) -> None
         assert_causal(lambda x: embedding(torch.as_tensor(x)).flip(1).cumsum(1), ids)
 
 
+@dataclasses.dataclass
+class _ModelOutput:
+    """What a Hugging Face model returns, in miniature: logits beside other fields."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        pytest.param(lambda logits: {"logits": logits, "loss": None}, id="mapping"),
+        pytest.param(lambda logits: _ModelOutput(logits, logits.flip(0)), id="attribute"),
+    ],
+)
+def test_model_assertions_compare_the_logits_of_model_outputs(wrap) -> None:
+    torch.manual_seed(0)
+    embedding = torch.nn.Embedding(10, 4)
+    ids = torch.randint(0, 10, (3, 5))
+    # `hidden` mixes the batch rows, so only the logits may be compared.
+    assert_batch_independence(lambda x: wrap(embedding(x)), ids, index=1)
+    assert_causal(lambda x: wrap(embedding(x).cumsum(1)), ids)
+    with pytest.raises(AssertionError, match="row 1 changes with the rest of the batch"):
+        assert_batch_independence(lambda x: wrap(embedding(x) - embedding(x).mean(0)), ids, 1)
+    with pytest.raises(AssertionError, match="not causal"):
+        assert_causal(lambda x: wrap(embedding(x).flip(1).cumsum(1)), ids)
+
+
+@dataclasses.dataclass(slots=True)
+class _Slotted:
+    value: torch.Tensor
+
+
+class _Cache:
+    """An object with identity ==, holding tensors and a reference to itself (as KV caches
+    and modules do)."""
+
+    def __init__(self, value: torch.Tensor, extra: bool = False) -> None:
+        self.layers = [{"key": value}]
+        self.owner = self
+        if extra:
+            self.step = 1
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda v: _Slotted(v), r"result\.value differs at \(1,\)"),
+        (lambda v: _ModelOutput(torch.ones(2), v), r"result\.hidden differs at \(1,\)"),
+        (lambda v: _Cache(v), r"result\.layers\[0\]\['key'\] differs at \(1,\)"),
+    ],
+    ids=["slotted dataclass", "dataclass", "object"],
+)
+def test_assert_deterministic_compares_objects_field_by_field(make, message) -> None:
+    assert_deterministic(lambda: make(torch.arange(3.0)))
+    values = iter([torch.arange(3.0), torch.tensor([0.0, 5.0, 2.0])])
+    with pytest.raises(AssertionError, match=f"two calls differ: {message}: 1.0 vs 5.0"):
+        assert_deterministic(lambda: make(next(values)))
+
+
+def test_assert_deterministic_names_attributes_only_one_result_has() -> None:
+    extra = iter([False, True])
+    with pytest.raises(
+        AssertionError,
+        match=r"result attributes \['layers', 'owner'\] vs \['layers', 'owner', 'step'\]",
+    ):
+        assert_deterministic(lambda: _Cache(torch.ones(1), next(extra)))
+
+
 def test_assert_can_overfit(small_batch, tiny_model) -> None:
     def loss_fn(model, batch):
         inputs, labels = batch
@@ -432,7 +503,44 @@ BAD_INPUT = [
         errors.ConfigError,
         "steps: must be an integer >= 1",
     ),
+    (
+        lambda: assert_batch_independence(lambda x: (x, x), torch.zeros(2, 3)),
+        errors.DtypeError,
+        r"model_fn: expected it to return a torch tensor or numpy array \(or an output with "
+        r"logits.*got tuple; pass a function that picks the tensor",
+    ),
+    (
+        lambda: assert_causal(lambda x: {"loss": x.sum()}, torch.zeros(2, 3, dtype=torch.long)),
+        errors.DtypeError,
+        "model_fn: expected it to return a torch tensor .* got dict",
+    ),
+    (
+        lambda: assert_batch_independence(lambda x: x.sum(), torch.zeros(2, 3)),
+        errors.ShapeError,
+        r"model_fn: expected an output of shape \(B, ...\) starting with the input's \(2,\), "
+        r"got \(\)",
+    ),
+    (
+        lambda: assert_causal(lambda x: x.T, torch.zeros(2, 3, dtype=torch.long)),
+        errors.ShapeError,
+        r"model_fn: expected an output of shape \(B, L, ...\) starting with the input's "
+        r"\(2, 3\), got \(3, 2\)",
+    ),
+    (
+        lambda: assert_deterministic(lambda: _Ambiguous()),
+        errors.DtypeError,
+        r"result: cannot compare two _Ambiguous values \(RuntimeError: Boolean value of Tensor",
+    ),
 ]
+
+
+class _Ambiguous:
+    """== answers with a tensor, as pandas and torch objects do."""
+
+    def __eq__(self, other: object) -> Any:
+        return torch.ones(2) == 1
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @pytest.mark.parametrize(("call", "error", "message"), BAD_INPUT)

@@ -16,8 +16,10 @@ listing every failing metric and the worst elements with their indices.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -354,16 +356,51 @@ def _check_batch(name: str, value: Any) -> None:
         _torch.check_has_values(value, name)
 
 
+def _model_output(value: Any, batch_shape: tuple[int, ...]) -> Any:
+    """The tensor of what ``model_fn`` returned: the value itself, or the ``logits`` of a
+    Hugging Face-style output (a mapping or object carrying them), checked to start with
+    ``batch_shape`` (the input's batch, and for causality its positions)."""
+    import numpy as np
+
+    def is_array(candidate: Any) -> bool:
+        return _torch.is_tensor(candidate) or isinstance(candidate, np.ndarray)
+
+    output = value
+    if not is_array(output):
+        if isinstance(value, Mapping):
+            output = value.get("logits")
+        elif not isinstance(value, list | tuple):
+            output = getattr(value, "logits", None)
+    if not is_array(output):
+        raise DtypeError(
+            "model_fn: expected it to return a torch tensor or numpy array (or an output "
+            f"with logits, as Hugging Face models return), got {type(value).__name__}; "
+            "pass a function that picks the tensor to compare, e.g. lambda x: model(x)[0]"
+        )
+    shape = tuple(output.shape)
+    if shape[: len(batch_shape)] != batch_shape:
+        dims = "(B, L, ...)" if len(batch_shape) == 2 else "(B, ...)"
+        raise ShapeError(
+            f"model_fn: expected an output of shape {dims} starting with the input's "
+            f"{batch_shape}, got {shape}"
+        )
+    return output
+
+
 def assert_batch_independence(
     model_fn: Callable[[Any], Any], inputs: Any, index: int = 0, **close: Any
 ) -> None:
     """Row ``index`` of ``model_fn(inputs)`` equals ``model_fn(inputs[index:index+1])``: no
-    information leaks between batch rows (``close`` goes to ``assert_close``)."""
+    information leaks between batch rows (``close`` goes to ``assert_close``).
+
+    ``model_fn`` returns a tensor or array with the batch first, or a Hugging Face-style
+    output whose ``logits`` are compared. A model in training mode (dropout, batch-norm
+    statistics) differs between any two calls: put it in ``eval()`` first."""
     __tracebackhide__ = True
     _check_batch("inputs", inputs)
     index = integer("index", index, low=0, high=len(inputs) - 1)
-    together = model_fn(inputs)[index : index + 1]
-    alone = model_fn(inputs[index : index + 1])
+    together = _model_output(model_fn(inputs), (len(inputs),))[index : index + 1]
+    alone = _model_output(model_fn(inputs[index : index + 1]), (1,))
     try:
         assert_close(together, alone, **close)
     except AssertionError as error:
@@ -373,17 +410,20 @@ def assert_batch_independence(
 def assert_causal(model_fn: Callable[[Any], Any], input_ids: Any, **close: Any) -> None:
     """Changing the last token of ``input_ids`` (B, L) leaves outputs at positions < L-1
     unchanged. The new last token is another id among those ``input_ids`` already spans
-    (an id past them could be outside the model's vocabulary), or 1 when all are 0."""
+    (an id past them could be outside the model's vocabulary), or 1 when all are 0.
+
+    ``model_fn`` returns a tensor or array of shape (B, L, ...), or a Hugging Face-style
+    output whose ``logits`` are compared."""
     __tracebackhide__ = True
     _check_batch("input_ids", input_ids)
     shape = shape_of("input_ids", input_ids)
     if len(shape) != 2 or shape[1] < 2:
         raise ShapeError(f"input_ids: expected shape (B, L) with L >= 2, got {shape}")
-    before = model_fn(input_ids)
+    before = _model_output(model_fn(input_ids), shape)
     changed = input_ids.clone() if hasattr(input_ids, "clone") else input_ids.copy()
     top = int(input_ids.max())
     changed[:, -1] = (changed[:, -1] + 1) % (top + 1) if top >= 1 else 1
-    after = model_fn(changed)
+    after = _model_output(model_fn(changed), shape)
     try:
         assert_close(after[:, :-1], before[:, :-1], **close)
     except AssertionError as error:
@@ -435,7 +475,8 @@ def assert_can_overfit(
 
 def assert_deterministic(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Two calls of ``fn(*args, **kwargs)`` give bit-identical results (tensors, arrays,
-    numbers, or tuples/lists/dicts of them)."""
+    numbers, or tuples/lists/dicts/dataclasses of them; other objects are compared with
+    ``==``)."""
     __tracebackhide__ = True
     first, second = fn(*args, **kwargs), fn(*args, **kwargs)
     difference = _first_difference(first, second, "result")
@@ -443,14 +484,21 @@ def assert_deterministic(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> N
         raise AssertionError(f"two calls differ: {difference}")
 
 
-def _first_difference(a: Any, b: Any, path: str) -> str | None:
+def _first_difference(
+    a: Any, b: Any, path: str, seen: frozenset[tuple[int, int]] = frozenset()
+) -> str | None:
+    """Where ``a`` and ``b`` first differ, bit for bit, or None. ``seen`` holds the pairs
+    of objects being compared further up, so a reference cycle ends the walk."""
     import numpy as np
 
+    if a is b or (id(a), id(b)) in seen:
+        return None
+    seen = seen | {(id(a), id(b))}
     if isinstance(a, dict) and isinstance(b, dict):
         if a.keys() != b.keys():
-            return f"{path} keys {sorted(a)} vs {sorted(b)}"
+            return f"{path} keys {sorted(a, key=repr)} vs {sorted(b, key=repr)}"
         for key in a:
-            found = _first_difference(a[key], b[key], f"{path}[{key!r}]")
+            found = _first_difference(a[key], b[key], f"{path}[{key!r}]", seen)
             if found:
                 return found
         return None
@@ -458,7 +506,7 @@ def _first_difference(a: Any, b: Any, path: str) -> str | None:
         if len(a) != len(b):
             return f"{path} lengths {len(a)} vs {len(b)}"
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _first_difference(x, y, f"{path}[{i}]")
+            found = _first_difference(x, y, f"{path}[{i}]", seen)
             if found:
                 return found
         return None
@@ -466,25 +514,64 @@ def _first_difference(a: Any, b: Any, path: str) -> str | None:
     if any(arrays):
         if not all(arrays) or _torch.is_tensor(a) != _torch.is_tensor(b):
             return f"{path} types {type(a).__name__} vs {type(b).__name__}"
-        if a.dtype != b.dtype:  # zeros of int32 and float32 have the same bytes
-            return f"{path} dtypes {a.dtype} vs {b.dtype}"
-        if tuple(a.shape) != tuple(b.shape):
-            return f"{path} shapes {tuple(a.shape)} vs {tuple(b.shape)}"
-        x, y = a, b
-        if _torch.is_tensor(a):
-            x, y = _torch.numpy_view(a, path), _torch.numpy_view(b, path)
-        bytes_x, bytes_y = np.asarray(x).tobytes(), np.asarray(y).tobytes()
-        if bytes_x != bytes_y:
-            # Bit for bit, per element: -0.0 is not 0.0, and NaN is NaN.
-            width = np.asarray(x).dtype.itemsize
-            bits_x = np.frombuffer(bytes_x, np.uint8).reshape(-1, width)
-            bits_y = np.frombuffer(bytes_y, np.uint8).reshape(-1, width)
-            flat = int(np.flatnonzero((bits_x != bits_y).any(axis=1))[0])
-            first = tuple(int(i) for i in np.unravel_index(flat, tuple(x.shape)))
-            return f"{path} differs at {first}: {a[first].item()!r} vs {b[first].item()!r}"
+        return _array_difference(a, b, path)
+    attributes = _attributes_to_compare(a, b)
+    if attributes is not None:
+        if not dataclasses.is_dataclass(a) and vars(a).keys() != vars(b).keys():
+            return f"{path} attributes {sorted(vars(a))} vs {sorted(vars(b))}"
+        for name in attributes:
+            found = _first_difference(getattr(a, name), getattr(b, name), f"{path}.{name}", seen)
+            if found:
+                return found
         return None
     if type(a) is float and type(b) is float:  # bit for bit, as arrays are: NaN is NaN
         same = struct.pack("<d", a) == struct.pack("<d", b)
+    elif type(a) is not type(b):
+        same = False
     else:
-        same = type(a) is type(b) and a == b
+        try:
+            same = bool(a == b)
+        except Exception as error:  # an == that gives no single truth value
+            raise DtypeError(
+                f"{path}: cannot compare two {type(a).__name__} values "
+                f"({type(error).__name__}: {error}); return tensors, arrays, numbers, or "
+                "tuples, lists, dicts or dataclasses of them"
+            ) from None
     return None if same else f"{path}: {a!r} vs {b!r}"
+
+
+def _array_difference(a: Any, b: Any, path: str) -> str | None:
+    """Where two tensors (or two arrays) first differ, bit for bit, or None."""
+    import numpy as np
+
+    if a.dtype != b.dtype:  # zeros of int32 and float32 have the same bytes
+        return f"{path} dtypes {a.dtype} vs {b.dtype}"
+    if tuple(a.shape) != tuple(b.shape):
+        return f"{path} shapes {tuple(a.shape)} vs {tuple(b.shape)}"
+    x, y = a, b
+    if _torch.is_tensor(a):
+        x, y = _torch.numpy_view(a, path), _torch.numpy_view(b, path)
+    bytes_x, bytes_y = np.asarray(x).tobytes(), np.asarray(y).tobytes()
+    if bytes_x == bytes_y:
+        return None
+    # Bit for bit, per element: -0.0 is not 0.0, and NaN is NaN.
+    width = np.asarray(x).dtype.itemsize
+    bits_x = np.frombuffer(bytes_x, np.uint8).reshape(-1, width)
+    bits_y = np.frombuffer(bytes_y, np.uint8).reshape(-1, width)
+    flat = int(np.flatnonzero((bits_x != bits_y).any(axis=1))[0])
+    first = tuple(int(i) for i in np.unravel_index(flat, tuple(x.shape)))
+    return f"{path} differs at {first}: {a[first].item()!r} vs {b[first].item()!r}"
+
+
+def _attributes_to_compare(a: Any, b: Any) -> list[str] | None:
+    """The attributes two objects of one type are compared by, field by field: a
+    dataclass's fields (its generated ``==`` would compare tensors with ``==``), or the
+    instance attributes of a class that keeps ``object``'s identity ``==`` (a KV cache,
+    say); None for anything else."""
+    if type(a) is not type(b) or isinstance(a, type):
+        return None
+    if dataclasses.is_dataclass(a):
+        return [field.name for field in dataclasses.fields(a)]
+    if type(a).__eq__ is object.__eq__ and hasattr(a, "__dict__") and hasattr(b, "__dict__"):
+        return list(vars(a))
+    return None
