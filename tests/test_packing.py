@@ -405,6 +405,15 @@ def test_pack_sequences_bad_inputs(call, error, message) -> None:
 # --- check_packing: one planted bug, one kind ----------------------------------------------
 
 
+def _segment_ordinals(batch: dict) -> np.ndarray:
+    """Hugging Face's seq_idx for a batch: each token's segment ordinal over the flattened
+    batch (from cu_seqlens), -1 on padding."""
+    cu = np.asarray(batch["cu_seqlens"])
+    ordinals = np.full(batch["input_ids"].shape, -1, np.int64)
+    ordinals[batch["attention_mask"] == 1] = np.repeat(np.arange(len(cu) - 1), np.diff(cu))
+    return ordinals
+
+
 def _copy(batch: dict) -> dict:
     return {k: v.copy() if hasattr(v, "copy") else v for k, v in batch.items()}
 
@@ -441,6 +450,9 @@ def _plant(kind: str, batch: dict, sequences: list[list[int]]) -> tuple[dict, li
         sequences = None  # the token check would also see the relabelled segment
     elif kind == "cu_seqlens":
         batch["cu_seqlens"][1] += 1
+    elif kind == "seq_idx":
+        batch["seq_idx"] = _segment_ordinals(batch)
+        batch["seq_idx"][row, start + 1] += 1
     elif kind == "document_starts":
         batch["document_starts"][row, 1] += 1
     elif kind == "seq_lengths":
@@ -468,6 +480,7 @@ KINDS = [
     "position_ids",
     "document_ids",
     "cu_seqlens",
+    "seq_idx",
     "document_starts",
     "seq_lengths",
     "label_crosses_boundary",
@@ -511,6 +524,52 @@ def test_each_planted_bug_is_reported_as_its_kind_alone(kind, packed_batch) -> N
     # One violation, except that every full row is over a capacity one below the fullest.
     expected = 1 if capacity is None else int((batch["seq_lengths"] > capacity).sum())
     assert report.num_violations == expected, str(report)
+
+
+def _flattened_by_hugging_face(documents: list[list[int]]) -> dict:
+    transformers = pytest.importorskip("transformers")
+    collator = transformers.DataCollatorWithFlattening(
+        return_flash_attn_kwargs=True, return_seq_idx=True
+    )
+    return dict(collator([{"input_ids": d} for d in documents], return_tensors="np"))
+
+
+HF_DOCUMENTS = [[5, 6, 7], [8, 9], [10, 11, 12, 13], [14]]
+
+
+def test_hugging_face_flattening_matches_one_packed_row_and_passes_the_check() -> None:
+    hf = _flattened_by_hugging_face(HF_DOCUMENTS)
+    total = sum(map(len, HF_DOCUMENTS))
+    ours = pack_sequences(HF_DOCUMENTS, total, strategy="next_fit")
+    for key in ("input_ids", "labels", "position_ids"):
+        assert np.array_equal(ours[key], hf[key]), key
+    for key in ("cu_seq_lens_q", "cu_seq_lens_k"):
+        assert np.array_equal(ours["cu_seqlens"], hf[key]), key
+    assert ours["max_seqlen"] == hf["max_length_q"] == hf["max_length_k"]
+    assert np.array_equal(_segment_ordinals(ours), hf["seq_idx"])
+    report = check_packing(hf, HF_DOCUMENTS)
+    assert report.ok, str(report)
+
+
+@pytest.mark.parametrize(
+    ("key", "plant", "kind", "detail"),
+    [
+        ("cu_seq_lens_q", lambda v: v.__setitem__(1, 2), "cu_seqlens", "cu_seq_lens_q[1] is 2"),
+        ("cu_seq_lens_k", lambda v: v.__setitem__(2, 6), "cu_seqlens", "cu_seq_lens_k[2] is 6"),
+        ("max_length_k", lambda v: v + 1, "cu_seqlens", "max_length_k is 5, the longest"),
+        ("seq_idx", lambda v: v.__setitem__((0, 3), 0), "seq_idx", "seq_idx is 0, expected 1"),
+    ],
+)
+def test_hugging_face_flash_attention_keys_are_checked(key, plant, kind, detail) -> None:
+    """A flattened batch's varlen keys under Hugging Face's names: each planted bug is
+    reported once, naming the key (they were ignored, the batch judged valid)."""
+    batch = _flattened_by_hugging_face(HF_DOCUMENTS)
+    value = batch[key].copy() if hasattr(batch[key], "copy") else batch[key]
+    planted = plant(value)
+    batch[key] = value if planted is None else planted
+    report = check_packing(batch, HF_DOCUMENTS)
+    assert [v.kind for v in report.violations] == [kind], str(report)
+    assert report.violations[0].detail.startswith(detail), str(report)
 
 
 def test_a_document_missing_from_the_batch_is_lost(packed_batch) -> None:
@@ -726,6 +785,33 @@ def test_assert_valid_packing_lists_the_violations(packed_batch) -> None:
             },
             DtypeError,
             "labels: must be an integer array (int32 or int64), got dtype bool",
+        ),
+        (
+            {
+                "input_ids": np.zeros((1, 4), np.int64),
+                "position_ids": np.zeros((1, 4), np.int64),
+                "seq_idx": np.zeros((1, 3), np.int32),
+            },
+            ShapeError,
+            "seq_idx: expected shape (1, 4) like input_ids, got (1, 3)",
+        ),
+        (
+            {
+                "input_ids": np.zeros((1, 4), np.int64),
+                "position_ids": np.zeros((1, 4), np.int64),
+                "cu_seq_lens_q": np.array([0.0, 4.0]),
+            },
+            DtypeError,
+            "cu_seq_lens_q: must be an integer array",
+        ),
+        (
+            {
+                "input_ids": np.zeros((1, 4), np.int64),
+                "position_ids": np.zeros((1, 4), np.int64),
+                "max_length_k": 4.5,
+            },
+            ConfigError,
+            "max_length_k: must be an integer, got 4.5",
         ),
     ],
 )

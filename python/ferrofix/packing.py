@@ -414,6 +414,12 @@ def _dense_mask_violations(mask: np.ndarray, document_ids: np.ndarray) -> list[V
     return [Violation("attention_mask", row, query, detail)]
 
 
+# The varlen-attention keys under pack_sequences' names and under those of Hugging Face's
+# DataCollatorWithFlattening (return_flash_attn_kwargs=True); every one present is checked.
+_CU_SEQLENS_KEYS = ("cu_seqlens", "cu_seq_lens_q", "cu_seq_lens_k")
+_MAX_SEQLEN_KEYS = ("max_seqlen", "max_length_q", "max_length_k")
+
+
 def check_packing(
     batch: Mapping[str, Any],
     sequences: Any = None,
@@ -428,9 +434,13 @@ def check_packing(
     (against ``sequences``, when given); ``position_ids``; ``document_ids``; ``cu_seqlens``
     (also ``max_seqlen``); ``document_starts``; ``seq_lengths``; ``label_crosses_boundary``;
     ``label_mismatch``; ``label_not_ignored_on_padding``; ``attention_mask`` (2-D, or a
-    dense ``(B, C, C)`` mask that must be the block mask of the documents); ``pad_token``.
-    Optional keys are checked when present. A batch without ``document_ids`` gets segments
-    from ``position_ids`` resets, matched to ``sequences`` in order of appearance.
+    dense ``(B, C, C)`` mask that must be the block mask of the documents); ``pad_token``;
+    ``seq_idx``. Optional keys are checked when present. A batch without ``document_ids``
+    gets segments from ``position_ids`` resets, matched to ``sequences`` in order of
+    appearance, so a Hugging Face ``DataCollatorWithFlattening`` batch is checked as it
+    comes: its ``cu_seq_lens_q``/``_k`` and ``max_length_q``/``_k`` as ``cu_seqlens`` and
+    ``max_seqlen``, and its ``seq_idx`` (each token's segment ordinal over the flattened
+    batch; not checked on padding).
 
     Args:
         batch: A dict of numpy arrays or tensors, as :func:`pack_sequences` returns.
@@ -489,15 +499,21 @@ def check_packing(
         document_ids = _derived_document_ids(grids["position_ids"], grids["attention_mask"])
     if dense is not None:
         violations += _dense_mask_violations(dense, document_ids)
-    cu = batch.get("cu_seqlens")
-    cu = None if cu is None else _integer_array("cu_seqlens", cu).astype(np.int64)
-    max_seqlen = batch.get("max_seqlen")
-    if max_seqlen is not None:
-        max_seqlen = integer("max_seqlen", max_seqlen)
-        if not -(2**63) <= max_seqlen < 2**63:
-            detail = f"max_seqlen is {max_seqlen}, beyond int64 (no segment is that long)"
+    cu_seqlens = [
+        (name, _integer_array(name, batch[name]).astype(np.int64))
+        for name in _CU_SEQLENS_KEYS
+        if batch.get(name) is not None
+    ]
+    max_seqlens = []
+    for name in _MAX_SEQLEN_KEYS:
+        if batch.get(name) is None:
+            continue
+        max_seqlen = integer(name, batch[name])
+        if -(2**63) <= max_seqlen < 2**63:
+            max_seqlens.append((name, max_seqlen))
+        else:
+            detail = f"{name} is {max_seqlen}, beyond int64 (no segment is that long)"
             violations.append(Violation("cu_seqlens", -1, -1, detail))
-            max_seqlen = None
     starts = batch.get("document_starts")
     if starts is not None:
         starts = _integer_array("document_starts", starts, ndim=2).astype(np.int64, copy=False)
@@ -515,8 +531,9 @@ def check_packing(
         grids["labels"],
         grids["position_ids"],
         grids["attention_mask"],
-        cu,
-        max_seqlen,
+        cu_seqlens,
+        max_seqlens,
+        _grid(batch, "seq_idx", shape),
         starts,
         seq_lengths,
         tokens,

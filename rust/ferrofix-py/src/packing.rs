@@ -184,9 +184,10 @@ fn grid_of<'a>(arg: &'static str, array: &'a Grid<'_>) -> PyResult<Option<&'a [i
 }
 
 /// Check a packed batch: (violations as (kind, row, position, detail), total count).
+/// `cu_seqlens` and `max_seqlen` are (key, value) pairs, one per name the batch uses.
 #[pyfunction]
 #[pyo3(signature = (input_ids, document_ids, labels, position_ids, attention_mask, cu_seqlens,
-    max_seqlen, document_starts, seq_lengths, source_tokens, source_lengths, capacity,
+    max_seqlen, seq_idx, document_starts, seq_lengths, source_tokens, source_lengths, capacity,
     pad_token_id, ignore_index, convention))]
 #[allow(clippy::too_many_arguments)]
 fn check_packing<'py>(
@@ -196,8 +197,9 @@ fn check_packing<'py>(
     labels: Grid<'py>,
     position_ids: Grid<'py>,
     attention_mask: Grid<'py>,
-    cu_seqlens: Option<PyReadonlyArray1<'py, i64>>,
-    max_seqlen: Option<i64>,
+    cu_seqlens: Vec<(String, PyReadonlyArray1<'py, i64>)>,
+    max_seqlen: Vec<(String, i64)>,
+    seq_idx: Grid<'py>,
     document_starts: Grid<'py>,
     seq_lengths: Option<PyReadonlyArray1<'py, i64>>,
     source_tokens: Option<PyReadonlyArray1<'py, i64>>,
@@ -217,6 +219,14 @@ fn check_packing<'py>(
     let input_ids_slice = contiguous(&input_ids, "input_ids")?;
     let document_ids_slice = contiguous(&document_ids, "document_ids")?;
     let starts_columns = document_starts.as_ref().map(|a| a.as_array().dim().1);
+    let cu_views = cu_seqlens
+        .iter()
+        .map(|(name, array)| Ok((name.as_str(), contiguous(array, "cu_seqlens")?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let max_views: Vec<(&str, i64)> = max_seqlen
+        .iter()
+        .map(|(name, value)| (name.as_str(), *value))
+        .collect();
     let view = BatchView {
         rows: shape.0,
         width: shape.1,
@@ -225,11 +235,9 @@ fn check_packing<'py>(
         labels: grid_of("labels", &labels)?,
         position_ids: grid_of("position_ids", &position_ids)?,
         attention_mask: grid_of("attention_mask", &attention_mask)?,
-        cu_seqlens: cu_seqlens
-            .as_ref()
-            .map(|a| contiguous(a, "cu_seqlens"))
-            .transpose()?,
-        max_seqlen,
+        cu_seqlens: &cu_views,
+        max_seqlen: &max_views,
+        seq_idx: grid_of("seq_idx", &seq_idx)?,
         document_starts: grid_of("document_starts", &document_starts)?.zip(starts_columns),
         seq_lengths: seq_lengths
             .as_ref()

@@ -38,8 +38,11 @@ pub enum Kind {
     PositionIds,
     /// Document ids out of range or a document split within a row.
     DocumentIds,
-    /// cu_seqlens (or max_seqlen) not monotone or not the segment boundaries.
+    /// cu_seqlens (or max_seqlen, or their Hugging Face names) not monotone or not the
+    /// segment boundaries.
     CuSeqlens,
+    /// A sequence index (Hugging Face's `seq_idx`) that is not its segment's ordinal.
+    SeqIdx,
     /// document_starts not the segment starts.
     DocumentStarts,
     /// seq_lengths not the tokens per row.
@@ -67,6 +70,7 @@ impl Kind {
             Self::PositionIds => "position_ids",
             Self::DocumentIds => "document_ids",
             Self::CuSeqlens => "cu_seqlens",
+            Self::SeqIdx => "seq_idx",
             Self::DocumentStarts => "document_starts",
             Self::SeqLengths => "seq_lengths",
             Self::LabelCrossesBoundary => "label_crosses_boundary",
@@ -139,10 +143,15 @@ pub struct BatchView<'a> {
     pub position_ids: Option<&'a [i64]>,
     /// 2-D attention mask.
     pub attention_mask: Option<&'a [i64]>,
-    /// Segment boundaries over the flattened batch.
-    pub cu_seqlens: Option<&'a [i64]>,
-    /// The longest segment.
-    pub max_seqlen: Option<i64>,
+    /// Segment boundaries over the flattened batch, under each name the batch gives them
+    /// (`cu_seqlens`, and Hugging Face's `cu_seq_lens_q` and `cu_seq_lens_k`).
+    pub cu_seqlens: &'a [(&'a str, &'a [i64])],
+    /// The longest segment, under each name the batch gives it (`max_seqlen`,
+    /// `max_length_q`, `max_length_k`).
+    pub max_seqlen: &'a [(&'a str, i64)],
+    /// Each token's segment ordinal over the flattened batch (Hugging Face's `seq_idx`);
+    /// padding is not checked.
+    pub seq_idx: Option<&'a [i64]>,
     /// (rows, columns) segment starts padded with -1, and the number of columns.
     pub document_starts: Option<(&'a [i64], usize)>,
     /// Tokens per row.
@@ -218,6 +227,7 @@ pub fn check_packing(
             segments.extend(task.segments);
         }
         check_boundaries(&batch, &segments, &mut report);
+        check_sequence_index(&batch, &segments, &mut report);
         if let (Some(sources), Some(starts)) = (sources, source_starts) {
             report.merge(check_tokens(&batch, &segments, sources, &starts));
         }
@@ -234,6 +244,7 @@ fn check_shapes(batch: &BatchView<'_>) -> Result<()> {
         ("labels", batch.labels),
         ("position_ids", batch.position_ids),
         ("attention_mask", batch.attention_mask),
+        ("seq_idx", batch.seq_idx),
     ];
     for (arg, array) in arrays {
         if let Some(array) = array
@@ -526,54 +537,83 @@ fn find_segments(
     }
 }
 
-/// cu_seqlens and max_seqlen against the segments, in row-major order.
+/// cu_seqlens and max_seqlen (under each of their names) against the segments, in
+/// row-major order.
 fn check_boundaries(batch: &BatchView<'_>, segments: &[Segment], report: &mut Report) {
-    if let Some(cu) = batch.cu_seqlens {
-        let not_monotone = (
-            cu.first().is_some_and(|&c| c != 0),
-            cu.windows(2).position(|w| w[1] <= w[0]),
-        );
+    if !batch.cu_seqlens.is_empty() {
         let mut expected = Vec::with_capacity(segments.len() + 1);
         expected.push(0i64);
         for s in segments {
             expected.push(expected[expected.len() - 1] + s.length as i64);
         }
-        match not_monotone {
-            (true, _) => report.add(Kind::CuSeqlens, -1, 0, || {
-                format!("cu_seqlens[0] is {}, expected 0", cu[0])
-            }),
-            (false, Some(i)) => report.add(Kind::CuSeqlens, -1, i as i64 + 1, || {
-                format!(
-                    "cu_seqlens not increasing: {} then {} at index {}",
-                    cu[i],
-                    cu[i + 1],
-                    i + 1
-                )
-            }),
-            (false, None) => {
-                if let Some(i) =
-                    (0..cu.len().max(expected.len())).find(|&i| cu.get(i) != expected.get(i))
-                {
-                    let show = |v: Option<&i64>| v.map_or("nothing".to_string(), i64::to_string);
-                    report.add(Kind::CuSeqlens, -1, i as i64, || {
-                        format!(
-                            "cu_seqlens[{i}] is {}, the segment boundaries give {} \
-                             ({} segments)",
-                            show(cu.get(i)),
-                            show(expected.get(i)),
-                            segments.len()
-                        )
-                    });
-                }
-            }
+        for &(name, cu) in batch.cu_seqlens {
+            check_cu_seqlens(name, cu, &expected, report);
         }
     }
-    if let Some(max_seqlen) = batch.max_seqlen {
-        let longest = segments.iter().map(|s| s.length as i64).max().unwrap_or(0);
+    let longest = segments.iter().map(|s| s.length as i64).max().unwrap_or(0);
+    for &(name, max_seqlen) in batch.max_seqlen {
         if max_seqlen != longest {
             report.add(Kind::CuSeqlens, -1, -1, || {
-                format!("max_seqlen is {max_seqlen}, the longest segment has {longest} tokens")
+                format!("{name} is {max_seqlen}, the longest segment has {longest} tokens")
             });
+        }
+    }
+}
+
+/// One cu_seqlens array (called `name` in the batch) against the `expected` boundaries.
+fn check_cu_seqlens(name: &str, cu: &[i64], expected: &[i64], report: &mut Report) {
+    if let Some(&first) = cu.first()
+        && first != 0
+    {
+        report.add(Kind::CuSeqlens, -1, 0, || {
+            format!("{name}[0] is {first}, expected 0")
+        });
+    } else if let Some(i) = cu.windows(2).position(|w| w[1] <= w[0]) {
+        report.add(Kind::CuSeqlens, -1, i as i64 + 1, || {
+            format!(
+                "{name} not increasing: {} then {} at index {}",
+                cu[i],
+                cu[i + 1],
+                i + 1
+            )
+        });
+    } else if let Some(i) =
+        (0..cu.len().max(expected.len())).find(|&i| cu.get(i) != expected.get(i))
+    {
+        let show = |v: Option<&i64>| v.map_or("nothing".to_string(), i64::to_string);
+        report.add(Kind::CuSeqlens, -1, i as i64, || {
+            format!(
+                "{name}[{i}] is {}, the segment boundaries give {} ({} segments)",
+                show(cu.get(i)),
+                show(expected.get(i)),
+                expected.len() - 1
+            )
+        });
+    }
+}
+
+/// seq_idx against each segment's ordinal in row-major order: one violation per segment,
+/// at its first wrong position.
+fn check_sequence_index(batch: &BatchView<'_>, segments: &[Segment], report: &mut Report) {
+    let Some(seq_idx) = batch.seq_idx else {
+        return;
+    };
+    for (ordinal, segment) in segments.iter().enumerate() {
+        let start = segment.row * batch.width + segment.start;
+        let values = &seq_idx[start..start + segment.length];
+        if let Some(offset) = values.iter().position(|&v| v != ordinal as i64) {
+            report.add(
+                Kind::SeqIdx,
+                segment.row as i64,
+                (segment.start + offset) as i64,
+                || {
+                    format!(
+                        "seq_idx is {}, expected {ordinal} (the segment's ordinal in the \
+                         flattened batch)",
+                        values[offset]
+                    )
+                },
+            );
         }
     }
 }
@@ -738,8 +778,9 @@ mod tests {
             labels: Some(&batch.labels),
             position_ids: Some(&batch.position_ids),
             attention_mask: Some(&batch.attention_mask),
-            cu_seqlens: Some(&cu),
-            max_seqlen: Some(batch.max_seqlen),
+            cu_seqlens: &[("cu_seqlens", &cu)],
+            max_seqlen: &[("max_seqlen", batch.max_seqlen)],
+            seq_idx: None,
             document_starts: Some((&batch.document_starts, batch.max_segments)),
             seq_lengths: Some(&batch.seq_lengths),
         };
