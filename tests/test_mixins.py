@@ -98,8 +98,22 @@ def raw_examples():
 PASSING = (
     TINY_LM
     + """
+import types
+
 class TestTinyLM(BaseModelTests):
     pass
+
+
+class TestOutputMapping(BaseModelTests):
+    @pytest.fixture
+    def run_forward(self, run_forward):
+        return lambda **kwargs: {"loss": None, "logits": run_forward(**kwargs)}
+
+
+class TestOutputObject(BaseModelTests):
+    @pytest.fixture
+    def run_forward(self, run_forward):
+        return lambda **kwargs: types.SimpleNamespace(logits=run_forward(**kwargs))
 
 
 class TestTinyLMLoss(BaseLossTests):
@@ -115,7 +129,7 @@ class TestCollator(BaseCollatorTests):
 def test_a_working_family_passes_every_mixin_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PASSING)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-v")
-    result.assert_outcomes(passed=4 + 5 + 2)
+    result.assert_outcomes(passed=3 * 4 + 5 + 2)
 
 
 BROKEN = (
@@ -140,6 +154,12 @@ class TestDetached(BaseModelTests):
         model = TinyLM(**tiny_model_kwargs)
         model.get_named_params_for_no_weight_decay = lambda: []
         return model
+
+
+class TestTupleOutput(BaseModelTests):
+    @pytest.fixture
+    def run_forward(self, run_forward):
+        return lambda **kwargs: (run_forward(**kwargs),)
 
 
 class TestNaNLoss(BaseLossTests):
@@ -170,10 +190,11 @@ def test_broken_families_fail_naming_the_fixture(pytester: pytest.Pytester) -> N
             "*loss_fn fixture: the loss is nan on the batch fixture*",
             "*loss_fn fixture: has no .model to check gradients on*",
             "*collator fixture: sequences of length 8 exceed collator.block_size = 2*",
+            "*run_forward fixture: returned tuple, expected the logits (a tensor) or an output*",
         ]
     )
     outcomes = result.parseoutcomes()
-    assert outcomes["failed"] == 2 + 2 + 2 + 1
+    assert outcomes["failed"] == 2 + 2 + 2 + 1 + 3
 
 
 def test_mixins_are_not_collected_on_their_own() -> None:

@@ -19,13 +19,13 @@ import copy
 import dataclasses
 import math
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferrofix import _native, _torch
 from ferrofix._args import choice, integer, number
 from ferrofix._arrays import c_contiguous, dtype_name, native_byte_order, rectangular, shape_of
+from ferrofix._model_outputs import logits_of
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 
 if TYPE_CHECKING:
@@ -357,21 +357,10 @@ def _check_batch(name: str, value: Any) -> None:
 
 
 def _model_output(value: Any, batch_shape: tuple[int, ...]) -> Any:
-    """The tensor of what ``model_fn`` returned: the value itself, or the ``logits`` of a
-    Hugging Face-style output (a mapping or object carrying them), checked to start with
-    ``batch_shape`` (the input's batch, and for causality its positions)."""
-    import numpy as np
-
-    def is_array(candidate: Any) -> bool:
-        return _torch.is_tensor(candidate) or isinstance(candidate, np.ndarray)
-
-    output = value
-    if not is_array(output):
-        if isinstance(value, Mapping):
-            output = value.get("logits")
-        elif not isinstance(value, list | tuple):
-            output = getattr(value, "logits", None)
-    if not is_array(output):
+    """The tensor of what ``model_fn`` returned (itself, or its ``logits``), checked to
+    start with ``batch_shape`` (the input's batch, and for causality its positions)."""
+    output = logits_of(value)
+    if output is None:
         raise DtypeError(
             "model_fn: expected it to return a torch tensor or numpy array (or an output "
             f"with logits, as Hugging Face models return), got {type(value).__name__}; "

@@ -34,6 +34,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from ferrofix._model_outputs import logits_of
+
 __all__ = [
     "BaseCollatorTests",
     "BaseLossTests",
@@ -328,7 +330,8 @@ class BaseModelTests(_Mixin):
 
     Needs ``model`` (a torch module) and ``run_forward``, a callable
     ``run_forward(batch_size=2, seq_len=16, partial_mask=False)`` returning logits
-    ``(B, L, V)``; V is the ``vocab_size`` fixture (default ``simple_tokenizer.vocab_size``).
+    ``(B, L, V)`` (or a Hugging Face-style output carrying them); V is the ``vocab_size``
+    fixture (default ``simple_tokenizer.vocab_size``).
     ``partial_mask=True`` asks for a forward with part of the attention mask zeroed.
     """
 
@@ -336,7 +339,13 @@ class BaseModelTests(_Mixin):
     seq_len: ClassVar[int] = 16
 
     def _logits(self, run_forward: Any, **kwargs: Any) -> Any:
-        return run_forward(batch_size=self.batch_size, seq_len=self.seq_len, **kwargs)
+        output = run_forward(batch_size=self.batch_size, seq_len=self.seq_len, **kwargs)
+        logits = logits_of(output)
+        assert logits is not None, (
+            f"run_forward fixture: returned {type(output).__name__}, expected the logits "
+            "(a tensor) or an output carrying them (as Hugging Face models return)"
+        )
+        return logits
 
     def _check_shape(self, logits: Any, vocab_size: int, what: str) -> None:
         expected = (self.batch_size, self.seq_len, vocab_size)
