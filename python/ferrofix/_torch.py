@@ -6,13 +6,18 @@ look torch up in ``sys.modules`` and never pay its import cost.
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ferrofix.errors import ConfigError, DtypeError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
+
+F = TypeVar("F", bound="Callable[..., Any]")
 
 
 def loaded_torch() -> Any | None:
@@ -24,6 +29,45 @@ def is_tensor(value: object) -> bool:
     """Whether ``value`` is a torch tensor (False whenever torch is not imported)."""
     torch = loaded_torch()
     return torch is not None and isinstance(value, torch.Tensor)
+
+
+_is_compiling: Any = None
+
+
+def _compiling() -> bool:
+    """Whether torch.compile is tracing the caller. Tracing needs torch._dynamo, so
+    without it loaded the answer is no at the cost of a dict lookup; with it, torch 2.3+
+    says (its function looked up once: this runs on every call of a wrapped entry point)."""
+    global _is_compiling
+    if "torch._dynamo" not in sys.modules:
+        return False
+    if _is_compiling is None:
+        compiler = getattr(sys.modules["torch"], "compiler", None)
+        _is_compiling = getattr(compiler, "is_compiling", None) or (lambda: False)
+    return bool(_is_compiling())
+
+
+def eager_under_compile(fn: F) -> F:
+    """``fn``, a public entry point that may take torch tensors into native code, run as
+    it is, except while torch.compile traces the caller, where it runs through
+    ``torch.compiler.disable`` (a graph break that runs it eagerly). Traced, it would reach
+    the extension's functions, which dynamo cannot trace, and dynamo warns about those and
+    about its own checks on the tensors (errors under ``-W error``)."""
+    disabled: Any = None
+    modules = sys.modules
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal disabled
+        # Inline first test of _compiling: most calls see no torch._dynamo at all.
+        if "torch._dynamo" not in modules or not _compiling():
+            return fn(*args, **kwargs)
+        if disabled is None:
+            torch = sys.modules["torch"]
+            disabled = torch.compiler.disable(fn, reason="ferrofix runs native code eagerly")
+        return disabled(*args, **kwargs)
+
+    return call  # type: ignore[return-value]
 
 
 _dtype_names: dict[Any, str] = {}

@@ -165,6 +165,7 @@ def _native_call(
     )
 
 
+@_torch.eager_under_compile
 def causal_lm_loss(
     logits: Any,
     labels: Any,
@@ -226,6 +227,7 @@ def causal_lm_loss(
     return result
 
 
+@_torch.eager_under_compile
 def causal_lm_loss_and_grad(
     logits: Any,
     labels: Any,
@@ -549,6 +551,7 @@ class CausalLoss:
 
         causal_lm_loss(np.zeros((1, 1), np.float32), np.zeros(1, np.int64), **self._options)
 
+    @_torch.eager_under_compile
     def __call__(
         self,
         logits: Any,

@@ -136,6 +136,7 @@ class NoiseSchedule:
         )
         return [r.view(np.float16) for r in results] if dtype == "float16" else results
 
+    @_torch.eager_under_compile
     def _evaluate_tensor(self, quantities: list[str], t: Any) -> list[Any]:
         torch = _torch.loaded_torch()
         if not t.dtype.is_floating_point:
@@ -474,6 +475,7 @@ def _int128(name: str, value: object) -> int:
     return checked
 
 
+@_torch.eager_under_compile
 def _process(
     op: str,
     input_ids: Any,
