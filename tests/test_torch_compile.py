@@ -86,3 +86,18 @@ def test_the_gradient_function_runs_eagerly_under_compile() -> None:
     assert loss == expected_loss
     assert torch.equal(grad, expected_grad)
     assert [str(w.message) for w in caught] == []
+
+
+def test_under_warnings_as_errors_only_torchs_own_graph_break_warning_needs_allowing() -> None:
+    """torch raises at any graph break a non-leaf tensor crosses under -W error; with that
+    one warning allowed, nothing of ferrofix's is left to fail the compiled step."""
+    layer, hidden, labels, _ = _inputs()
+    step = STEPS["causal_lm_loss"]
+    expected = step(layer, hidden, labels, None)
+    torch._dynamo.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not")
+        got = torch.compile(step, backend="eager")(layer, hidden, labels, None)
+    torch._dynamo.reset()
+    torch.testing.assert_close(got, expected)
