@@ -338,6 +338,36 @@ def test_assert_deterministic_compares_objects_field_by_field(make, message) -> 
         assert_deterministic(lambda: make(next(values)))
 
 
+class _CountedLeaf:
+    """Equal to any other leaf, counting the comparisons."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountedLeaf.compared += 1
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _Shared:
+    def __init__(self, child: object) -> None:
+        self.left = child
+        self.right = child  # the same object twice: 2**depth paths to the leaf
+
+
+def test_assert_deterministic_compares_a_shared_object_once() -> None:
+    def result() -> _Shared:
+        node = _Shared(_CountedLeaf())
+        for _ in range(16):
+            node = _Shared(node)
+        return node
+
+    _CountedLeaf.compared = 0
+    assert_deterministic(result)
+    assert _CountedLeaf.compared == 1  # 2**17 when every path was walked
+
+
 def test_assert_deterministic_names_attributes_only_one_result_has() -> None:
     extra = iter([False, True])
     with pytest.raises(

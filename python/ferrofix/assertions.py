@@ -474,15 +474,18 @@ def assert_deterministic(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> N
 
 
 def _first_difference(
-    a: Any, b: Any, path: str, seen: frozenset[tuple[int, int]] = frozenset()
+    a: Any, b: Any, path: str, seen: set[tuple[int, int]] | None = None
 ) -> str | None:
     """Where ``a`` and ``b`` first differ, bit for bit, or None. ``seen`` holds the pairs
-    of objects being compared further up, so a reference cycle ends the walk."""
+    of objects already entered: each is being compared further up (a reference cycle) or
+    was found equal (the walk stops at the first difference), so each pair is compared
+    once, however often it is shared."""
     import numpy as np
 
+    seen = set() if seen is None else seen
     if a is b or (id(a), id(b)) in seen:
         return None
-    seen = seen | {(id(a), id(b))}
+    seen.add((id(a), id(b)))
     if isinstance(a, dict) and isinstance(b, dict):
         if a.keys() != b.keys():
             return f"{path} keys {sorted(a, key=repr)} vs {sorted(b, key=repr)}"
