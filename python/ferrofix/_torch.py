@@ -35,12 +35,10 @@ _is_compiling: Any = None
 
 
 def _compiling() -> bool:
-    """Whether torch.compile is tracing the caller. Tracing needs torch._dynamo, so
-    without it loaded the answer is no at the cost of a dict lookup; with it, torch 2.3+
-    says (its function looked up once: this runs on every call of a wrapped entry point)."""
+    """Whether torch.compile is tracing the caller; asked only once torch._dynamo (which
+    tracing needs) is loaded. torch 2.3+ says; its function is looked up once, as this
+    runs on every call of a wrapped entry point."""
     global _is_compiling
-    if "torch._dynamo" not in sys.modules:
-        return False
     if _is_compiling is None:
         compiler = getattr(sys.modules["torch"], "compiler", None)
         _is_compiling = getattr(compiler, "is_compiling", None) or (lambda: False)
@@ -59,12 +57,13 @@ def eager_under_compile(fn: F) -> F:
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         nonlocal disabled
-        # Inline first test of _compiling: most calls see no torch._dynamo at all.
+        # Without torch._dynamo loaded nothing is tracing: one dict lookup for most calls.
         if "torch._dynamo" not in modules or not _compiling():
             return fn(*args, **kwargs)
         if disabled is None:
-            torch = sys.modules["torch"]
-            disabled = torch.compiler.disable(fn, reason="ferrofix runs native code eagerly")
+            disabled = modules["torch"].compiler.disable(
+                fn, reason="ferrofix runs native code eagerly"
+            )
         return disabled(*args, **kwargs)
 
     return call  # type: ignore[return-value]
