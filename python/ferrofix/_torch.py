@@ -69,6 +69,32 @@ def eager_under_compile(fn: F) -> F:
     return call  # type: ignore[return-value]
 
 
+_is_wrapped: Any = None
+
+
+def in_transform(value: Any, other: Any = None) -> bool:
+    """Whether ``value`` or ``other`` is a torch.func transform's wrapper tensor (vmap's
+    batched tensor, grad's or jvp's tracking tensor), which holds no memory native code can
+    read. Asked on every tensor call, so torch's test is looked up once."""
+    global _is_wrapped
+    if _is_wrapped is None:
+        functorch = getattr(sys.modules["torch"]._C, "_functorch", None)
+        _is_wrapped = getattr(functorch, "is_functorch_wrapped_tensor", None) or (lambda _: False)
+    tensor = sys.modules["torch"].Tensor
+    return (isinstance(value, tensor) and _is_wrapped(value)) or (
+        isinstance(other, tensor) and _is_wrapped(other)
+    )
+
+
+def transform_base(tensor: Any) -> Any:
+    """The plain tensor under a transform's wrappers: every value the transform sees (all
+    of a vmap's samples), for checks on the values themselves."""
+    functorch = loaded_torch()._C._functorch
+    while functorch.is_functorch_wrapped_tensor(tensor):
+        tensor = functorch.get_unwrapped(tensor)
+    return tensor
+
+
 _dtype_names: dict[Any, str] = {}
 
 
@@ -134,6 +160,11 @@ def _readable(tensor: Any, arg: str, error: Exception) -> Any:
     """``tensor`` with its pending negation or conjugation applied, after torch refused to
     convert it with ``error``; or the ferrofix error saying why no array can hold it."""
     check_has_values(tensor, arg)
+    if in_transform(tensor):
+        raise ConfigError(
+            f"{arg}: a tensor inside a torch.func transform (vmap, grad, jvp, ...) holds no "
+            "memory ferrofix's native code can read; call this outside the transform"
+        )
     if has_pending_sign(tensor):
         return tensor.resolve_neg().resolve_conj()
     if "unsupported ScalarType" in str(error):

@@ -260,6 +260,8 @@ def causal_lm_loss_and_grad(
     )
     in_place = flag("in_place", in_place)
     is_tensor = _torch.is_tensor(logits)
+    if is_tensor and _torch.in_transform(logits, labels):
+        return _loss_and_grad_in_transform(logits, labels, options, in_place)
     if is_tensor and _check_device(logits) == "cuda":
         return _cuda_loss_and_grad(logits, labels, options, in_place)
     if is_tensor:
@@ -293,6 +295,21 @@ def causal_lm_loss_and_grad(
         loss, per_row, _, _ = _native_call(array, dtype, label_array, options, grad=grad_array)
     result = loss if per_row is None else _per_token(per_row, label_array.shape, shift)
     return result, grad
+
+
+def _loss_and_grad_in_transform(
+    logits: Any, labels: Any, options: _Options, in_place: bool
+) -> tuple[Any, Any]:
+    if in_place:
+        raise ConfigError(
+            "in_place: the logits of a torch.func transform (vmap, grad, ...) cannot be "
+            "overwritten with their gradient; use in_place=False"
+        )
+    if _check_device(logits) == "cpu":
+        _cpu_tensor_dtype(logits)
+    from ferrofix import _loss_transforms
+
+    return _loss_transforms.loss_and_grad(logits, labels, options)
 
 
 def _gradient_buffer(array: np.ndarray) -> np.ndarray:
@@ -354,8 +371,11 @@ def _torch_loss(logits: Any, labels: Any, options: _Options, return_lse: bool) -
     torch = _torch.loaded_torch()
     if _check_device(logits) == "cpu":
         _cpu_tensor_dtype(logits)
-    wants_grad = logits.requires_grad and torch.is_grad_enabled()
-    if wants_grad:
+    if _torch.in_transform(logits, labels):
+        from ferrofix import _loss_transforms
+
+        loss, lse = _loss_transforms.loss(logits, labels, options, return_lse)
+    elif logits.requires_grad and torch.is_grad_enabled():
         loss, lse = _autograd_function().apply(logits, labels, options, return_lse)
     else:
         loss, lse, _ = _torch_forward(logits, labels, options, return_lse, with_grad=False)
@@ -446,26 +466,46 @@ def _with_lse_gradient(grad: Any, logits: Any, lse: Any, grad_lse: Any, options:
 
 
 @functools.cache
-def _autograd_function() -> type:
-    """The torch.autograd.Function, built on first use so importing this module needs no torch."""
+def _first_order_only() -> type:
+    """A Function that passes the loss's gradient through under ``create_graph=True`` (and
+    under torch.func transforms) and raises if anything differentiates through it: its
+    second derivative is not computed, and without this the gradient would come out as a
+    constant, so a gradient penalty's term would silently vanish."""
     torch = _torch.loaded_torch()
 
     class FirstOrderOnly(torch.autograd.Function):
-        """Passes the loss's gradient through under ``create_graph=True`` and raises if
-        anything backpropagates through it: its second derivative is not computed, and
-        without this the gradient would come out as a constant, so a gradient penalty's
-        term would silently vanish."""
+        generate_vmap_rule = True  # forward is one torch operation
 
         @staticmethod
-        def forward(ctx: Any, grad: Any, logits: Any) -> Any:  # type: ignore[override]
+        def forward(grad: Any, logits: Any) -> Any:  # type: ignore[override]
             return grad.view_as(grad)
 
         @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            pass
+
+        @staticmethod
         def backward(ctx: Any, _upstream: Any) -> Any:  # type: ignore[override]
-            raise ConfigError(
-                "causal_lm_loss: second derivatives (a backward through a gradient taken "
-                "with create_graph=True) are not supported; use F.cross_entropy there"
-            )
+            raise ConfigError(_SECOND_ORDER)
+
+        @staticmethod
+        def jvp(ctx: Any, *_tangents: Any) -> Any:
+            raise ConfigError(_SECOND_ORDER)
+
+    return FirstOrderOnly
+
+
+_SECOND_ORDER = (
+    "causal_lm_loss: second derivatives (a backward through a gradient taken with "
+    "create_graph=True, torch.func.grad of a grad, hessian) are not supported; use "
+    "F.cross_entropy there"
+)
+
+
+@functools.cache
+def _autograd_function() -> type:
+    """The torch.autograd.Function, built on first use so importing this module needs no torch."""
+    torch = _torch.loaded_torch()
 
     class CausalLMLossFunction(torch.autograd.Function):
         """Forward computes the gradient too; backward scales it by grad_output.
@@ -496,7 +536,7 @@ def _autograd_function() -> type:
                 logits, lse = ctx.saved_tensors
                 grad = _with_lse_gradient(grad, logits, lse, grad_lse, ctx.options)
             if grad is not None and torch.is_grad_enabled():  # create_graph=True
-                grad = FirstOrderOnly.apply(grad, ctx.saved_tensors[0])
+                grad = _first_order_only().apply(grad, ctx.saved_tensors[0])
             return grad, None, None, None
 
         @staticmethod

@@ -147,7 +147,7 @@ class NoiseSchedule:
                 )
             t = t.to(torch.get_default_dtype())
         needs_grad = t.requires_grad and torch.is_grad_enabled()
-        if t.device.type != "cpu" or needs_grad:
+        if t.device.type != "cpu" or needs_grad or _torch.in_transform(t):
             from ferrofix import _noise_torch
 
             _torch.check_has_values(t, "t")
