@@ -15,9 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ferrofix import mask_tokens, noise
-from ferrofix.assertions import compare_tensors
+from ferrofix.assertions import assert_close, compare_tensors
+from ferrofix.ddpm import DDPMSchedule
 from ferrofix.errors import ConfigError, DtypeError, ShapeError
 from ferrofix.loss import CausalLoss, causal_lm_loss, causal_lm_loss_and_grad
+from ferrofix.tokenizers import SimpleTokenizer
 
 func = torch.func
 V = 13
@@ -224,13 +226,13 @@ BAD_INPUTS = [
         "mask_tokens",
         lambda x, y: mask_tokens(y.clamp(min=0), 0.5, 1, seed=0),
         ConfigError,
-        "input_ids: a tensor inside a torch.func transform",
+        "input_ids: a tensor batched by torch.func.vmap",
     ),
     (
         "compare_tensors",
         lambda x, y: compare_tensors(x, x),
         ConfigError,
-        "actual: a tensor inside a torch.func transform",
+        "actual: a tensor batched by torch.func.vmap",
     ),
 ]
 
@@ -275,3 +277,51 @@ def test_schedule_domain_errors_under_vmap_name_the_value() -> None:
     t = torch.tensor([[0.5, 0.25], [0.75, 1.5]], dtype=torch.float64)
     with pytest.raises(ConfigError, match=r"t: must be in \[0, 1\], got 1.5"):
         func.vmap(noise.LogLinearSchedule().total_noise)(t)
+
+
+# Inside a transform even a tensor captured from outside has no memory .numpy() can reach;
+# ferrofix reads it with the transform's dispatch off, and grad's wrappers are peeled.
+
+
+def test_mask_tokens_on_captured_ids_inside_grad_gives_the_eager_mask() -> None:
+    ids = torch.randint(0, 10, (4, 6), generator=torch.Generator().manual_seed(0))
+    _, eager_mask = mask_tokens(ids, 0.5, 99, seed=3)
+
+    def masked_sum(weights):
+        return (weights * mask_tokens(ids, 0.5, 99, seed=3)[1]).sum()
+
+    grad = func.grad(masked_sum)(torch.randn(4, 6))
+    torch.testing.assert_close(grad, eager_mask.float(), rtol=0, atol=0)
+    # Inside vmap, too, for a tensor that is not the one vmapped over.
+    product = func.vmap(lambda w: w * mask_tokens(ids, 0.5, 99, seed=3)[1])(torch.ones(2, 4, 6))
+    torch.testing.assert_close(product, eager_mask.float().expand(2, 4, 6), rtol=0, atol=0)
+
+
+def test_ddpm_add_noise_inside_grad_has_the_schedule_coefficient_as_gradient() -> None:
+    schedule = DDPMSchedule(num_timesteps=50)
+    generator = torch.Generator().manual_seed(0)
+    x0, noise_ = (
+        torch.randn(2, 3, 4, generator=generator),
+        torch.randn(2, 3, 4, generator=generator),
+    )
+    timesteps = torch.tensor([3, 41])
+    grad = func.grad(lambda x: schedule.add_noise(x, noise_, timesteps).sum())(x0)
+    keep = torch.from_numpy(schedule.alphas_cumprod[[3, 41]]).sqrt().reshape(2, 1, 1)
+    torch.testing.assert_close(grad, keep.expand(2, 3, 4), rtol=0, atol=0)
+
+
+def test_reading_native_inputs_inside_grad() -> None:
+    logits, labels = _batch()
+    schedule = noise.LogLinearSchedule()
+    t = torch.tensor([0.25, 0.5], dtype=torch.float64)
+    eager_loss = causal_lm_loss(logits, labels)
+    tokenizer = SimpleTokenizer.for_numbers(10)
+
+    def uses_everything(scale):
+        assert tokenizer.decode(torch.tensor([8, 9])) == "1 2"
+        assert_close(scale, scale.detach())  # a grad-tracking tensor, read as its values
+        return scale * causal_lm_loss(logits, labels) + (scale * schedule.total_noise(t)).sum()
+
+    grad = func.grad(uses_everything)(torch.tensor(2.0, dtype=torch.float64))
+    expected = eager_loss.double() + schedule.total_noise(t).sum()
+    torch.testing.assert_close(grad, expected, rtol=1e-12, atol=0)

@@ -117,19 +117,16 @@ def numpy_view(tensor: Any, arg: str, name: str | None = None) -> np.ndarray:
     tensor with a pending sign (see :func:`host_array`) is resolved into a copy: callers
     that write into the view must refuse such tensors first (:func:`check_in_place`).
     """
-    import numpy as np
 
-    try:
-        if tensor.requires_grad:
-            tensor = tensor.detach()
-        if tensor.device.type != "cpu":
-            tensor = tensor.cpu()
-        tensor = tensor.contiguous()
+    def view(tensor: Any) -> np.ndarray:
+        import numpy as np
+
+        tensor = _on_host(tensor).contiguous()
         if (name or dtype_name(tensor)) in ("bfloat16", "float16"):
             return tensor.view(loaded_torch().int16).numpy().view(np.uint16)
         return tensor.numpy()
-    except _REFUSALS as error:
-        return numpy_view(_readable(tensor, arg, error), arg, name)
+
+    return _converted(view, tensor, arg)
 
 
 def host_array(tensor: Any, arg: str) -> np.ndarray:
@@ -139,32 +136,67 @@ def host_array(tensor: Any, arg: str) -> np.ndarray:
     torch negates some views (``x.conj().imag``, ``torch._neg_view(x)``) and conjugates
     complex ones lazily, as a bit on the tensor over memory that still holds the other sign;
     ``.numpy()`` refuses those, so they are resolved into a copy first. Tensors no array can
-    hold (sparse, on the meta device, float8) are ferrofix errors naming ``arg``. Both
-    checks run only when torch refuses, so plain tensors pay nothing for them.
+    hold (sparse, on the meta device, float8) are ferrofix errors naming ``arg``. Inside a
+    torch.func transform, see :func:`_values_beneath`. These checks run only when torch
+    refuses, so plain tensors pay nothing for them.
     """
-    try:
-        if tensor.requires_grad:
-            tensor = tensor.detach()
-        if tensor.device.type != "cpu":
-            tensor = tensor.cpu()
-        return tensor.numpy()
-    except _REFUSALS as error:
-        return host_array(_readable(tensor, arg, error), arg)
+    return _converted(lambda tensor: _on_host(tensor).numpy(), tensor, arg)
+
+
+def _on_host(tensor: Any) -> Any:
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    return tensor.cpu() if tensor.device.type != "cpu" else tensor
 
 
 # What torch raises when it cannot hand a tensor's memory to numpy.
 _REFUSALS = (RuntimeError, TypeError, NotImplementedError)
 
 
+def _converted(
+    convert: Callable[[Any], np.ndarray], tensor: Any, arg: str, *, beneath: bool = False
+) -> np.ndarray:
+    """``convert(tensor)``; where torch refuses, the tensor is made readable and converted
+    again, or the refusal becomes a ferrofix error naming ``arg``."""
+    try:
+        return convert(tensor)
+    except _REFUSALS as error:
+        if not beneath and _transform_active():
+            with loaded_torch()._C._DisableFuncTorch():
+                return _converted(convert, _values_beneath(tensor, arg), arg, beneath=True)
+        return _converted(convert, _readable(tensor, arg, error), arg, beneath=beneath)
+
+
+def _transform_active() -> bool:
+    functorch = getattr(loaded_torch()._C, "_functorch", None)
+    level = getattr(functorch, "maybe_current_level", None)
+    return level is not None and level() is not None
+
+
+def _values_beneath(tensor: Any, arg: str) -> Any:
+    """The plain tensor holding ``tensor``'s values inside a torch.func transform.
+
+    There every operation goes through the transform, so even a tensor captured from
+    outside has no memory ``.numpy()`` can reach; with the transform's dispatch off
+    (the caller's ``_DisableFuncTorch``) it converts as usual. grad's tracking wrappers are
+    peeled off (native code is not differentiated: the values are read as ``.detach()``
+    reads them). A vmap's batched tensor has no per-sample memory: a ConfigError.
+    """
+    functorch = loaded_torch()._C._functorch
+    while functorch.is_functorch_wrapped_tensor(tensor):
+        if functorch.is_batchedtensor(tensor):
+            raise ConfigError(
+                f"{arg}: a tensor batched by torch.func.vmap has no per-sample memory "
+                "ferrofix's native code can read; call this on the whole batch, outside vmap"
+            )
+        tensor = functorch.get_unwrapped(tensor)
+    return tensor
+
+
 def _readable(tensor: Any, arg: str, error: Exception) -> Any:
     """``tensor`` with its pending negation or conjugation applied, after torch refused to
     convert it with ``error``; or the ferrofix error saying why no array can hold it."""
     check_has_values(tensor, arg)
-    if in_transform(tensor):
-        raise ConfigError(
-            f"{arg}: a tensor inside a torch.func transform (vmap, grad, jvp, ...) holds no "
-            "memory ferrofix's native code can read; call this outside the transform"
-        )
     if has_pending_sign(tensor):
         return tensor.resolve_neg().resolve_conj()
     if "unsupported ScalarType" in str(error):

@@ -193,8 +193,8 @@ def _tolerances(preset: str | None, overrides: dict[str, float | None]) -> dict[
 def _worst(actual: Any, expected: Any, shape: tuple[int, ...]) -> list[str]:
     import numpy as np
 
-    a = _as_float64(actual)
-    e = _as_float64(expected)
+    a = _as_float64(actual, "actual")
+    e = _as_float64(expected, "expected")
     with np.errstate(invalid="ignore"):
         diff = np.abs(a - e).reshape(-1)
     diff = np.where(np.isnan(diff), np.inf, diff)
@@ -214,11 +214,11 @@ def _worst(actual: Any, expected: Any, shape: tuple[int, ...]) -> list[str]:
     return lines
 
 
-def _as_float64(value: Any) -> np.ndarray:
+def _as_float64(value: Any, arg: str) -> np.ndarray:
     import numpy as np
 
     if _torch.is_tensor(value):
-        return value.detach().cpu().double().numpy()
+        return _torch.host_array(value.detach().double(), arg)
     return np.asarray(value, dtype=np.float64)
 
 
