@@ -36,12 +36,14 @@ _is_compiling: Any = None
 
 def _compiling() -> bool:
     """Whether torch.compile is tracing the caller; asked only once torch._dynamo (which
-    tracing needs) is loaded. torch 2.3+ says; its function is looked up once, as this
-    runs on every call of a wrapped entry point."""
+    tracing needs) is loaded. ``torch._dynamo.is_compiling`` says, from torch 2.2 (newer
+    versions forward it to ``torch.compiler.is_compiling``, which 2.2 lacks). It is looked
+    up once, as this runs on every call of a wrapped entry point; that first lookup may be
+    traced itself, so it must be one that dynamo traces without a graph break (torch 2.2's
+    breaks on ``hasattr`` of a missing module attribute, and then traces ferrofix's code)."""
     global _is_compiling
     if _is_compiling is None:
-        compiler = getattr(sys.modules["torch"], "compiler", None)
-        _is_compiling = getattr(compiler, "is_compiling", None) or (lambda: False)
+        _is_compiling = sys.modules["torch._dynamo"].is_compiling
     return bool(_is_compiling())
 
 
@@ -61,9 +63,11 @@ def eager_under_compile(fn: F) -> F:
         if "torch._dynamo" not in modules or not _compiling():
             return fn(*args, **kwargs)
         if disabled is None:
-            disabled = modules["torch"].compiler.disable(
-                fn, reason="ferrofix runs native code eagerly"
-            )
+            disable = modules["torch"].compiler.disable
+            try:
+                disabled = disable(fn, reason="ferrofix runs native code eagerly")
+            except TypeError:  # older torch takes no reason
+                disabled = disable(fn)
         return disabled(*args, **kwargs)
 
     return call  # type: ignore[return-value]
@@ -169,8 +173,8 @@ def _converted(
 
 def _transform_active() -> bool:
     functorch = getattr(loaded_torch()._C, "_functorch", None)
-    level = getattr(functorch, "maybe_current_level", None)
-    return level is not None and level() is not None
+    peek = getattr(functorch, "peek_interpreter_stack", None)  # None: no transform running
+    return peek is not None and peek() is not None
 
 
 def _values_beneath(tensor: Any, arg: str) -> Any:
