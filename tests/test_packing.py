@@ -528,9 +528,12 @@ def test_each_planted_bug_is_reported_as_its_kind_alone(kind, packed_batch) -> N
 
 def _flattened_by_hugging_face(documents: list[list[int]]) -> dict:
     transformers = pytest.importorskip("transformers")
-    collator = transformers.DataCollatorWithFlattening(
-        return_flash_attn_kwargs=True, return_seq_idx=True
-    )
+    try:
+        collator = transformers.DataCollatorWithFlattening(
+            return_flash_attn_kwargs=True, return_seq_idx=True
+        )
+    except TypeError:  # the flash-attention keys came after transformers 4.49
+        pytest.skip(f"transformers {transformers.__version__} cannot return these keys")
     return dict(collator([{"input_ids": d} for d in documents], return_tensors="np"))
 
 
