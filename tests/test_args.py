@@ -223,6 +223,13 @@ def test_torch_scalars_are_numbers_unless_bool_or_complex() -> None:
             number("x", value)
 
 
+def test_a_meta_tensor_scalar_is_refused_naming_the_argument() -> None:
+    torch = pytest.importorskip("torch")
+    for read, allowed in ((number, "a number"), (integer, "an integer")):
+        with pytest.raises(ConfigError, match=f"^z: must be {allowed}, got a tensor torch cannot"):
+            read("z", torch.tensor(1, device="meta"))
+
+
 def test_optional_number_passes_none_and_says_none_is_allowed() -> None:
     assert optional_number("softcap", None) is None
     with pytest.raises(ConfigError, match=r"^softcap: must be a number or None, got True$"):

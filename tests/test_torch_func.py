@@ -223,6 +223,18 @@ BAD_INPUTS = [
         "in_place: the logits of a torch.func transform",
     ),
     (
+        "num_items_in_batch per sample",
+        lambda x, y: causal_lm_loss(x, y, num_items_in_batch=y[0].double() + 200),
+        ConfigError,
+        "num_items_in_batch: must be a number or None, got a tensor that torch.func.vmap",
+    ),
+    (
+        "ignore_index per sample",
+        lambda x, y: causal_lm_loss(x, y, ignore_index=y[0]),
+        ConfigError,
+        "ignore_index: must be an integer, got a tensor that torch.func.vmap batches",
+    ),
+    (
         "mask_tokens",
         lambda x, y: mask_tokens(y.clamp(min=0), 0.5, 1, seed=0),
         ConfigError,

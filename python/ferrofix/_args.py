@@ -24,6 +24,7 @@ import operator
 from collections.abc import Iterable
 from typing import TypeVar
 
+from ferrofix import _torch
 from ferrofix.errors import ConfigError
 
 # Bounds written the way a reader knows them rather than as 19 digits.
@@ -58,7 +59,7 @@ def optional_integer(
 def _bounded(name: str, value: object, low: int | None, high: int | None, also: str) -> int:
     """The int ``value`` stands for, within the bounds; ``also`` names what else the
     caller allows, for the message."""
-    number = value if type(value) is int else _index(value)
+    number = value if type(value) is int else _index(name, value)
     if number is None or (low is not None and number < low) or (high is not None and number > high):
         shown = repr(value) if number is None else number
         raise ConfigError(f"{name}: must be {_allowed(low, high)}{also}, got {shown}")
@@ -72,7 +73,10 @@ def number(name: str, value: object, allowed: str = "a number") -> float:
         return float(value)
     if _is_bool(value) or not (isinstance(value, numbers.Real) or _is_real_scalar(value)):
         raise ConfigError(f"{name}: must be {allowed}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except RuntimeError as error:
+        raise _unreadable(name, allowed, value, error) from None
 
 
 def optional_number(name: str, value: object, allowed: str = "a number") -> float | None:
@@ -142,7 +146,7 @@ def _is_bool(value: object) -> bool:
     return isinstance(value, bool) or str(getattr(value, "dtype", "")) in _BOOL_DTYPES
 
 
-def _index(value: object) -> int | None:
+def _index(name: str, value: object) -> int | None:
     """The int ``value`` stands for, or None when it is not an integer (or is a bool)."""
     if _is_bool(value):
         return None
@@ -150,6 +154,18 @@ def _index(value: object) -> int | None:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:  # floats, strings, arrays of more than one element, ...
         return None
+    except RuntimeError as error:
+        raise _unreadable(name, "an integer", value, error) from None
+
+
+def _unreadable(name: str, allowed: str, value: object, error: RuntimeError) -> ConfigError:
+    """The error for a one-element tensor torch refuses to read as a value: one that
+    torch.func.vmap batches (a value per sample, no single one), or one on the meta device."""
+    if _torch.in_transform(value):
+        got = "a tensor that torch.func.vmap batches (a value per sample); pass one value"
+    else:
+        got = f"a tensor torch cannot read as one value ({error})"
+    return ConfigError(f"{name}: must be {allowed}, got {got}")
 
 
 def _allowed(low: int | None, high: int | None) -> str:
