@@ -230,6 +230,15 @@ def test_a_meta_tensor_scalar_is_refused_naming_the_argument() -> None:
             read("z", torch.tensor(1, device="meta"))
 
 
+def test_a_number_whose_conversion_fails_is_refused_naming_the_argument() -> None:
+    class Unreadable(float):
+        def __float__(self) -> float:
+            raise RuntimeError("no value yet")
+
+    with pytest.raises(ConfigError, match=r"^z: must be a number, got Unreadable that cannot"):
+        number("z", Unreadable(1.0))
+
+
 def test_optional_number_passes_none_and_says_none_is_allowed() -> None:
     assert optional_number("softcap", None) is None
     with pytest.raises(ConfigError, match=r"^softcap: must be a number or None, got True$"):

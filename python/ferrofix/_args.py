@@ -163,8 +163,10 @@ def _unreadable(name: str, allowed: str, value: object, error: RuntimeError) -> 
     torch.func.vmap batches (a value per sample, no single one), or one on the meta device."""
     if _torch.in_transform(value):
         got = "a tensor that torch.func.vmap batches (a value per sample); pass one value"
-    else:
+    elif _torch.is_tensor(value):
         got = f"a tensor torch cannot read as one value ({error})"
+    else:
+        got = f"{type(value).__name__} that cannot be read as one value ({error})"
     return ConfigError(f"{name}: must be {allowed}, got {got}")
 
 

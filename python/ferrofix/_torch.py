@@ -81,10 +81,13 @@ def in_transform(value: Any, other: Any = None) -> bool:
     batched tensor, grad's or jvp's tracking tensor), which holds no memory native code can
     read. Asked on every tensor call, so torch's test is looked up once."""
     global _is_wrapped
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
     if _is_wrapped is None:
-        functorch = getattr(sys.modules["torch"]._C, "_functorch", None)
+        functorch = getattr(torch._C, "_functorch", None)
         _is_wrapped = getattr(functorch, "is_functorch_wrapped_tensor", None) or (lambda _: False)
-    tensor = sys.modules["torch"].Tensor
+    tensor = torch.Tensor
     return (isinstance(value, tensor) and _is_wrapped(value)) or (
         isinstance(other, tensor) and _is_wrapped(other)
     )
