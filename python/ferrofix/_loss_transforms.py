@@ -49,6 +49,13 @@ def _function() -> type:
     torch = _torch.loaded_torch()
     from ferrofix.loss import _first_order_only, _torch_forward, _with_lse_gradient
 
+    # Applying a Function under a transform imports torch._dynamo on first use; torch 2.3
+    # fails that import inside a transform ("clone is not supported by NestedIntSymNode")
+    # and leaves torch._dynamo half-initialised for the rest of the process. Imported with
+    # the transform's dispatch off, it loads as it does outside.
+    with torch._C._DisableFuncTorch():
+        import torch._dynamo  # noqa: F401
+
     class TransformableCausalLMLoss(torch.autograd.Function):
         """``(loss, lse, grad)`` of plain tensors; differentiable in ``logits``."""
 
