@@ -54,7 +54,7 @@ def _function() -> type:
     # and leaves torch._dynamo half-initialised for the rest of the process. Imported with
     # the transform's dispatch off, it loads as it does outside.
     with torch._C._DisableFuncTorch():
-        import torch._dynamo  # noqa: F401
+        import torch._dynamo
 
     class TransformableCausalLMLoss(torch.autograd.Function):
         """``(loss, lse, grad)`` of plain tensors; differentiable in ``logits``."""
