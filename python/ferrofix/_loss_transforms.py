@@ -47,7 +47,12 @@ def loss_and_grad(logits: Any, labels: Any, options: _Options) -> tuple[Any, Any
 @functools.cache
 def _function() -> type:
     torch = _torch.loaded_torch()
-    from ferrofix.loss import _first_order_only, _torch_forward, _with_lse_gradient
+    from ferrofix.loss import (
+        _first_order_only,
+        _row_scale,
+        _torch_forward,
+        _with_lse_gradient,
+    )
 
     # Applying a Function under a transform imports torch._dynamo on first use; torch 2.3
     # fails that import inside a transform ("clone is not supported by NestedIntSymNode")
@@ -77,12 +82,10 @@ def _function() -> type:
             options = ctx.options
             total = None
             if grad_loss is not None:
-                scale = grad_loss.to(grad.dtype)
                 if options.reduction == "none":
-                    if options.kwargs["shift"]:  # each last position has no loss entry
-                        scale = torch.nn.functional.pad(scale, (0, 1))
-                    scale = scale.unsqueeze(-1)
-                total = grad * scale
+                    total = grad * _row_scale(grad_loss, grad.dtype, options)
+                else:
+                    total = grad * grad_loss.to(grad.dtype)
             if grad_lse is not None:
                 total = _with_lse_gradient(total, logits, lse, grad_lse, options)
             if total is not None:

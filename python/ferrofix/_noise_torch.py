@@ -1,9 +1,9 @@
 """The schedule formulas in torch, for tensors the native code cannot take.
 
 CUDA tensors, tensors that need autograd and those of torch.func transforms are evaluated
-here, in float64 on their own
-device, with the same stable forms and the same operation order as
-``rust/ferrofix-core/src/noise_schedule.rs``; results are cast back to the input's dtype.
+here, in float64 on their own device, with the same stable forms and the same operation
+order as ``rust/ferrofix-core/src/noise_schedule.rs``; results are cast back to the input's
+dtype.
 Inputs are validated like the native path, which costs one host sync per call.
 """
 
@@ -179,7 +179,7 @@ def evaluate(schedule: NoiseSchedule, quantities: list[str], x: Any) -> list[Any
     """``quantities`` of ``schedule`` at the float tensor ``x``, in ``x``'s dtype."""
     # A transform's tensor (vmap's batch) is checked through the values beneath it: a
     # data-dependent check on the batched tensor itself is not allowed under vmap.
-    _check(schedule, quantities[0], _torch.transform_base(x) if _torch.in_transform(x) else x)
+    _check(schedule, quantities[0], _torch.transform_base(x))
     table = _formulas(schedule)
     x64 = x.to(dtype=_torch.loaded_torch().float64)
     results = []

@@ -93,11 +93,19 @@ def in_transform(value: Any, other: Any = None) -> bool:
     )
 
 
-def transform_base(tensor: Any) -> Any:
-    """The plain tensor under a transform's wrappers: every value the transform sees (all
-    of a vmap's samples), for checks on the values themselves."""
+def transform_base(tensor: Any, refuse_batched: str | None = None) -> Any:
+    """The plain tensor under a transform's wrappers (``tensor`` itself when it has none):
+    every value the transform sees, all of a vmap's samples, for checks on the values. With
+    ``refuse_batched`` (an argument's name), a vmap's batched tensor is a ConfigError
+    instead: it has no per-sample memory for native code to read."""
     functorch = loaded_torch()._C._functorch
     while functorch.is_functorch_wrapped_tensor(tensor):
+        if refuse_batched is not None and functorch.is_batchedtensor(tensor):
+            raise ConfigError(
+                f"{refuse_batched}: a tensor batched by torch.func.vmap has no per-sample "
+                "memory ferrofix's native code can read; call this on the whole batch, "
+                "outside vmap"
+            )
         tensor = functorch.get_unwrapped(tensor)
     return tensor
 
@@ -144,7 +152,7 @@ def host_array(tensor: Any, arg: str) -> np.ndarray:
     complex ones lazily, as a bit on the tensor over memory that still holds the other sign;
     ``.numpy()`` refuses those, so they are resolved into a copy first. Tensors no array can
     hold (sparse, on the meta device, float8) are ferrofix errors naming ``arg``. Inside a
-    torch.func transform, see :func:`_values_beneath`. These checks run only when torch
+    torch.func transform, see :func:`_converted`. These checks run only when torch
     refuses, so plain tensors pay nothing for them.
     """
     return _converted(lambda tensor: _on_host(tensor).numpy(), tensor, arg)
@@ -169,8 +177,13 @@ def _converted(
         return convert(tensor)
     except _REFUSALS as error:
         if not beneath and _transform_active():
+            # Inside a transform every operation goes through it, so even a tensor captured
+            # from outside has no memory .numpy() can reach; with the transform's dispatch
+            # off it converts as usual. grad's wrappers are peeled (native code is not
+            # differentiated: the values are read as .detach() reads them).
             with loaded_torch()._C._DisableFuncTorch():
-                return _converted(convert, _values_beneath(tensor, arg), arg, beneath=True)
+                plain = transform_base(tensor, refuse_batched=arg)
+                return _converted(convert, plain, arg, beneath=True)
         return _converted(convert, _readable(tensor, arg, error), arg, beneath=beneath)
 
 
@@ -178,26 +191,6 @@ def _transform_active() -> bool:
     functorch = getattr(loaded_torch()._C, "_functorch", None)
     peek = getattr(functorch, "peek_interpreter_stack", None)  # None: no transform running
     return peek is not None and peek() is not None
-
-
-def _values_beneath(tensor: Any, arg: str) -> Any:
-    """The plain tensor holding ``tensor``'s values inside a torch.func transform.
-
-    There every operation goes through the transform, so even a tensor captured from
-    outside has no memory ``.numpy()`` can reach; with the transform's dispatch off
-    (the caller's ``_DisableFuncTorch``) it converts as usual. grad's tracking wrappers are
-    peeled off (native code is not differentiated: the values are read as ``.detach()``
-    reads them). A vmap's batched tensor has no per-sample memory: a ConfigError.
-    """
-    functorch = loaded_torch()._C._functorch
-    while functorch.is_functorch_wrapped_tensor(tensor):
-        if functorch.is_batchedtensor(tensor):
-            raise ConfigError(
-                f"{arg}: a tensor batched by torch.func.vmap has no per-sample memory "
-                "ferrofix's native code can read; call this on the whole batch, outside vmap"
-            )
-        tensor = functorch.get_unwrapped(tensor)
-    return tensor
 
 
 def _readable(tensor: Any, arg: str, error: Exception) -> Any:

@@ -305,8 +305,7 @@ def _loss_and_grad_in_transform(
             "in_place: the logits of a torch.func transform (vmap, grad, ...) cannot be "
             "overwritten with their gradient; use in_place=False"
         )
-    if _check_device(logits) == "cpu":
-        _cpu_tensor_dtype(logits)
+    _check_tensor_logits(logits)
     from ferrofix import _loss_transforms
 
     return _loss_transforms.loss_and_grad(logits, labels, options)
@@ -367,10 +366,15 @@ def _cpu_tensor_dtype(tensor: Any) -> str:
     return name
 
 
-def _torch_loss(logits: Any, labels: Any, options: _Options, return_lse: bool) -> Any:
-    torch = _torch.loaded_torch()
+def _check_tensor_logits(logits: Any) -> None:
+    """Refuse tensor logits on a device or (on the CPU) of a dtype the kernels do not take."""
     if _check_device(logits) == "cpu":
         _cpu_tensor_dtype(logits)
+
+
+def _torch_loss(logits: Any, labels: Any, options: _Options, return_lse: bool) -> Any:
+    torch = _torch.loaded_torch()
+    _check_tensor_logits(logits)
     if _torch.in_transform(logits, labels):
         from ferrofix import _loss_transforms
 
@@ -465,6 +469,16 @@ def _with_lse_gradient(grad: Any, logits: Any, lse: Any, grad_lse: Any, options:
     return total.to(logits.dtype)
 
 
+def _row_scale(grad_output: Any, dtype: Any, options: _Options) -> Any:
+    """The upstream gradient of ``reduction="none"`` losses as one factor per logits row
+    (shape ``(..., 1)``, in ``dtype``): each last position, which has no loss entry when
+    shifting, gets 0."""
+    rows = grad_output.to(dtype)
+    if options.kwargs["shift"]:
+        rows = _torch.loaded_torch().nn.functional.pad(rows, (0, 1))
+    return rows.unsqueeze(-1)
+
+
 @functools.cache
 def _first_order_only() -> type:
     """A Function that passes the loss's gradient through under ``create_graph=True`` (and
@@ -546,10 +560,7 @@ def _autograd_function() -> type:
                 logits = ctx.saved_tensors[0]
                 grad = _torch_forward(logits, ctx.labels, ctx.options, False, with_grad=True)[2]
             if ctx.options.reduction == "none":
-                rows = grad_output.to(grad.dtype)
-                if ctx.options.kwargs["shift"]:  # each last position has no loss entry
-                    rows = torch.nn.functional.pad(rows, (0, 1))
-                return grad.mul_(rows.unsqueeze(-1))
+                return grad.mul_(_row_scale(grad_output, grad.dtype, ctx.options))
             if grad.is_cuda:
                 from ferrofix import _cuda
 
